@@ -1,0 +1,170 @@
+"""Argument checks shared by every :mod:`syslab` module.
+
+Every public function validates its inputs with these helpers so that bad input
+fails at once with a message naming the parameter, the value it got and what
+is allowed -- instead of hanging a simulation or returning NaN three calls later.
+
+Each helper returns the value converted to the plain Python (or numpy) type the
+caller should use, so a check and a conversion are one line::
+
+    size = validate.positive_int("pool_size", size)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "choice",
+    "finite_float",
+    "int_in_range",
+    "non_negative_float",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "probability",
+    "rng_from_seed",
+    "sequence_of_positive_ints",
+    "float_in_range",
+]
+
+
+def _describe(value: object) -> str:
+    return f"{value!r} (type {type(value).__name__})"
+
+
+def _real(name: str, value: object) -> float:
+    # bool is an int subclass; True as a rate or a size is always a bug.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    result = float(value)
+    if math.isnan(result):
+        raise ValueError(f"{name} must be a number, got NaN")
+    return result
+
+
+def finite_float(name: str, value: object) -> float:
+    """Return ``value`` as a float, requiring it to be finite."""
+    result = _real(name, value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def positive_float(name: str, value: object, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, requiring ``value > 0`` (and finite unless ``allow_inf``)."""
+    result = _real(name, value)
+    if not result > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if math.isinf(result) and not allow_inf:
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def non_negative_float(name: str, value: object, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, requiring ``value >= 0`` (and finite unless ``allow_inf``)."""
+    result = _real(name, value)
+    if result < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if math.isinf(result) and not allow_inf:
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def float_in_range(
+    name: str,
+    value: object,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a float, requiring it to lie between ``low`` and ``high``."""
+    result = _real(name, value)
+    above = result >= low if low_inclusive else result > low
+    below = result <= high if high_inclusive else result < high
+    if not (above and below):
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
+    return result
+
+
+def probability(name: str, value: object) -> float:
+    """Return ``value`` as a float in [0, 1]."""
+    return float_in_range(name, value, 0.0, 1.0)
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        # Accept 3.0 but not 3.5: sizes arrive from sweeps as floats surprisingly often.
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            as_float = float(value)
+            if math.isfinite(as_float) and as_float.is_integer():
+                return int(as_float)
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+    return int(value)
+
+
+def positive_int(name: str, value: object) -> int:
+    """Return ``value`` as an int, requiring ``value >= 1``."""
+    result = _integer(name, value)
+    if result < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return result
+
+
+def non_negative_int(name: str, value: object) -> int:
+    """Return ``value`` as an int, requiring ``value >= 0``."""
+    result = _integer(name, value)
+    if result < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return result
+
+
+def int_in_range(name: str, value: object, low: int, high: int) -> int:
+    """Return ``value`` as an int in the closed range [low, high]."""
+    result = _integer(name, value)
+    if not low <= result <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return result
+
+
+def choice(name: str, value: object, allowed: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``allowed`` (strings)."""
+    options = tuple(allowed)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def sequence_of_positive_ints(name: str, values: object) -> list[int]:
+    """Return ``values`` as a non-empty list of ints, each ``>= 1``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of integers, got {_describe(values)}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must not be empty")
+    return [positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
+def rng_from_seed(seed: object, name: str = "seed") -> np.random.Generator:
+    """Turn ``seed`` into a :class:`numpy.random.Generator`.
+
+    Accepts an ``int`` (>= 0), a :class:`numpy.random.SeedSequence`, an existing
+    ``Generator`` (returned unchanged, so callers can share one stream) or ``None``
+    (fresh entropy: only for exploration, never for a published figure or a test).
+    """
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an int, a numpy SeedSequence or Generator, or None; got {_describe(seed)}"
+        )
+    if seed < 0:
+        raise ValueError(f"{name} must be >= 0, got {seed!r}")
+    return np.random.default_rng(int(seed))
