@@ -9,6 +9,8 @@ One module per concept, not per chapter:
 - :mod:`syslab.connection_pool` -- a real thread-safe pool over SQLite and a load
   generator that measures it.
 - :mod:`syslab.environment` -- what machine an experiment ran on.
+- :mod:`syslab.processes` -- child processes for real experiments, always cleaned up.
+- :mod:`syslab.sqlite_tools` -- query plans, dbstat page statistics, temporary databases.
 
 Importing :mod:`syslab` is cheap: submodules are imported explicitly by the
 notebooks (``from syslab import queueing``).

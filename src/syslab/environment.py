@@ -1,0 +1,55 @@
+"""What machine an experiment ran on, read at run time (never assumed)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import sys
+
+import pandas as pd
+
+__all__ = ["describe", "describe_table", "file_descriptor_limits"]
+
+
+def file_descriptor_limits() -> tuple[int, int]:
+    """The (soft, hard) RLIMIT_NOFILE of this process; (-1, -1) where the OS has no such limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (int(soft), int(hard))
+
+
+def describe() -> dict[str, object]:
+    """A small dict describing the machine: Python, OS, CPUs, SQLite, file-descriptor limits.
+
+    Returns
+    -------
+    dict
+        ``python``, ``implementation``, ``platform``, ``machine``, ``cpu_count``
+        (logical CPUs this process may use), ``sqlite`` (the library's version,
+        not the Python module's), ``fd_soft_limit`` and ``fd_hard_limit``.
+    """
+    try:
+        usable_cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        usable_cpus = os.cpu_count() or 1
+    soft, hard = file_descriptor_limits()
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": usable_cpus,
+        "sqlite": sqlite3.sqlite_version,
+        "fd_soft_limit": soft,
+        "fd_hard_limit": hard,
+    }
+
+
+def describe_table(**extra: object) -> pd.DataFrame:
+    """:func:`describe` plus any extra facts, as a two-column table for display in a chapter."""
+    facts = {**describe(), **extra}
+    return pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]}).set_index("fact")
