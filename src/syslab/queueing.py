@@ -43,6 +43,7 @@ __all__ = [
     "plot_closed_pool",
     "plot_erlang_vs_simulation",
     "plot_kingman",
+    "plot_wait_distribution",
     "simulate_closed_pool",
     "simulate_pool",
     "summarize_littles_law",
@@ -809,6 +810,22 @@ def plot_erlang_vs_simulation(sweep: pd.DataFrame, ax: Axes | None = None) -> Ax
     lines = ax.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
+    return ax
+
+
+def plot_wait_distribution(df: pd.DataFrame, ax: Axes | None = None, **line_kwargs) -> Axes:
+    """Empirical CDF of the wait for a connection, in ms (log x axis), from :func:`simulate_pool`.
+
+    Requests that did not wait at all sit at the left edge (drawn at 1 microsecond).
+    """
+    _check_requests(df)
+    ax = axes_or_new(ax)
+    waits_ms = np.sort(np.maximum(df["wait_s"].to_numpy() * 1000, 1e-3))
+    fraction = np.arange(1, waits_ms.size + 1) / waits_ms.size
+    ax.step(waits_ms, fraction, where="post", **line_kwargs)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.01)
+    label(ax, "wait for a connection (ms, log scale; 0 drawn at 0.001)", "fraction of requests")
     return ax
 
 

@@ -1,0 +1,316 @@
+"""A real connection pool over SQLite, and a load generator that measures it.
+
+The pool chapter's real experiment: application threads share ``size``
+connections to one SQLite database file and run a CPU-bound query in a closed
+loop (each thread sends its next query as soon as the last one returns). SQLite
+executes a query without holding Python's GIL, so queries really run in
+parallel, one per core -- and past the core count, extra connections only make
+queries share the cores.
+
+Everything lives in a temporary folder that is deleted afterwards, and every
+run is bounded by ``duration_s`` plus the pool's acquire timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from syslab import validate
+from syslab.sqlite_tools import temporary_database
+
+__all__ = [
+    "ConnectionPool",
+    "best_pool_size",
+    "PoolTimeout",
+    "create_scan_table",
+    "measure_pool_sizes",
+    "summarize_measurements",
+    "SCAN_QUERY",
+]
+
+# A full scan with arithmetic on every row: pure CPU once the file is in the page cache.
+SCAN_QUERY = "SELECT count(*), sum(value % 97) FROM readings WHERE (value * ?) % 13 = 0"
+
+
+class PoolTimeout(TimeoutError):
+    """No connection became free within the pool's acquire timeout."""
+
+
+class _Waiter:
+    """One thread waiting for a connection."""
+
+    __slots__ = ("connection", "ready")
+
+    def __init__(self) -> None:
+        self.connection: object | None = None
+        self.ready = threading.Event()
+
+
+class ConnectionPool:
+    """A fixed-size, thread-safe pool of connections with an acquire timeout.
+
+    Connections are opened eagerly (as HikariCP does with ``minimumIdle`` equal
+    to ``maximumPoolSize``, its recommended setting), handed to waiting threads
+    in FIFO order, and closed by :meth:`close`.
+
+    Parameters
+    ----------
+    connect : callable
+        Called with no arguments to open one connection.
+    size : int
+        Number of connections.
+    acquire_timeout_s : float
+        How long :meth:`connection` waits for a free connection before raising
+        :class:`PoolTimeout`.
+    """
+
+    def __init__(self, connect: Callable[[], object], size: int, acquire_timeout_s: float = 30.0) -> None:
+        if not callable(connect):
+            raise TypeError("connect must be callable")
+        self.size = validate.positive_int("size", size)
+        self.acquire_timeout_s = validate.positive_float("acquire_timeout_s", acquire_timeout_s)
+        self._lock = threading.Lock()
+        self._idle: deque = deque()
+        # Waiting threads in arrival order. A returned connection is handed straight to
+        # the oldest waiter: without this hand-off, the thread that just released a
+        # connection can grab it back before a woken waiter runs, and the p99 wait
+        # explodes (queue.Queue behaves that way).
+        self._waiters: deque = deque()
+        self._all = []
+        try:
+            for _ in range(self.size):
+                conn = connect()
+                self._all.append(conn)
+                self._idle.append(conn)
+        except Exception:
+            self.close()
+            raise
+
+    def acquire(self) -> object:
+        """Take a connection, waiting in FIFO order at most ``acquire_timeout_s``."""
+        with self._lock:
+            if self._idle and not self._waiters:
+                return self._idle.popleft()
+            slot = _Waiter()
+            self._waiters.append(slot)
+        if slot.ready.wait(self.acquire_timeout_s):
+            return slot.connection
+        with self._lock:
+            if slot.connection is not None:  # handed over just as we timed out: keep it
+                return slot.connection
+            self._waiters.remove(slot)
+        raise PoolTimeout(f"no connection free within {self.acquire_timeout_s} s")
+
+    def release(self, conn: object) -> None:
+        """Give a connection back: to the oldest waiter if there is one, else to the idle set."""
+        with self._lock:
+            if self._waiters:
+                slot = self._waiters.popleft()
+                slot.connection = conn
+                slot.ready.set()
+            else:
+                self._idle.append(conn)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[object]:
+        """Borrow a connection for the ``with`` block; it goes back even if the block raises."""
+        conn = self.acquire()
+        try:
+            yield conn
+        finally:
+            self.release(conn)
+
+    def close(self) -> None:
+        """Close every connection the pool opened."""
+        for conn in self._all:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._all = []
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def create_scan_table(conn: sqlite3.Connection, rows: int, seed: int | np.random.Generator = 0) -> None:
+    """Create and fill ``readings(id INTEGER PRIMARY KEY, value INTEGER)`` with ``rows`` random values."""
+    rows = validate.positive_int("rows", rows)
+    rng = validate.rng_from_seed(seed)
+    values = rng.integers(0, 1_000_000, size=rows)
+    conn.execute("DROP TABLE IF EXISTS readings")
+    conn.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.executemany("INSERT INTO readings (value) VALUES (?)", ((int(v),) for v in values))
+    conn.commit()
+
+
+def _client_loop(
+    pool: ConnectionPool,
+    query: str,
+    stop_at: float,
+    origin: float,
+    records: list,
+    client_id: int,
+    errors: list,
+) -> None:
+    multiplier = client_id + 1
+    while time.perf_counter() < stop_at:
+        asked = time.perf_counter()
+        try:
+            with pool.connection() as conn:
+                got = time.perf_counter()
+                conn.execute(query, (multiplier,)).fetchall()
+                done = time.perf_counter()
+        except PoolTimeout:
+            records.append((client_id, asked - origin, time.perf_counter() - asked, np.nan, "timeout"))
+            continue
+        except Exception as error:  # pragma: no cover - reported to the caller
+            errors.append(error)
+            return
+        records.append((client_id, asked - origin, got - asked, done - got, "served"))
+
+
+def measure_pool_sizes(
+    pool_sizes: Sequence[int],
+    *,
+    clients: int = 8,
+    duration_s: float = 1.0,
+    rows: int = 100_000,
+    query: str = SCAN_QUERY,
+    acquire_timeout_s: float = 5.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Run ``clients`` threads against a real SQLite pool of each size; one row per query.
+
+    Each pool size gets a fresh pool over the same database file (created once
+    in a temporary folder, deleted at the end) and runs for ``duration_s``.
+    Every client runs a closed loop: borrow, query, give back, repeat.
+
+    Parameters
+    ----------
+    pool_sizes : sequence of int
+        Pool sizes to measure, in order.
+    clients : int
+        Application threads issuing queries.
+    duration_s : float
+        Seconds of load per pool size (bounded: at most 60).
+    rows : int
+        Rows in the scanned table (sets the CPU cost of one query).
+    query : str
+        SQL with one ``?`` parameter (each client binds its own id).
+    acquire_timeout_s : float
+        The pool's acquire timeout.
+    seed : int
+        Seeds the table's contents.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per query: ``pool_size``, ``client``, ``start_s`` (since the
+        size's run began), ``wait_s`` (waiting for a connection), ``query_s``
+        (executing; NaN if the acquire timed out), ``latency_s`` (wait + query)
+        and ``outcome`` (``"served"`` or ``"timeout"``).
+    """
+    sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
+    clients = validate.positive_int("clients", clients)
+    duration_s = validate.float_in_range("duration_s", duration_s, 0.01, 60.0)
+    rows = validate.positive_int("rows", rows)
+    acquire_timeout_s = validate.positive_float("acquire_timeout_s", acquire_timeout_s)
+    frames = []
+    with temporary_database("pool.db") as (setup, path):
+        create_scan_table(setup, rows, seed)
+        for size in sizes:
+            frames.append(_measure_one(path, size, clients, duration_s, query, acquire_timeout_s))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _measure_one(
+    path: Path, size: int, clients: int, duration_s: float, query: str, acquire_timeout_s: float
+) -> pd.DataFrame:
+    def connect() -> sqlite3.Connection:
+        # Threads share connections one at a time (the pool guarantees it).
+        return sqlite3.connect(path, check_same_thread=False)
+
+    records: list = []
+    errors: list = []
+    with ConnectionPool(connect, size, acquire_timeout_s) as pool:
+        # Warm every connection's page cache so the first queries don't measure disk reads.
+        for _ in range(size):
+            with pool.connection() as conn:
+                conn.execute(query, (1,)).fetchall()
+        origin = time.perf_counter()
+        stop_at = origin + duration_s
+        threads = [
+            threading.Thread(
+                target=_client_loop, args=(pool, query, stop_at, origin, records, i, errors), daemon=True
+            )
+            for i in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            # A client finishes its last query after stop_at; bound the wait anyway.
+            thread.join(timeout=duration_s + acquire_timeout_s + 30)
+        if any(thread.is_alive() for thread in threads):  # pragma: no cover
+            raise TimeoutError("a client thread did not finish; the pool is stuck")
+    if errors:
+        raise errors[0]
+    frame = pd.DataFrame(records, columns=["client", "start_s", "wait_s", "query_s", "outcome"])
+    frame.insert(0, "pool_size", size)
+    frame["latency_s"] = frame["wait_s"] + frame["query_s"].fillna(0.0)
+    return frame
+
+
+def summarize_measurements(df: pd.DataFrame) -> pd.DataFrame:
+    """Throughput and latency percentiles per pool size from :func:`measure_pool_sizes`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pool size: ``pool_size``, ``queries``, ``throughput_per_s``,
+        ``mean_wait_ms``, ``p50_query_ms``, ``p99_query_ms``, ``p50_latency_ms``,
+        ``p99_latency_ms`` and ``timeouts``.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a DataFrame, got {type(df).__name__}")
+    needed = {"pool_size", "start_s", "wait_s", "query_s", "latency_s", "outcome"}
+    if needed - set(df.columns):
+        raise ValueError(f"df lacks columns {sorted(needed - set(df.columns))}")
+    rows = []
+    for size, group in df.groupby("pool_size", sort=True):
+        served = group[group["outcome"] == "served"]
+        span = float((group["start_s"] + group["latency_s"]).max())
+        rows.append(
+            {
+                "pool_size": int(size),
+                "queries": len(served),
+                "throughput_per_s": len(served) / span if span > 0 else np.nan,
+                "mean_wait_ms": float(served["wait_s"].mean() * 1000),
+                "p50_query_ms": float(served["query_s"].quantile(0.5) * 1000),
+                "p99_query_ms": float(served["query_s"].quantile(0.99) * 1000),
+                "p50_latency_ms": float(served["latency_s"].quantile(0.5) * 1000),
+                "p99_latency_ms": float(served["latency_s"].quantile(0.99) * 1000),
+                "timeouts": int((group["outcome"] == "timeout").sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def best_pool_size(summary: pd.DataFrame, within: float = 0.05) -> int:
+    """The smallest pool whose throughput is within ``within`` (fraction) of the best measured."""
+    within = validate.float_in_range("within", within, 0.0, 1.0)
+    if summary.empty:
+        raise ValueError("summary is empty")
+    best = summary["throughput_per_s"].max()
+    good = summary[summary["throughput_per_s"] >= (1 - within) * best]
+    return int(good["pool_size"].min())
