@@ -154,7 +154,9 @@ def execute_chapter(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--full", action="store_true", help="use the book's parameters")
     parser.add_argument("--save", type=Path, help="write the executed notebook here")

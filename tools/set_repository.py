@@ -21,7 +21,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 COLAB_TAG = "colab-install"
 
-COLAB_CELL_TEMPLATE = '''\
+COLAB_CELL_TEMPLATE = """\
 # Colab opens this notebook without the repository around it: install the book's library first.
 try:
     import syslab  # noqa: F401
@@ -32,7 +32,7 @@ except ImportError:
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "syslab @ git+{url}"],
         check=True,
-    )'''
+    )"""
 
 
 def repository_url() -> str:

@@ -1,0 +1,122 @@
+"""syslab.connection_pool: a real FIFO pool, and the real SQLite experiment behind the pool chapter."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+
+import pytest
+
+from syslab import connection_pool, environment
+from syslab.connection_pool import ConnectionPool, PoolTimeout
+
+
+class FakeConnection:
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_pool(size: int, timeout_s: float = 1.0) -> ConnectionPool:
+    counter = iter(range(1000))
+    return ConnectionPool(lambda: FakeConnection(next(counter)), size, timeout_s)
+
+
+def test_waiters_are_served_in_arrival_order():
+    # A pool of one: the holder releases after five threads have queued in a known order.
+    pool = fake_pool(1, timeout_s=5)
+    order = []
+    holder = pool.acquire()
+
+    def waiter(i: int) -> None:
+        with pool.connection():
+            order.append(i)
+
+    threads = []
+    for i in range(5):
+        thread = threading.Thread(target=waiter, args=(i,))
+        thread.start()
+        threads.append(thread)
+        time.sleep(0.05)  # let thread i queue before thread i + 1
+    pool.release(holder)
+    for thread in threads:
+        thread.join(5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_acquire_times_out_and_the_pool_recovers():
+    pool = fake_pool(1, timeout_s=0.1)
+    held = pool.acquire()
+    started = time.perf_counter()
+    with pytest.raises(PoolTimeout):
+        pool.acquire()
+    assert 0.09 <= time.perf_counter() - started < 2
+    pool.release(held)
+    with pool.connection() as conn:  # the timed-out waiter left the queue
+        assert conn is held
+
+
+def test_connection_goes_back_when_the_block_raises():
+    pool = fake_pool(1)
+    with pytest.raises(RuntimeError):
+        with pool.connection():
+            raise RuntimeError("query failed")
+    with pool.connection() as conn:
+        assert conn.number == 0
+
+
+def test_close_closes_every_connection():
+    pool = fake_pool(3)
+    connections = [pool.acquire() for _ in range(3)]
+    pool.close()
+    assert all(conn.closed for conn in connections)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="size"):
+        fake_pool(0)
+    with pytest.raises(TypeError, match="connect"):
+        ConnectionPool("not callable", 2)
+    with pytest.raises(ValueError, match="pool_sizes"):
+        connection_pool.measure_pool_sizes([])
+    with pytest.raises(ValueError, match="duration_s"):
+        connection_pool.measure_pool_sizes([1], duration_s=600)
+    with pytest.raises(ValueError, match="columns"):
+        import pandas as pd
+
+        connection_pool.summarize_measurements(pd.DataFrame({"pool_size": [1]}))
+
+
+@pytest.mark.real
+def test_real_pool_shares_cores():
+    """Past the core count, extra connections make each query slower; below it, faster overall."""
+    cpus = environment.describe()["cpu_count"]
+    big = 4 * cpus
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "syslab-sqlite-*")))
+    measured = connection_pool.measure_pool_sizes([1, cpus, big], clients=big, duration_s=0.5, rows=100_000)
+    summary = connection_pool.summarize_measurements(measured).set_index("pool_size")
+    # With 4x more queries running than cores, each one shares a core with ~3 others.
+    assert summary.loc[big, "p50_query_ms"] > 1.5 * summary.loc[1, "p50_query_ms"]
+    if cpus >= 2 and summary.loc[1, "p50_query_ms"] > 0.5:
+        # SQLite runs queries without the GIL, so a pool of `cpus` really runs them in parallel.
+        assert summary.loc[cpus, "throughput_per_s"] > 1.3 * summary.loc[1, "throughput_per_s"]
+    assert (summary["timeouts"] == 0).all()
+    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "syslab-sqlite-*")))
+    assert after <= before, "the experiment left its temporary database behind"
+
+
+def test_create_scan_table_is_seeded():
+    one = sqlite3.connect(":memory:")
+    two = sqlite3.connect(":memory:")
+    connection_pool.create_scan_table(one, 100, seed=3)
+    connection_pool.create_scan_table(two, 100, seed=3)
+    query = "SELECT sum(value), count(*) FROM readings"
+    assert one.execute(query).fetchone() == two.execute(query).fetchone()
+    assert one.execute(query).fetchone()[1] == 100
