@@ -281,3 +281,13 @@ def test_more_connections_than_cores_collapse_throughput():
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_replicate_pool_spread():
+    spread = queueing.replicate_pool([9, 10], 1000, 0.005, n_seeds=4, n_requests=5000, seed=1)
+    assert list(spread.groupby("pool_size").size()) == [4, 4]
+    # Replication i of each size shares its random numbers: the bigger pool never waits more.
+    wide = spread.pivot(index="replication", columns="pool_size", values="mean_wait_ms")
+    assert (wide[10] <= wide[9]).all()
+    with pytest.raises(ValueError, match="n_seeds"):
+        queueing.replicate_pool([9], 1000, 0.005, n_seeds=0)
