@@ -96,7 +96,7 @@ def test_bad_input():
 
 @pytest.mark.real
 def test_real_pool_shares_cores():
-    """Past the core count, extra connections make each query slower; below it, faster overall."""
+    """Past the core count, extra connections make each query slower and add no throughput."""
     cpus = environment.describe()["cpu_count"]
     big = 4 * cpus
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "syslab-sqlite-*")))
@@ -104,9 +104,10 @@ def test_real_pool_shares_cores():
     summary = connection_pool.summarize_measurements(measured).set_index("pool_size")
     # With 4x more queries running than cores, each one shares a core with ~3 others.
     assert summary.loc[big, "p50_query_ms"] > 1.5 * summary.loc[1, "p50_query_ms"]
-    if cpus >= 2 and summary.loc[1, "p50_query_ms"] > 0.5:
-        # SQLite runs queries without the GIL, so a pool of `cpus` really runs them in parallel.
-        assert summary.loc[cpus, "throughput_per_s"] > 1.3 * summary.loc[1, "throughput_per_s"]
+    # A pool as large as the core count already gets (nearly) all the throughput a pool four
+    # times larger gets: extra connections add no capacity. (Other busy programs on the machine
+    # favour the run with more threads, hence the 25% allowance.)
+    assert summary.loc[cpus, "throughput_per_s"] > 0.75 * summary.loc[big, "throughput_per_s"]
     assert (summary["timeouts"] == 0).all()
     after = set(glob.glob(os.path.join(tempfile.gettempdir(), "syslab-sqlite-*")))
     assert after <= before, "the experiment left its temporary database behind"

@@ -1,0 +1,137 @@
+"""syslab.vector_search: exact k-NN against a plain loop, and the approximate indexes against it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syslab import vector_search as vs
+
+
+@pytest.fixture(scope="module")
+def data():
+    base, queries = vs.make_clustered_vectors(
+        20_000, 32, n_clusters=200, center_scale=2.0, n_queries=50, seed=3
+    )
+    truth, _ = vs.brute_force_knn(base, queries, 10)
+    return base, queries, truth
+
+
+def test_generator_is_seeded_and_shaped():
+    a, qa = vs.make_clustered_vectors(100, 8, n_queries=5, seed=1)
+    b, qb = vs.make_clustered_vectors(100, 8, n_queries=5, seed=1)
+    assert a.shape == (100, 8) and qa.shape == (5, 8) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a[0, :3], [-0.7795166, -1.716042, -1.1323764], rtol=1e-6)
+
+
+@given(n=st.integers(5, 200), dim=st.integers(1, 16), k=st.integers(1, 5), seed=st.integers(0, 1000))
+@settings(max_examples=30, deadline=None)
+def test_brute_force_matches_a_plain_loop(n, dim, k, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, dim)).astype(np.float32)
+    queries = rng.standard_normal((7, dim)).astype(np.float32)
+    found, distances = vs.brute_force_knn(base, queries, k, batch_size=3)
+    for i, query in enumerate(queries):
+        exact = ((base.astype(np.float64) - query) ** 2).sum(axis=1)
+        # The k-th distance must match exactly (ties may swap indices, never distances).
+        np.testing.assert_allclose(np.sort(exact)[:k], distances[i], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(exact[found[i]], distances[i], rtol=1e-4, atol=1e-4)
+
+
+def test_recall_at_k():
+    truth = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    assert vs.recall_at_k(truth, truth) == 1.0
+    assert vs.recall_at_k(np.array([[1, 2, -1, -1], [9, 9, 9, 9]]), truth) == pytest.approx(2 / 8)
+
+
+def test_ivf_scanning_every_cell_is_exact(data):
+    base, queries, truth = data
+    index = vs.IVFIndex.build(base, 32, seed=1)
+    found, scanned = index.search(queries, 10, nprobe=32)
+    assert vs.recall_at_k(found, truth) == 1.0
+    assert scanned == pytest.approx(1.0)
+    # Each vector is filed exactly once.
+    assert np.array_equal(np.sort(index.ids), np.arange(base.shape[0]))
+
+
+def test_ivf_recall_rises_and_work_grows_with_nprobe(data):
+    base, queries, truth = data
+    index = vs.IVFIndex.build(base, 64, seed=1)
+    results = vs.evaluate_index(index.search, queries, truth, [{"nprobe": p} for p in (1, 4, 16)])
+    assert results["recall"].is_monotonic_increasing
+    assert results["scanned_fraction"].is_monotonic_increasing
+    # Cells of ~1/64 of the data: one probe scans about 1.6%; well-separated clusters give high recall.
+    assert results["scanned_fraction"].iloc[0] < 0.05
+    assert results["recall"].iloc[-1] > 0.95
+
+
+def test_cluster_structure_changes_the_curve():
+    # The same index on diffuse data (clusters overlapping) has lower recall at the same nprobe.
+    scores = []
+    for scale in (3.0, 0.5):
+        base, queries = vs.make_clustered_vectors(
+            20_000, 32, n_clusters=200, center_scale=scale, n_queries=50, seed=4
+        )
+        truth, _ = vs.brute_force_knn(base, queries, 10)
+        found, _ = vs.IVFIndex.build(base, 64, seed=1).search(queries, 10, nprobe=2)
+        scores.append(vs.recall_at_k(found, truth))
+    assert scores[0] > scores[1] + 0.2
+
+
+def test_lsh_more_tables_more_recall(data):
+    base, queries, truth = data
+    few = vs.LSHIndex.build(base, n_tables=2, n_bits=8, seed=2).search(queries, 10)
+    many = vs.LSHIndex.build(base, n_tables=16, n_bits=8, seed=2).search(queries, 10)
+    assert vs.recall_at_k(many[0], truth) > vs.recall_at_k(few[0], truth)
+    assert many[1] > few[1]
+
+
+def test_lsh_collision_probability_matches_charikar():
+    # P(same bit) = 1 - theta / pi for random hyperplanes: check on pairs at known angles.
+    rng = np.random.default_rng(0)
+    planes = rng.standard_normal((1, 20_000, 2)).astype(np.float32)
+    for theta in (0.3, 1.0, 2.0):
+        a = np.array([[1.0, 0.0]], dtype=np.float32)
+        b = np.array([[np.cos(theta), np.sin(theta)]], dtype=np.float32)
+        same = ((a @ planes[0].T) > 0) == ((b @ planes[0].T) > 0)
+        # 20,000 planes: standard error < 0.0036; tolerance 0.015.
+        assert same.mean() == pytest.approx(1 - theta / np.pi, abs=0.015)
+
+
+def test_distances_concentrate_with_dimension():
+    contrast = vs.distance_contrast([2, 10, 100, 1000], n=3000, seed=1)
+    assert contrast["relative_contrast"].is_monotonic_decreasing
+    # Beyer et al.: contrast -> 0; at d = 1000 the farthest point is < 25% farther than the nearest.
+    assert contrast["relative_contrast"].iloc[-1] < 0.25
+    assert contrast["relative_contrast"].iloc[0] > 10
+
+
+def test_kmeans_reduces_inertia():
+    base, _ = vs.make_clustered_vectors(5000, 8, n_clusters=20, center_scale=4.0, seed=5)
+    inertia = []
+    for iterations in (1, 10):
+        centroids, assignment = vs.kmeans(base, 20, iterations=iterations, seed=5)
+        inertia.append(float(((base - centroids[assignment]) ** 2).sum()))
+    assert inertia[1] <= inertia[0]
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: vs.brute_force_knn(np.zeros((0, 3)), np.zeros((1, 3))), ValueError, "base"),
+        (lambda: vs.brute_force_knn(np.zeros((5, 3)), np.zeros((1, 4))), ValueError, "dimension"),
+        (lambda: vs.brute_force_knn(np.zeros((5, 3)), np.zeros((1, 3)), k=6), ValueError, "k"),
+        (lambda: vs.brute_force_knn(np.full((5, 3), np.nan), np.zeros((1, 3))), ValueError, "finite"),
+        (lambda: vs.make_clustered_vectors(0, 3), ValueError, "n"),
+        (lambda: vs.IVFIndex.build(np.zeros((5, 3)), 6), ValueError, "nlist"),
+        (lambda: vs.LSHIndex.build(np.zeros((5, 3)), n_bits=70), ValueError, "n_bits"),
+        (lambda: vs.recall_at_k(np.zeros(3), np.zeros((1, 3))), ValueError, "found"),
+        (lambda: vs.distance_contrast([]), ValueError, "dims"),
+    ],
+)
+def test_bad_input_is_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
