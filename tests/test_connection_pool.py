@@ -104,10 +104,11 @@ def test_real_pool_shares_cores():
     summary = connection_pool.summarize_measurements(measured).set_index("pool_size")
     # With 4x more queries running than cores, each one shares a core with ~3 others.
     assert summary.loc[big, "p50_query_ms"] > 1.5 * summary.loc[1, "p50_query_ms"]
-    # A pool as large as the core count already gets (nearly) all the throughput a pool four
-    # times larger gets: extra connections add no capacity. (Other busy programs on the machine
-    # favour the run with more threads, hence the 25% allowance.)
-    assert summary.loc[cpus, "throughput_per_s"] > 0.75 * summary.loc[big, "throughput_per_s"]
+    # Four times the connections of a core-sized pool must not buy anything like four times the
+    # throughput: connections are not capacity. If queries were waits rather than CPU work (the
+    # wrong mental model), throughput would scale ~4x. On an idle machine the ratio is ~1; other
+    # busy programs favour the run with more threads, so the bound allows up to 2x.
+    assert summary.loc[big, "throughput_per_s"] < 2 * summary.loc[cpus, "throughput_per_s"]
     assert (summary["timeouts"] == 0).all()
     after = set(glob.glob(os.path.join(tempfile.gettempdir(), "syslab-sqlite-*")))
     assert after <= before, "the experiment left its temporary database behind"

@@ -79,7 +79,7 @@ def parameters_cell_index(nb: nbformat.NotebookNode) -> int:
     raise ValueError("the notebook has no code cell")
 
 
-def test_parameters(nb: nbformat.NotebookNode) -> dict:
+def small_parameters(nb: nbformat.NotebookNode) -> dict:
     """The small parameter values stored in the notebook's ``syslab.test_parameters`` metadata."""
     return dict(nb.metadata.get("syslab", {}).get("test_parameters", {}))
 
@@ -139,7 +139,7 @@ def execute_chapter(
     """
     path = Path(path)
     nb = read_notebook(path)
-    values = {} if full else (parameters if parameters is not None else test_parameters(nb))
+    values = {} if full else (parameters if parameters is not None else small_parameters(nb))
     runnable = with_parameters(nb, values)
     client = NotebookClient(
         runnable,

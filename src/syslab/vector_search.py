@@ -34,6 +34,8 @@ __all__ = [
     "evaluate_index",
     "kmeans",
     "make_clustered_vectors",
+    "plot_brute_force_scaling",
+    "plot_distance_contrast",
     "plot_recall_vs_qps",
     "recall_at_k",
 ]
@@ -76,7 +78,11 @@ def make_clustered_vectors(
     rng = validate.rng_from_seed(seed)
     centres = rng.normal(0.0, center_scale, size=(n_clusters, dim)).astype(np.float32)
     members = rng.integers(0, n_clusters, size=n + n_queries)
-    points = centres[members] + rng.standard_normal((n + n_queries, dim), dtype=np.float32)
+    points = centres[members]
+    # Add the noise in chunks, in place: a single draw would hold a second full-size array.
+    for start in range(0, points.shape[0], 16_384):
+        block = points[start : start + 16_384]
+        block += rng.standard_normal(block.shape, dtype=np.float32)
     return points[:n], points[n:]
 
 
@@ -96,7 +102,7 @@ def _top_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def brute_force_knn(
-    base: np.ndarray, queries: np.ndarray, k: int = 10, *, batch_size: int = 256
+    base: np.ndarray, queries: np.ndarray, k: int = 10, *, batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours (Euclidean) of every query.
 
@@ -367,6 +373,27 @@ def evaluate_index(search, queries: np.ndarray, truth: np.ndarray, settings: lis
             }
         )
     return pd.DataFrame(rows)
+
+
+def plot_brute_force_scaling(timings: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Queries per second against collection size, one line per dimension (columns ``n``, ``dim``, ``qps``)."""
+    ax = axes_or_new(ax)
+    for dim, group in timings.groupby("dim"):
+        ax.plot(group["n"], group["qps"], marker="o", label=f"d = {dim}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    label(ax, "vectors in the collection (log scale)", "queries per second (log scale)", legend=True)
+    return ax
+
+
+def plot_distance_contrast(contrast: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Relative contrast against dimension, log-log (the output of :func:`distance_contrast`)."""
+    ax = axes_or_new(ax)
+    ax.plot(contrast["dim"], contrast["relative_contrast"], marker="o")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    label(ax, "dimensions (log scale)", "(farthest - nearest) / nearest")
+    return ax
 
 
 def plot_recall_vs_qps(
