@@ -62,6 +62,7 @@ __all__ = [
     "simulate_event_loop",
     "summarize_event_loop",
     "summarize_loop_stall",
+    "sweep_event_loop",
     "theory_cycles_per_packet",
     "theory_event_loop_mean_latency_ms",
     "theory_outbound_rate_per_s",
@@ -220,6 +221,51 @@ def summarize_event_loop(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.
             "p99_non_blocking_ms": float(np.percentile(bystanders, 99)) if bystanders.size else np.nan,
         }
     )
+
+
+def sweep_event_loop(
+    blocking_ms: Sequence[float],
+    arrival_rate_per_s: float,
+    cpu_ms: float,
+    blocking_fraction: float,
+    *,
+    n_requests: int = 200_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Both modes of :func:`simulate_event_loop` for each slow-call length, with the M/G/1 mean.
+
+    Every run uses the same seed, so for one call length the two modes see the
+    same arrivals and the same requests making the call (common random numbers).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (blocking_ms, mode): the fields of :func:`summarize_event_loop`
+        plus ``mean_ms_theory``.
+    """
+    lengths = [validate.non_negative_float("blocking_ms", b) for b in blocking_ms]
+    if not lengths:
+        raise ValueError("blocking_ms must not be empty")
+    seed = validate.non_negative_int("seed", seed)
+    rows = []
+    for block in lengths:
+        for mode in ("blocking", "offloaded"):
+            df = simulate_event_loop(
+                arrival_rate_per_s,
+                cpu_ms,
+                block,
+                blocking_fraction,
+                mode=mode,
+                n_requests=n_requests,
+                seed=seed,
+            )
+            theory = theory_event_loop_mean_latency_ms(
+                arrival_rate_per_s, cpu_ms, block, blocking_fraction, mode
+            )
+            rows.append(
+                {"blocking_ms": block, "mode": mode, **summarize_event_loop(df), "mean_ms_theory": theory}
+            )
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------ environment helpers
@@ -635,22 +681,26 @@ def plot_readiness_cost(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_event_loop(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """p99 latency against the blocking call's length, one line per mode, theory mean dashed.
+def plot_event_loop(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
+    """Left: p99 of the requests that made no slow call; right: mean latency, simulated vs M/G/1.
 
-    ``sweep`` has columns ``blocking_ms``, ``mode``, ``p99_ms`` and ``mean_ms_theory``.
+    ``sweep`` is the output of :func:`sweep_event_loop`. Returns the two axes.
     """
-    ax = axes_or_new(ax)
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    left, right = axes
     for i, (mode, group) in enumerate(sweep.groupby("mode")):
-        ax.plot(group["blocking_ms"], group["p99_ms"], marker="o", color=f"C{i}", label=f"{mode}: p99")
-        ax.plot(
-            group["blocking_ms"],
-            group["mean_ms_theory"],
-            ls="--",
-            color=f"C{i}",
-            label=f"{mode}: mean, M/G/1 theory",
+        color = f"C{i}"
+        left.plot(group["blocking_ms"], group["p99_non_blocking_ms"], marker="o", color=color, label=mode)
+        right.plot(group["blocking_ms"], group["mean_ms_theory"], color=color, label=f"{mode}: M/G/1 theory")
+        right.plot(
+            group["blocking_ms"], group["mean_ms"], "o", mfc="none", color=color, label=f"{mode}: simulated"
         )
-        ax.plot(group["blocking_ms"], group["mean_ms"], "x", color=f"C{i}", label=f"{mode}: mean, simulated")
-    ax.set_yscale("log")
-    label(ax, "length of the slow call (ms)", "request latency (ms)", legend=True)
-    return ax
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    label(left, "length of the slow call (ms)", "p99 latency of the other requests (ms)", legend=True)
+    label(right, "length of the slow call (ms)", "mean latency, all requests (ms)", legend=True)
+    return axes
