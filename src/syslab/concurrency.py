@@ -446,7 +446,8 @@ def measure_readiness_cost(
     pair so exactly one socket is readable, and times ``select(timeout=0)``: the
     best of five batches of ``repeats`` calls (the best, because other processes
     on a shared machine only ever add time). ``select`` cannot watch a descriptor
-    numbered ``>= FD_SETSIZE``; that case is recorded, not skipped.
+    numbered ``>= FD_SETSIZE``; that case is recorded, not skipped. Counts above the
+    descriptor budget read at run time are dropped (a soft limit of 1024 allows ~480 pairs).
 
     Returns
     -------
@@ -459,10 +460,10 @@ def measure_readiness_cost(
     wanted = [validate.choice("apis", a, tuple(_SELECTORS)) for a in apis]
     repeats = validate.positive_int("repeats", repeats)
     timeout_s = validate.positive_float("timeout_s", timeout_s)
-    budget = fd_budget(2)
-    too_big = [c for c in counts if c > budget]
-    if too_big:
-        raise ValueError(f"connection_counts {too_big} exceed the descriptor budget {budget} (2 fds/pair)")
+    budget = fd_budget(2)  # two descriptors per socket pair, one process
+    counts = [c for c in counts if c <= budget]
+    if not counts:
+        raise ValueError(f"no count in connection_counts fits the descriptor budget ({budget} pairs)")
     deadline = time.monotonic() + timeout_s
     rows = []
     for n in counts:
