@@ -1,0 +1,781 @@
+"""Garbage collection and its pauses: a collector model, a stop-the-world latency model, CPython measured.
+
+Three kinds of function live here, side by side so tests can hold one against the other:
+
+- **theory** -- the steady-state live heap by Little's law (:func:`theory_live_objects`),
+  the fraction of a nursery that survives a young collection
+  (:func:`theory_nursery_survival`), the collector work per allocation of a
+  GOGC-style trigger (:func:`theory_mark_sweep_work_per_allocation_ns`), and the mean
+  latency added by stop-the-world pauses (:func:`theory_pause_mean_latency_ms`);
+- **simulate** -- a program allocating objects into a simulated object graph, collected
+  by a non-generational mark-and-sweep collector (:func:`simulate_mark_sweep`) or a
+  two-generation collector (:func:`simulate_generational`), one row per collection;
+  and a server whose workers all freeze during each pause
+  (:func:`simulate_stop_the_world`, the queue itself is :func:`syslab.queueing.simulate_pool`);
+- **real** -- CPython's own collector timed with ``gc.callbacks`` in a child process
+  (:func:`measure_cpython_pauses`, :func:`measure_cpython_churn`).
+
+The object graph
+----------------
+Allocation ``i`` happens at time ``i`` (time is counted in allocations, as GC
+papers do). Each object belongs to a lifetime class (most are temporaries that die
+within a few hundred allocations; a few live for a very long time) and draws an
+exponential lifetime. It is referenced either from a root or from a recently
+allocated object that outlives it; that reference is dropped when the object's
+lifetime ends. An object is *reachable* while its own incoming reference exists and
+its parent is reachable -- the mark phase computes exactly that over the graph.
+Because every parent outlives its children, an object's reachability ends at its
+own death time, which keeps the closed forms above exact.
+
+Costs are per object visited: marking visits live objects, sweeping visits every
+object in the swept space, a copying young collection copies the survivors. The
+default nanosecond costs are illustrative, the order of magnitude measured for
+CPython's collector below.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import validate
+from syslab.plot import axes_or_new, label
+from syslab.processes import ChildProcess
+from syslab.queueing import PoolConfig, draw_gaps_s, simulate_pool
+
+__all__ = [
+    "CollectorCost",
+    "LifetimeMix",
+    "allocate_objects",
+    "mark_reachable",
+    "measure_cpython_churn",
+    "measure_cpython_pauses",
+    "plot_collections",
+    "plot_cpython_pauses",
+    "plot_pause_tradeoff",
+    "simulate_generational",
+    "simulate_mark_sweep",
+    "simulate_stop_the_world",
+    "summarize_collections",
+    "summarize_latency",
+    "sweep_pause_tradeoff",
+    "sweep_pauses",
+    "theory_live_objects",
+    "theory_mark_sweep_work_per_allocation_ns",
+    "theory_nursery_survival",
+    "theory_pause_mean_latency_ms",
+]
+
+# ----------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class LifetimeMix:
+    """How long objects live, as a mixture of exponential lifetime classes.
+
+    Attributes
+    ----------
+    weights : tuple of float
+        Share of allocations in each class (summing to 1).
+    mean_lifetimes : tuple of float
+        Mean lifetime of each class, in allocations (the program's allocation clock).
+    """
+
+    weights: tuple[float, ...] = (0.90, 0.09, 0.01)  # temporaries, request-scoped, long-lived
+    mean_lifetimes: tuple[float, ...] = (200.0, 20_000.0, 1_000_000.0)  # allocations
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.mean_lifetimes) or not self.weights:
+            raise ValueError("weights and mean_lifetimes must be non-empty and of equal length")
+        for w in self.weights:
+            validate.probability("weights", w)
+        for m in self.mean_lifetimes:
+            validate.positive_float("mean_lifetimes", m)
+        if not math.isclose(sum(self.weights), 1.0, abs_tol=1e-9):
+            raise ValueError(f"weights must sum to 1, got {sum(self.weights)}")
+
+
+@dataclass(frozen=True)
+class CollectorCost:
+    """Nanoseconds of pause per object a collector touches (illustrative defaults).
+
+    Attributes
+    ----------
+    mark_ns : float
+        Per live object traced by a mark phase.
+    sweep_ns : float
+        Per object (live or dead) in a space that is swept.
+    copy_ns : float
+        Per object a young collection copies (promotes) out of the nursery.
+    fixed_us : float
+        Fixed cost of any collection (stopping threads, scanning roots), microseconds.
+    """
+
+    mark_ns: float = 50.0  # ns per live object traced
+    sweep_ns: float = 10.0  # ns per object swept
+    copy_ns: float = 60.0  # ns per object promoted
+    fixed_us: float = 20.0  # us per collection
+
+    def __post_init__(self) -> None:
+        for name in ("mark_ns", "sweep_ns", "copy_ns", "fixed_us"):
+            validate.non_negative_float(name, getattr(self, name))
+
+
+# --------------------------------------------------------------------------- theory
+
+
+def theory_live_objects(mix: LifetimeMix, at_allocation: float | None = None) -> float:
+    """Expected number of live objects: Little's law with one allocation per time unit.
+
+    In steady state ``L = lambda * W`` with lambda = 1 allocation per unit and W the
+    mean lifetime, ``sum(w_k * m_k)``. At a finite time t after the program
+    started (``at_allocation``), objects of class k alive number
+    ``w_k m_k (1 - exp(-t / m_k))``: a run shorter than a few of the longest mean
+    lifetimes has not reached the steady state.
+    """
+    _check_mix(mix)
+    pairs = zip(mix.weights, mix.mean_lifetimes, strict=True)
+    if at_allocation is None:
+        return float(sum(w * m for w, m in pairs))
+    t = validate.non_negative_float("at_allocation", at_allocation)
+    return float(sum(w * m * -math.expm1(-t / m) for w, m in pairs))
+
+
+def theory_nursery_survival(mix: LifetimeMix, nursery_objects: int) -> float:
+    """Expected fraction of a nursery still alive when it is collected.
+
+    The nursery holds the last N allocations, aged 1..N at the collection, and an
+    object of class k survives age a with probability exp(-a / m_k):
+    ``sum_k w_k * (1/N) * sum_{a=1..N} exp(-a/m_k)``, summed in closed form.
+    """
+    _check_mix(mix)
+    n = validate.positive_int("nursery_objects", nursery_objects)
+    total = 0.0
+    for w, m in zip(mix.weights, mix.mean_lifetimes, strict=True):
+        q = math.exp(-1.0 / m)
+        total += w * q * (1.0 - q**n) / (1.0 - q) / n
+    return total
+
+
+def theory_mark_sweep_work_per_allocation_ns(cost: CollectorCost, gogc: float, live_objects: float) -> float:
+    """Collector work per allocation for a heap that is collected when it grows by GOGC percent.
+
+    With L live objects after a collection, the next one starts when the heap holds
+    ``L (1 + g)`` objects, g = gogc / 100, i.e. after ``L g`` allocations; it marks
+    about L objects and sweeps ``L (1 + g)``. Per allocation:
+    ``(mark_ns L + sweep_ns L (1 + g) + fixed) / (L g)``. Doubling GOGC roughly
+    halves the marking work and doubles the memory: the space-time trade-off.
+    """
+    if not isinstance(cost, CollectorCost):
+        raise TypeError(f"cost must be a CollectorCost, got {type(cost).__name__}")
+    g = validate.positive_float("gogc", gogc) / 100
+    live = validate.positive_float("live_objects", live_objects)
+    per_gc_ns = cost.mark_ns * live + cost.sweep_ns * live * (1 + g) + cost.fixed_us * 1000
+    return per_gc_ns / (live * g)
+
+
+def theory_pause_mean_latency_ms(service_ms: float, pause_ms: float, pauses_per_s: float) -> float:
+    """Mean latency of one request when the process stops for pauses and nothing queues.
+
+    Pauses start as a Poisson process of rate f per second of *running* time and
+    last P each. A request arriving at a random wall-clock instant lands inside a
+    pause with probability ``fP / (1 + fP)`` and then waits half a pause on average;
+    while it runs for S, ``f S`` pauses start, each adding P. So
+    ``E[latency] = S + fP/(1 + fP) * P/2 + f S P`` (exact when workers never queue
+    and S is constant or independent of the pauses).
+    """
+    s = validate.positive_float("service_ms", service_ms) / 1000
+    p = validate.non_negative_float("pause_ms", pause_ms) / 1000
+    f = validate.non_negative_float("pauses_per_s", pauses_per_s)
+    extra = f * p / (1 + f * p) * p / 2 + f * s * p
+    return (s + extra) * 1000
+
+
+def _check_mix(mix: object) -> None:
+    if not isinstance(mix, LifetimeMix):
+        raise TypeError(f"mix must be a LifetimeMix, got {type(mix).__name__}")
+
+
+# -------------------------------------------------------------------- object graph
+
+
+def allocate_objects(
+    mix: LifetimeMix, n_objects: int, *, parent_window: int = 64, seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
+    """Allocate ``n_objects`` into a simulated object graph, one row per object.
+
+    Object i is allocated at time i with an exponential lifetime from its class. It
+    is referenced from a recently allocated object (up to ``parent_window``
+    allocations back) when that object outlives it, otherwise from a root. The
+    reference is dropped at the object's death time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``object_id``, ``lifetime_class`` (int), ``death`` (float, allocation clock:
+        when its incoming reference is dropped) and ``parent`` (int, -1 for a root).
+    """
+    _check_mix(mix)
+    n = validate.positive_int("n_objects", n_objects)
+    window = validate.positive_int("parent_window", parent_window)
+    rng = validate.rng_from_seed(seed)
+    klass = rng.choice(len(mix.weights), size=n, p=np.asarray(mix.weights))
+    means = np.asarray(mix.mean_lifetimes)[klass]
+    death = np.arange(n) + rng.exponential(means)
+    candidate = np.arange(n) - rng.integers(1, window + 1, size=n)
+    ok = candidate >= 0
+    ok[ok] = death[candidate[ok]] >= death[ok]
+    parent = np.where(ok, candidate, -1)
+    return pd.DataFrame(
+        {"object_id": np.arange(n), "lifetime_class": klass, "death": death, "parent": parent}
+    )
+
+
+def mark_reachable(
+    space: np.ndarray,
+    parent: np.ndarray,
+    death: np.ndarray,
+    now: float,
+    *,
+    outside_parents_live: bool = False,
+) -> np.ndarray:
+    """The mark phase: which objects in ``space`` are reachable from the roots at time ``now``.
+
+    An object is reachable when its own incoming reference still exists
+    (``death > now``) and its parent is a root (-1) or is itself reachable. A parent
+    outside ``space`` is treated as dead (it was swept) unless
+    ``outside_parents_live`` -- a young collection, where references from the old
+    generation are roots (the remembered set), whether or not those old objects
+    are still reachable themselves.
+
+    The graph is a forest (one parent per object), so reachability is the AND of
+    the edge conditions along the path to the root; it is computed by pointer
+    jumping, ``O(n log depth)``.
+
+    Parameters
+    ----------
+    space : array of int
+        Sorted global ids of the objects being collected.
+    parent, death : arrays over all objects
+        From :func:`allocate_objects`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per entry of ``space``.
+    """
+    space = np.asarray(space, dtype=np.int64)
+    if space.ndim != 1 or (space.size > 1 and np.any(np.diff(space) <= 0)):
+        raise ValueError("space must be a 1-D array of strictly increasing object ids")
+    if space.size == 0:
+        return np.zeros(0, dtype=bool)
+    up = parent[space]
+    local = np.searchsorted(space, up)
+    local_clipped = np.minimum(local, space.size - 1)
+    inside = (up >= 0) & (space[local_clipped] == up)
+    reach = death[space] > now
+    if not outside_parents_live:
+        reach &= (up < 0) | inside  # a parent that was swept is dead, so is the child
+    ancestor = np.where(inside, local_clipped, -1)
+    for _ in range(64):  # 2^64 levels: far more than any chain
+        has = ancestor >= 0
+        if not has.any():
+            break
+        next_reach = reach.copy()
+        next_reach[has] &= reach[ancestor[has]]
+        next_ancestor = np.full_like(ancestor, -1)
+        next_ancestor[has] = ancestor[ancestor[has]]
+        reach, ancestor = next_reach, next_ancestor
+    return reach
+
+
+# ---------------------------------------------------------------------- collectors
+
+
+def _collection_row(kind: str, at: int, heap: int, live: int, marked: int, swept: int, copied: int,
+                    cost: CollectorCost) -> dict:  # fmt: skip
+    pause_us = cost.fixed_us + (cost.mark_ns * marked + cost.sweep_ns * swept + cost.copy_ns * copied) / 1000
+    return {
+        "kind": kind,
+        "at_allocation": at,
+        "heap_objects": heap,
+        "live_objects": live,
+        "freed_objects": heap - live,
+        "marked": marked,
+        "swept": swept,
+        "copied": copied,
+        "pause_us": pause_us,
+    }
+
+
+def simulate_mark_sweep(
+    mix: LifetimeMix = LifetimeMix(),
+    n_allocations: int = 2_000_000,
+    *,
+    gogc: float = 100.0,
+    min_heap_objects: int = 10_000,
+    cost: CollectorCost = CollectorCost(),
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """A non-generational stop-the-world mark-and-sweep collector, one row per collection.
+
+    A collection starts when the heap (live objects plus garbage not yet swept)
+    reaches ``max(min_heap_objects, L (1 + gogc/100))``, L being the live count
+    after the previous collection -- Go's GOGC rule. It marks every reachable object
+    and sweeps the whole heap: pause = fixed + mark_ns x live + sweep_ns x heap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``collector`` ("mark-sweep"), ``kind`` ("full"), ``at_allocation``,
+        ``heap_objects``, ``live_objects``, ``freed_objects``, ``marked``, ``swept``,
+        ``copied`` (0) and ``pause_us``.
+    """
+    objects = allocate_objects(mix, n_allocations, seed=seed)
+    g = validate.positive_float("gogc", gogc) / 100
+    floor = validate.positive_int("min_heap_objects", min_heap_objects)
+    if not isinstance(cost, CollectorCost):
+        raise TypeError(f"cost must be a CollectorCost, got {type(cost).__name__}")
+    parent = objects["parent"].to_numpy()
+    death = objects["death"].to_numpy()
+    n = len(objects)
+    heap = np.zeros(0, dtype=np.int64)
+    next_id = 0
+    trigger = floor
+    rows = []
+    while next_id < n:  # each pass allocates at least one object, so this ends
+        grow = max(1, min(trigger - heap.size, n - next_id))
+        heap = np.concatenate([heap, np.arange(next_id, next_id + grow)])
+        next_id += grow
+        if heap.size < trigger:
+            break  # the program ended before the next collection
+        live = mark_reachable(heap, parent, death, float(next_id))
+        n_live = int(live.sum())
+        rows.append(_collection_row("full", next_id, heap.size, n_live, n_live, heap.size, 0, cost))
+        heap = heap[live]
+        trigger = max(floor, int(math.ceil(n_live * (1 + g))))
+    df = pd.DataFrame(rows)
+    df.insert(0, "collector", "mark-sweep")
+    return df
+
+
+def simulate_generational(
+    mix: LifetimeMix = LifetimeMix(),
+    n_allocations: int = 2_000_000,
+    *,
+    nursery_objects: int = 2_000,
+    gogc: float = 100.0,
+    min_old_objects: int = 10_000,
+    cost: CollectorCost = CollectorCost(),
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """A two-generation stop-the-world collector, one row per collection.
+
+    New objects go to a nursery. When it holds ``nursery_objects``, a **minor**
+    collection marks the nursery (references from the old generation count as
+    roots), copies the survivors into the old generation and empties the nursery:
+    pause = fixed + (mark_ns + copy_ns) x survivors -- the dead cost nothing. When
+    the old generation reaches ``max(min_old_objects, L_old (1 + gogc/100))``, a
+    **major** collection marks and sweeps it: pause = fixed + mark_ns x live +
+    sweep_ns x old size.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`simulate_mark_sweep`, with ``collector`` "generational" and ``kind``
+        "minor" or "major"; ``heap_objects`` is the size of the collected space.
+    """
+    objects = allocate_objects(mix, n_allocations, seed=seed)
+    nursery = validate.positive_int("nursery_objects", nursery_objects)
+    g = validate.positive_float("gogc", gogc) / 100
+    floor = validate.positive_int("min_old_objects", min_old_objects)
+    if not isinstance(cost, CollectorCost):
+        raise TypeError(f"cost must be a CollectorCost, got {type(cost).__name__}")
+    parent = objects["parent"].to_numpy()
+    death = objects["death"].to_numpy()
+    n = len(objects)
+    old = np.zeros(0, dtype=np.int64)
+    trigger = floor
+    rows = []
+    for start in range(0, n - nursery + 1, nursery):
+        young = np.arange(start, start + nursery)
+        now = float(start + nursery)
+        survived = mark_reachable(young, parent, death, now, outside_parents_live=True)
+        k = int(survived.sum())
+        rows.append(_collection_row("minor", start + nursery, nursery, k, k, 0, k, cost))
+        old = np.concatenate([old, young[survived]])
+        if old.size >= trigger:
+            live = mark_reachable(old, parent, death, now)
+            n_live = int(live.sum())
+            rows.append(
+                _collection_row("major", start + nursery, old.size, n_live, n_live, old.size, 0, cost)
+            )
+            old = old[live]
+            trigger = max(floor, int(math.ceil(n_live * (1 + g))))
+    df = pd.DataFrame(rows)
+    df.insert(0, "collector", "generational")
+    return df
+
+
+def summarize_collections(
+    df: pd.DataFrame, n_allocations: int, warmup_fraction: float = 0.25
+) -> pd.DataFrame:
+    """Pause statistics per (collector, kind), after a warm-up share of the allocations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``collector`` and ``kind``: ``collections``, ``mean_live``,
+        ``p50_pause_us``, ``p99_pause_us``, ``max_pause_us``, ``total_pause_ms``
+        and ``work_ns_per_allocation`` (total pause / allocations in the window).
+    """
+    if not isinstance(df, pd.DataFrame) or not {"collector", "kind", "pause_us", "at_allocation"} <= set(
+        df.columns
+    ):
+        raise TypeError("df must come from simulate_mark_sweep or simulate_generational")
+    n = validate.positive_int("n_allocations", n_allocations)
+    frac = validate.float_in_range("warmup_fraction", warmup_fraction, 0.0, 1.0, high_inclusive=False)
+    start = frac * n
+    kept = df[df["at_allocation"] > start]
+    window = n - start
+    grouped = kept.groupby(["collector", "kind"])
+    return pd.DataFrame(
+        {
+            "collections": grouped.size(),
+            "mean_live": grouped["live_objects"].mean(),
+            "p50_pause_us": grouped["pause_us"].median(),
+            "p99_pause_us": grouped["pause_us"].quantile(0.99),
+            "max_pause_us": grouped["pause_us"].max(),
+            "total_pause_ms": grouped["pause_us"].sum() / 1000,
+            "work_ns_per_allocation": grouped["pause_us"].sum() * 1000 / window,
+        }
+    )
+
+
+# ------------------------------------------------------ stop-the-world latency model
+
+
+@dataclass(frozen=True)
+class _Pauses:
+    mutator_starts_s: np.ndarray  # running time at which each pause begins
+    lengths_s: np.ndarray
+    wall_starts_s: np.ndarray = field(init=False)
+    cumulative_s: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        cumulative = np.concatenate([[0.0], np.cumsum(self.lengths_s)])
+        object.__setattr__(self, "cumulative_s", cumulative)
+        object.__setattr__(self, "wall_starts_s", self.mutator_starts_s + cumulative[:-1])
+
+    def wall_to_mutator(self, wall_s: np.ndarray) -> np.ndarray:
+        """Running time elapsed at each wall-clock instant (frozen inside a pause)."""
+        if self.lengths_s.size == 0:
+            return np.asarray(wall_s, dtype=float)
+        k = np.searchsorted(self.wall_starts_s, wall_s, side="right") - 1
+        before = np.where(k >= 0, self.cumulative_s[np.maximum(k, 0)], 0.0)
+        inside = np.where(
+            k >= 0,
+            np.minimum(self.lengths_s[np.maximum(k, 0)], wall_s - self.wall_starts_s[np.maximum(k, 0)]),
+            0.0,
+        )
+        return wall_s - before - inside
+
+    def mutator_to_wall(self, mutator_s: np.ndarray) -> np.ndarray:
+        """Wall-clock instant at which the program has run for ``mutator_s`` (after earlier pauses)."""
+        k = np.searchsorted(self.mutator_starts_s, mutator_s, side="left")
+        return mutator_s + self.cumulative_s[k]
+
+
+def simulate_stop_the_world(
+    arrival_rate_per_s: float,
+    service_ms: float,
+    workers: int,
+    pause_ms: float,
+    pauses_per_s: float,
+    *,
+    cv_service: float = 1.0,
+    cv_pause: float = 0.0,
+    n_requests: int = 200_000,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Requests served by ``workers`` threads of one process that all freeze during GC pauses.
+
+    Pauses start as a Poisson process at ``pauses_per_s`` per second of running
+    time (allocation, and so collection, happens only while the program runs) and
+    last ``pause_ms`` (gamma with CV ``cv_pause``). Requests arrive as a Poisson
+    process in wall-clock time and keep arriving during a pause.
+
+    The model is exact and vectorised: stop-the-world freezes every worker at once,
+    so in *running* time the server is an ordinary FIFO queue with ``workers``
+    servers (:func:`syslab.queueing.simulate_pool`); arrivals during a pause enter it
+    at the pause's end. Departures are mapped back to wall-clock time by adding the
+    pauses that began before them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``arrival_s`` (wall clock), ``wait_ms`` (queueing, in
+        running time), ``service_ms``, ``paused_ms`` (pause time the request sat
+        through) and ``latency_ms`` (wall-clock arrival to response).
+    """
+    lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    s_mean = validate.positive_float("service_ms", service_ms) / 1000
+    c = validate.positive_int("workers", workers)
+    p_mean = validate.non_negative_float("pause_ms", pause_ms) / 1000
+    f = validate.non_negative_float("pauses_per_s", pauses_per_s)
+    cv_s = validate.non_negative_float("cv_service", cv_service)
+    cv_p = validate.non_negative_float("cv_pause", cv_pause)
+    n = validate.positive_int("n_requests", n_requests)
+    rng = validate.rng_from_seed(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / lam, size=n))
+    services = draw_gaps_s(n, s_mean, cv_s, rng)
+    horizon = float(arrivals[-1]) * 1.5 + 10 * s_mean * n / c + 1.0
+    n_pauses = int(rng.poisson(f * horizon)) if f > 0 and p_mean > 0 else 0
+    starts = np.sort(rng.uniform(0.0, horizon, size=n_pauses))
+    lengths = draw_gaps_s(n_pauses, p_mean, cv_p, rng) if n_pauses else np.zeros(0)
+    pauses = _Pauses(starts, lengths)
+    # Monotone in exact arithmetic; the running maximum removes float rounding at pause edges.
+    arrivals_m = np.maximum.accumulate(pauses.wall_to_mutator(arrivals))
+    queue = simulate_pool(PoolConfig(size=c), arrivals_s=arrivals_m, services_s=services)
+    wait = queue["wait_s"].to_numpy()
+    departures = pauses.mutator_to_wall(arrivals_m + wait + services)
+    latency = departures - arrivals
+    return pd.DataFrame(
+        {
+            "arrival_s": arrivals,
+            "wait_ms": wait * 1000,
+            "service_ms": services * 1000,
+            "paused_ms": (latency - wait - services) * 1000,
+            "latency_ms": latency * 1000,
+        }
+    )
+
+
+def summarize_latency(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.Series:
+    """Mean, p50, p99 and p99.9 latency (ms) and the share of requests that sat through a pause."""
+    if not isinstance(df, pd.DataFrame) or not {"latency_ms", "paused_ms"} <= set(df.columns):
+        raise TypeError("df must be the DataFrame returned by simulate_stop_the_world")
+    frac = validate.float_in_range("warmup_fraction", warmup_fraction, 0.0, 1.0, high_inclusive=False)
+    kept = df.iloc[int(frac * len(df)) :]
+    lat = kept["latency_ms"].to_numpy()
+    return pd.Series(
+        {
+            "mean_ms": float(lat.mean()),
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "p999_ms": float(np.percentile(lat, 99.9)),
+            "paused_share": float((kept["paused_ms"] > 1e-9).mean()),
+        }
+    )
+
+
+def sweep_pauses(
+    pause_ms: Sequence[float],
+    pauses_per_s: Sequence[float],
+    arrival_rate_per_s: float,
+    service_ms: float,
+    workers: int,
+    *,
+    n_requests: int = 200_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`simulate_stop_the_world` for each (pause length, pause rate) pair, same requests each time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair: ``pause_ms``, ``pauses_per_s``, ``gc_overhead`` (share of
+        running time paused, f x P), the fields of :func:`summarize_latency`, and
+        ``mean_ms_theory`` (the no-queueing formula: a lower bound once requests
+        queue behind a pause).
+    """
+    lengths = [validate.positive_float("pause_ms", p) for p in pause_ms]
+    rates = [validate.non_negative_float("pauses_per_s", f) for f in pauses_per_s]
+    if not lengths or len(lengths) != len(rates):
+        raise ValueError("pause_ms and pauses_per_s must be non-empty and of equal length")
+    seed = validate.non_negative_int("seed", seed)
+    rows = []
+    for p, f in zip(lengths, rates, strict=True):
+        df = simulate_stop_the_world(
+            arrival_rate_per_s, service_ms, workers, p, f, n_requests=n_requests, seed=seed
+        )
+        rows.append(
+            {
+                "pause_ms": p,
+                "pauses_per_s": f,
+                "gc_overhead": f * p / 1000,
+                **summarize_latency(df),
+                "mean_ms_theory": theory_pause_mean_latency_ms(service_ms, p, f),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def sweep_pause_tradeoff(
+    pause_ms: Sequence[float],
+    gc_overhead: float,
+    arrival_rate_per_s: float,
+    service_ms: float,
+    workers: int,
+    *,
+    n_requests: int = 200_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Same total GC time, different pause lengths: each pause rate is ``gc_overhead / pause length``.
+
+    ``gc_overhead`` is the share of running time spent paused (f x P). Returns the
+    rows of :func:`sweep_pauses`.
+    """
+    lengths = [validate.positive_float("pause_ms", p) for p in pause_ms]
+    overhead = validate.float_in_range("gc_overhead", gc_overhead, 0.0, 0.5, low_inclusive=False)
+    rates = [overhead / (p / 1000) for p in lengths]
+    return sweep_pauses(
+        lengths, rates, arrival_rate_per_s, service_ms, workers, n_requests=n_requests, seed=seed
+    )
+
+
+# --------------------------------------------------------------- CPython, for real
+
+
+def _run_child(args: list[str], timeout_s: float) -> tuple[dict, list[dict]]:
+    with ChildProcess("syslab.garbage_collection_child", args, timeout_s=timeout_s) as child:
+        out, err = child.process.communicate(timeout=timeout_s)
+        if child.process.returncode != 0:
+            raise RuntimeError(f"the GC child failed: {err.decode()[-800:]}")
+    env: dict = {}
+    rows = []
+    for line in out.decode().splitlines():
+        record = json.loads(line)
+        if "env" in record:
+            env = record["env"]
+        elif "summary" in record:
+            env = {**env, **record["summary"]}
+        else:
+            rows.append(record)
+    return env, rows
+
+
+def measure_cpython_pauses(
+    live_objects: Sequence[int], *, repeats: int = 3, timeout_s: float = 60.0
+) -> tuple[dict, pd.DataFrame]:
+    """Time CPython's collections of each generation with N extra live tracked objects.
+
+    A child interpreter (``python -m syslab.garbage_collection_child``) builds N small
+    lists, times ``gc.collect(0)``, ``gc.collect(1)`` and ``gc.collect(2)`` with a
+    ``gc.callbacks`` hook, then calls ``gc.freeze()`` and times ``gc.collect(2)``
+    again. The child imports only the standard library, so its heap is what it built.
+
+    Returns
+    -------
+    (dict, pandas.DataFrame)
+        The child's environment (``python`` version, ``threshold`` from
+        ``gc.get_threshold()``, ``tracked_at_start``) and one row per timed
+        collection: ``n_live``, ``tracked`` (objects the collector tracks),
+        ``kind`` ("gen0", "gen1", "gen2", "gen2 frozen") and ``pause_ms``.
+    """
+    sizes = validate.sequence_of_positive_ints("live_objects", live_objects)
+    if max(sizes) > 5_000_000:
+        raise ValueError("live_objects above 5,000,000 would need gigabytes; keep it smaller")
+    repeats = validate.positive_int("repeats", repeats)
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    env, rows = _run_child(["pauses", ",".join(map(str, sizes)), str(repeats)], timeout_s)
+    df = pd.DataFrame(rows)
+    df["pause_ms"] = df.pop("pause_ns") / 1e6
+    return env, df
+
+
+def measure_cpython_churn(
+    live_objects: int, *, duration_s: float = 0.5, ring: int = 100, timeout_s: float = 30.0
+) -> tuple[dict, pd.DataFrame]:
+    """Let CPython's collector run by itself while a program allocates cyclic garbage.
+
+    The child keeps ``live_objects`` long-lived objects, then for ``duration_s``
+    allocates small dict-and-list pairs in reference cycles, each kept alive until
+    ``ring`` newer ones exist. A small ring means objects die young; a ring larger
+    than the young generation means many survive long enough to be promoted.
+
+    Returns
+    -------
+    (dict, pandas.DataFrame)
+        The environment plus ``allocated``, and one row per automatic collection:
+        ``generation``, ``pause_ms``, ``collected`` and ``at_s``.
+    """
+    n = validate.non_negative_int("live_objects", live_objects)
+    duration = validate.float_in_range("duration_s", duration_s, 0.01, 30.0)
+    ring = validate.positive_int("ring", ring)
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    env, rows = _run_child(["churn", str(n), str(duration), str(ring)], max(timeout_s, duration + 10))
+    df = pd.DataFrame(rows, columns=["n_live", "generation", "pause_ns", "collected", "at_s"])
+    df["pause_ms"] = df.pop("pause_ns") / 1e6
+    return env, df
+
+
+# ------------------------------------------------------------------------- plots
+
+
+def plot_collections(df: pd.DataFrame, axes: Sequence[Axes] | None = None, *, until: int | None = None):
+    """Left: heap size at each collection over allocation time; right: pause CCDF per collector/kind.
+
+    ``df`` concatenates :func:`simulate_mark_sweep` and :func:`simulate_generational`
+    output. ``until`` limits the left panel to the first allocations. Returns both axes.
+    """
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    left, right = axes
+    shown = df if until is None else df[df["at_allocation"] <= until]
+    for i, ((collector, kind), group) in enumerate(shown.groupby(["collector", "kind"], sort=False)):
+        if kind == "minor":
+            continue
+        left.plot(
+            group["at_allocation"],
+            group["heap_objects"],
+            color=f"C{i}",
+            lw=1,
+            label=f"{collector} {kind}: heap",
+        )
+        left.plot(
+            group["at_allocation"], group["live_objects"], color=f"C{i}", lw=1, ls="--", label="live after"
+        )
+    label(left, "time (allocations)", "objects in the collected space", legend=True)
+    for i, ((collector, kind), group) in enumerate(df.groupby(["collector", "kind"], sort=False)):
+        pauses = np.sort(group["pause_us"].to_numpy())
+        share = 1.0 - np.arange(pauses.size) / pauses.size
+        right.step(pauses / 1000, share, where="post", color=f"C{i}", label=f"{collector}: {kind}")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    label(right, "pause (ms)", "share of collections with a longer pause", legend=True)
+    return axes
+
+
+def plot_pause_tradeoff(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """p50, p99 and p99.9 latency against pause length at a fixed GC overhead.
+
+    ``sweep`` is the output of :func:`sweep_pause_tradeoff`.
+    """
+    ax = axes_or_new(ax)
+    for column, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        ax.plot(sweep["pause_ms"], sweep[column], marker="o", label=name)
+    ax.plot(sweep["pause_ms"], sweep["pause_ms"], color="0.5", ls=":", label="one pause")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    label(ax, "pause length (ms), same total GC time", "request latency (ms)", legend=True)
+    return ax
+
+
+def plot_cpython_pauses(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Median pause per kind against live objects (:func:`measure_cpython_pauses`), log-log."""
+    ax = axes_or_new(ax)
+    medians = df.groupby(["kind", "n_live"])["pause_ms"].median().reset_index()
+    for i, (kind, group) in enumerate(medians.groupby("kind")):
+        ax.plot(group["n_live"], group["pause_ms"], marker="o", color=f"C{i}", label=kind)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    label(ax, "live tracked objects added", "collection pause (ms)", legend=True)
+    return ax
