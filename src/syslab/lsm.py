@@ -32,8 +32,11 @@ __all__ = [
     "LSMConfig",
     "LSMTree",
     "SortedRun",
+    "live_keys",
     "measure_reads",
     "plot_amplification",
+    "plot_size_ratio_sweep",
+    "sweep_size_ratio",
     "simulate_lsm",
     "summarize_amplification",
     "theory_amplification",
@@ -468,3 +471,68 @@ def plot_amplification(events: dict[str, pd.DataFrame], ax: Axes | None = None) 
     return label(
         ax, "entries written by the user", "write amplification (run writes / user writes)", legend=True
     )
+
+
+def sweep_size_ratio(
+    size_ratios: list[int],
+    policies: tuple[str, ...] = POLICIES,
+    *,
+    n_writes: int = 500_000,
+    key_space: int | None = None,
+    memtable_entries: int = 10_000,
+    l0_trigger: int = 4,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Write and space amplification over size ratios T, for each policy (the same writes each time).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (policy, size_ratio): ``policy``, ``size_ratio``, ``write_amp``,
+        ``space_amp`` (final stored entries / live keys), ``runs`` (sorted runs a lookup may
+        have to consult without filters).
+    """
+    ratios = validate.sequence_of_positive_ints("size_ratios", size_ratios)
+    for policy in policies:
+        validate.choice("policies", policy, POLICIES)
+    rng = validate.rng_from_seed(seed)
+    base_seed = int(rng.integers(0, 2**31))
+    rows = []
+    for policy in policies:
+        for t in ratios:
+            config = LSMConfig(
+                policy=policy, memtable_entries=memtable_entries, size_ratio=t, l0_trigger=l0_trigger
+            )
+            tree, _ = simulate_lsm(config, n_writes=n_writes, key_space=key_space, seed=base_seed)
+            summary = summarize_amplification(tree, live_keys(tree))
+            rows.append((policy, t, summary["write_amp"], summary["space_amp"], int(summary["runs"])))
+    return pd.DataFrame(rows, columns=["policy", "size_ratio", "write_amp", "space_amp", "runs"])
+
+
+def plot_size_ratio_sweep(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Write amplification (solid) and sorted runs a lookup may consult (dashed, right axis) against T."""
+    ax = axes_or_new(ax)
+    right = ax.twinx()
+    for policy, group in df.groupby("policy"):
+        group = group.sort_values("size_ratio")
+        (line,) = ax.plot(group["size_ratio"], group["write_amp"], "o-", label=f"{policy}: write amp")
+        right.plot(
+            group["size_ratio"],
+            group["space_amp"],
+            "s--",
+            color=line.get_color(),
+            label=f"{policy}: space amp",
+        )
+    right.set_ylabel("sorted runs on disk")
+    handles = ax.get_legend_handles_labels()
+    extra = right.get_legend_handles_labels()
+    ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="upper center")
+    return label(ax, "size ratio T", "write amplification (run writes / user writes)")
+
+
+def live_keys(tree: LSMTree) -> int:
+    """Distinct keys stored in a flushed tree (the live data, for space amplification)."""
+    runs = tree.runs_newest_first()
+    if not runs:
+        return 0
+    return int(len(np.unique(np.concatenate([run.keys for run in runs]))))
