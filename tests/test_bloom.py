@@ -50,7 +50,9 @@ def test_measured_rate_matches_formula(k, layout):
     block = None if layout == "textbook" else 512
     measured = bloom.measure_false_positive_rate(100_000, 10, k, 600_000, block_bits=block, seed=11)
     theory = (
-        bloom.theory_false_positive_rate(10, k) if block is None else bloom.theory_blocked_false_positive_rate(10, k)
+        bloom.theory_false_positive_rate(10, k)
+        if block is None
+        else bloom.theory_blocked_false_positive_rate(10, k)
     )
     assert measured == pytest.approx(theory, rel=0.08)
 

@@ -11,7 +11,9 @@ from syslab import lsm
 
 
 def test_seeded_regression():
-    tree, events = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=1000), n_writes=50_000, key_space=20_000, seed=5)
+    tree, events = lsm.simulate_lsm(
+        lsm.LSMConfig(memtable_entries=1000), n_writes=50_000, key_space=20_000, seed=5
+    )
     assert (tree.entries_written, tree.disk_entries(), len(events)) == (193227, 20167, 68)
     config = lsm.LSMConfig(policy="tiered", memtable_entries=1000)
     tree, events = lsm.simulate_lsm(config, n_writes=50_000, key_space=20_000, seed=5)
@@ -32,7 +34,9 @@ def test_unique_keys_match_counting_model_exactly(policy, n):
 
 def test_tiered_write_amp_is_number_of_levels():
     # 300 flushes, T = 10: tiers of 10 and 100 flushes -> every entry written 3 times.
-    tree, _ = lsm.simulate_lsm(lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=300_000, seed=2)
+    tree, _ = lsm.simulate_lsm(
+        lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=300_000, seed=2
+    )
     assert tree.entries_written / 300_000 == pytest.approx(3.0)
 
 
