@@ -32,6 +32,7 @@ from syslab.sqlite_tools import temporary_database
 __all__ = [
     "SNOWFLAKE_EPOCH_MS",
     "SnowflakeGenerator",
+    "MigrationConfig",
     "UUID7Generator",
     "id_schemes",
     "run_dual_write_migration",
