@@ -51,6 +51,7 @@ __all__ = [
     "plot_buffer_pool",
     "plot_churn",
     "plot_fill_histogram",
+    "plot_fill_history",
     "run_online_index_build",
     "run_sqlite_bloat",
     "run_sqlite_inserts",
@@ -387,6 +388,20 @@ def plot_fill_histogram(levels: dict[str, LeafLevel], ax: Axes | None = None) ->
         ax.hist(level.fills(), bins=bins, histtype="step", linewidth=1.8, density=True, label=name)
     ax.axvline(math.log(2), color="0.4", linestyle=":", label="ln 2")
     return label(ax, "leaf page fill (fraction of the page)", "density", legend=True)
+
+
+def plot_fill_history(histories: Sequence[pd.DataFrame], ax: Axes | None = None) -> Axes:
+    """Mean leaf fill against keys inserted, one line per (order, policy), with ln 2 marked."""
+    ax = axes_or_new(ax)
+    for history in histories:
+        name = f"{history['order'].iloc[0]}, {history['policy'].iloc[0]}"
+        style = "-" if history["order"].iloc[0] == "random" else "--"
+        ax.plot(history["inserted"], history["mean_fill"], style, label=name)
+    ax.axhline(math.log(2), color="0.4", linestyle=":", lw=1, label="ln 2")
+    ax.set_xscale("log")
+    ax.set_ylim(0.4, 1.12)  # headroom for the legend above the lines
+    ax.legend(loc="upper center", ncol=3, fontsize="small")
+    return label(ax, "keys inserted", "mean leaf fill (fraction of a page)")
 
 
 def plot_buffer_pool(histories: Sequence[pd.DataFrame], buffer_pages: int, ax: Axes | None = None) -> Axes:
