@@ -57,6 +57,7 @@ __all__ = [
     "run_sqlite_inserts",
     "simulate_churn",
     "simulate_inserts",
+    "simulate_late_arrivals",
     "summarize_leaves",
     "theory_lru_hit_ratio",
     "theory_random_fill",
@@ -302,6 +303,34 @@ def simulate_inserts(
     history.insert(0, "order", order)
     history.insert(1, "policy", policy)
     return history, level
+
+
+def simulate_late_arrivals(
+    n_keys: int,
+    late_fraction: float,
+    *,
+    max_lateness: int = 5_000,
+    capacity_keys: int = 100,
+    policy: str = "postgres",
+    seed: object = 0,
+) -> LeafLevel:
+    """Mostly ascending keys: a ``late_fraction`` of them arrive up to ``max_lateness`` positions late.
+
+    Models UUIDv7 or timestamp keys generated on servers whose clocks or queues disagree.
+    Returns the final :class:`LeafLevel`.
+    """
+    n = validate.positive_int("n_keys", n_keys)
+    fraction = validate.probability("late_fraction", late_fraction)
+    lateness = validate.positive_int("max_lateness", max_lateness)
+    rng = validate.rng_from_seed(seed)
+    keys = np.arange(n, dtype=float)
+    late = rng.random(n) < fraction
+    keys[late] -= rng.integers(1, lateness + 1, int(late.sum()))
+    keys += rng.random(n) * 1e-3  # break ties between a late key and an on-time one
+    level = LeafLevel(capacity_keys, policy)
+    for key in keys.tolist():
+        level.insert(key)
+    return level
 
 
 def summarize_leaves(level: LeafLevel) -> pd.Series:
