@@ -59,6 +59,8 @@ __all__ = [
     "simulate_inserts",
     "simulate_late_arrivals",
     "summarize_leaves",
+    "sweep_stragglers",
+    "theory_churn_leaf_pages",
     "theory_lru_hit_ratio",
     "theory_random_fill",
     "theory_sequential_fill",
@@ -100,6 +102,26 @@ def theory_lru_hit_ratio(buffer_pages: int, leaf_pages: int | np.ndarray) -> flo
         raise ValueError("leaf_pages must be > 0")
     result = np.minimum(1.0, b / n)
     return float(result) if result.ndim == 0 else result
+
+
+def theory_churn_leaf_pages(
+    n_steps: int, window: int, straggler_fraction: float, capacity_keys: int, fillfactor: float = 0.9
+) -> float:
+    """Leaf pages of a sequential-key queue index when only empty pages are reclaimed.
+
+    Rightmost splits leave every page with ``f = fillfactor x capacity`` keys. The live window
+    needs ``window / f`` pages. Of the ``(n_steps - window) / f`` pages whose keys have all
+    passed the delete horizon, a page survives if any of its ``f`` keys is a straggler:
+    probability ``1 - (1 - s)^f``. With s = 1% and f = 90 that is 60% of all pages ever filled.
+    """
+    steps = validate.positive_int("n_steps", n_steps)
+    w = validate.positive_int("window", window)
+    s = validate.probability("straggler_fraction", straggler_fraction)
+    c = validate.positive_int("capacity_keys", capacity_keys)
+    ff = validate.float_in_range("fillfactor", fillfactor, 0.1, 1.0)
+    per_page = max(1, math.floor(c * ff))
+    retired = max(0, steps - w) / per_page
+    return min(steps, w) / per_page + retired * (1 - (1 - s) ** per_page)
 
 
 # =========================================================================== the leaf level
@@ -188,11 +210,16 @@ class LeafLevel:
         if not leaf and i != last and len(self.leaves) > 1:
             self._remove_leaf(i)
         elif self.reclaim == "merge" and len(leaf) < self.capacity // 2 and len(self.leaves) > 1:
-            neighbour = i + 1 if i < last else i - 1
-            left, right = min(i, neighbour), max(i, neighbour)
-            if len(self.leaves[left]) + len(self.leaves[right]) <= self.limit:
-                self.leaves[left].extend(self.leaves[right])
-                self._remove_leaf(right)
+            # Like InnoDB, try the left sibling first, then the right one.
+            for left, right in ((i - 1, i), (i, i + 1)):
+                if (
+                    0 <= left
+                    and right <= last
+                    and len(self.leaves[left]) + len(self.leaves[right]) <= self.limit
+                ):
+                    self.leaves[left].extend(self.leaves[right])
+                    self._remove_leaf(right)
+                    break
         return True
 
     def _remove_leaf(self, i: int) -> None:
@@ -404,6 +431,45 @@ def simulate_churn(
     frame.insert(0, "order", order)
     frame.insert(1, "straggler_fraction", p_stuck)
     return frame
+
+
+def sweep_stragglers(
+    fractions: Sequence[float],
+    n_steps: int,
+    *,
+    window: int = 50_000,
+    capacity_keys: int = 100,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Final index size of a sequential-key queue for each straggler fraction, simulated and in theory.
+
+    Returns one row per fraction: ``straggler_fraction``, ``leaf_pages``, ``theory_leaf_pages``,
+    ``live_rows``, ``leaf_density``.
+    """
+    if len(fractions) == 0:
+        raise ValueError("fractions must not be empty")
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for fraction in fractions:
+        frame = simulate_churn(
+            n_steps,
+            window=window,
+            straggler_fraction=fraction,
+            capacity_keys=capacity_keys,
+            n_checkpoints=1,
+            seed=rng,
+        )
+        last = frame.iloc[-1]
+        rows.append(
+            {
+                "straggler_fraction": float(fraction),
+                "leaf_pages": int(last["leaf_pages"]),
+                "theory_leaf_pages": theory_churn_leaf_pages(n_steps, window, fraction, capacity_keys),
+                "live_rows": int(last["live_rows"]),
+                "leaf_density": float(last["leaf_density"]),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 # =========================================================================== plots
