@@ -141,3 +141,25 @@ def test_late_arrivals_can_be_worse_than_random():
     assert few > 0.88 and some < 0.7
     with pytest.raises(ValueError, match="late_fraction"):
         btree.simulate_late_arrivals(100, 1.5)
+
+
+def test_churn_matches_pinned_page_formula():
+    # W/f + (N-W)/f (1-(1-s)^f): exact in expectation for the sequential queue with empty-page-only
+    # reclaim. 4% relative covers the binomial spread of pinned pages (~300-1000 pages here); a
+    # formula without the (1-(1-s)^f) pinning term is off by 2-5x.
+    sweep = btree.sweep_stragglers([0.0, 0.002, 0.01, 0.05], 60_000, window=10_000, capacity_keys=50, seed=5)
+    assert list(sweep.columns) == [
+        "straggler_fraction",
+        "leaf_pages",
+        "theory_leaf_pages",
+        "live_rows",
+        "leaf_density",
+    ]
+    assert (sweep["leaf_pages"] / sweep["theory_leaf_pages"]).between(0.96, 1.04).all()
+
+
+def test_theory_churn_bad_input():
+    with pytest.raises(ValueError, match="straggler_fraction"):
+        btree.theory_churn_leaf_pages(10, 5, -0.1, 10)
+    with pytest.raises(ValueError, match="fractions"):
+        btree.sweep_stragglers([], 100)
