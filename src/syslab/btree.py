@@ -1,0 +1,749 @@
+"""B-tree leaf pages under inserts, splits and deletes -- one simulator for two chapters.
+
+The simulator keeps only what decides page fill: the leaf level of a B+-tree,
+each leaf a sorted list of keys with room for ``capacity_keys`` of them. An
+insert that finds its leaf full splits it, and the **split policy** decides
+where:
+
+- ``"half"``: the textbook 50/50 split, always;
+- ``"innodb"``: 50/50, except that an insert at the right end of the rightmost
+  leaf starts a new page instead (split at the insertion point), and pages
+  count as full at 15/16 -- InnoDB leaves 1/16 of a page free
+  (MySQL manual, *The Physical Structure of an InnoDB Index*);
+- ``"postgres"``: 50/50, except that splitting the rightmost leaf leaves the
+  left page ``fillfactor`` full (90 by default; PostgreSQL's ``nbtsplitloc.c``).
+
+Random inserts then settle near ln 2 = 69% fill (Yao 1978); sequential ones
+give 50%, 15/16 or 90% depending on the policy. :func:`simulate_inserts`
+also runs an LRU buffer pool over the leaf pages an insert touches, to show
+why random keys stop fitting in memory long before sequential ones do.
+:func:`simulate_churn` adds deletes: a queue-like table with a sliding window
+of live keys, where PostgreSQL can reclaim only completely empty pages.
+
+The real experiments on SQLite (``run_sqlite_*``) measure what SQLite does,
+which is neither of the above: its ``balance_nonroot`` redistributes cells
+across up to three siblings, and the append fast path ``balance_quick`` runs
+only for rowid tables.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import validate
+from syslab.plot import axes_or_new, label
+from syslab.sqlite_tools import page_stats, temporary_database
+
+__all__ = [
+    "LeafLevel",
+    "SPLIT_POLICIES",
+    "plot_buffer_pool",
+    "plot_churn",
+    "plot_fill_histogram",
+    "plot_fill_history",
+    "run_online_index_build",
+    "run_sqlite_bloat",
+    "run_sqlite_inserts",
+    "simulate_churn",
+    "simulate_inserts",
+    "simulate_late_arrivals",
+    "summarize_leaves",
+    "sweep_stragglers",
+    "theory_churn_leaf_pages",
+    "theory_lru_hit_ratio",
+    "theory_random_fill",
+    "theory_sequential_fill",
+]
+
+SPLIT_POLICIES = ("half", "innodb", "postgres")
+INNODB_FULL_FRACTION = 15 / 16  # InnoDB reserves 1/16 of each page
+NEG_INF = -math.inf
+
+
+# =========================================================================== theory
+
+
+def theory_random_fill() -> float:
+    """Expected leaf utilisation under random inserts with 50/50 splits: ln 2 (Yao 1978)."""
+    return math.log(2)
+
+
+def theory_sequential_fill(policy: str, fillfactor: float = 0.9) -> float:
+    """Leaf fill after ascending inserts, as a fraction of the page: 1/2, 15/16 or ``fillfactor``."""
+    policy = validate.choice("policy", policy, SPLIT_POLICIES)
+    if policy == "half":
+        return 0.5
+    if policy == "innodb":
+        return INNODB_FULL_FRACTION
+    return validate.float_in_range("fillfactor", fillfactor, 0.1, 1.0)
+
+
+def theory_lru_hit_ratio(buffer_pages: int, leaf_pages: int | np.ndarray) -> float | np.ndarray:
+    """LRU hit ratio when every leaf is equally likely to be touched: ``min(1, B / N)``.
+
+    Under the independent reference model with uniform page probabilities, an LRU
+    cache of B pages holds B distinct pages and the next reference hits with
+    probability B/N.
+    """
+    b = validate.positive_int("buffer_pages", buffer_pages)
+    n = np.asarray(leaf_pages, dtype=float)
+    if np.any(n <= 0):
+        raise ValueError("leaf_pages must be > 0")
+    result = np.minimum(1.0, b / n)
+    return float(result) if result.ndim == 0 else result
+
+
+def theory_churn_leaf_pages(
+    n_steps: int, window: int, straggler_fraction: float, capacity_keys: int, fillfactor: float = 0.9
+) -> float:
+    """Leaf pages of a sequential-key queue index when only empty pages are reclaimed.
+
+    Rightmost splits leave every page with ``f = fillfactor x capacity`` keys. The live window
+    needs ``window / f`` pages. Of the ``(n_steps - window) / f`` pages whose keys have all
+    passed the delete horizon, a page survives if any of its ``f`` keys is a straggler:
+    probability ``1 - (1 - s)^f``. With s = 1% and f = 90 that is 60% of all pages ever filled.
+    """
+    steps = validate.positive_int("n_steps", n_steps)
+    w = validate.positive_int("window", window)
+    s = validate.probability("straggler_fraction", straggler_fraction)
+    c = validate.positive_int("capacity_keys", capacity_keys)
+    ff = validate.float_in_range("fillfactor", fillfactor, 0.1, 1.0)
+    per_page = max(1, math.floor(c * ff))
+    retired = max(0, steps - w) / per_page
+    return min(steps, w) / per_page + retired * (1 - (1 - s) ** per_page)
+
+
+# =========================================================================== the leaf level
+
+
+class LeafLevel:
+    """The leaf level of a B+-tree: sorted leaves of at most ``capacity_keys`` keys.
+
+    Parameters
+    ----------
+    capacity_keys : int
+        Keys that fit in one page (e.g. 16 KiB / ~40-byte entries ~ 400).
+    policy : {"half", "innodb", "postgres"}
+        Split policy (see the module docstring).
+    fillfactor : float
+        PostgreSQL's leaf fillfactor for rightmost splits (0.9 by default).
+    reclaim : {"empty", "merge"}
+        What deletes may free: ``"empty"`` only completely empty pages that are not
+        the rightmost (PostgreSQL nbtree); ``"merge"`` also merges a page that drops
+        below half full into a neighbour when both fit in one page (InnoDB's
+        MERGE_THRESHOLD of 50%).
+    """
+
+    def __init__(
+        self, capacity_keys: int, policy: str = "half", *, fillfactor: float = 0.9, reclaim: str = "empty"
+    ) -> None:
+        self.capacity = validate.int_in_range("capacity_keys", capacity_keys, 4, 1_000_000)
+        self.policy = validate.choice("policy", policy, SPLIT_POLICIES)
+        self.fillfactor = validate.float_in_range("fillfactor", fillfactor, 0.1, 1.0)
+        self.reclaim = validate.choice("reclaim", reclaim, ("empty", "merge"))
+        # A page is "full" at this many keys: InnoDB stops at 15/16 of the page.
+        self.limit = (
+            max(2, math.floor(self.capacity * INNODB_FULL_FRACTION))
+            if self.policy == "innodb"
+            else self.capacity
+        )
+        self.leaves: list[list[float]] = [[]]
+        self.lows: list[float] = [NEG_INF]  # leaf i holds keys in [lows[i], lows[i+1])
+        self.ids: list[int] = [0]  # a stable page id per leaf, for the buffer pool
+        self.next_id = 1
+        self.splits = 0
+        self.n_keys = 0
+
+    def _find(self, key: float) -> int:
+        return bisect.bisect_right(self.lows, key) - 1
+
+    def insert(self, key: float) -> int:
+        """Insert ``key``; return the page id of the leaf it landed in (before any split)."""
+        i = self._find(key)
+        leaf = self.leaves[i]
+        touched = self.ids[i]
+        at_right_end = i == len(self.leaves) - 1 and (not leaf or key > leaf[-1])
+        bisect.insort(leaf, key)
+        self.n_keys += 1
+        if len(leaf) > self.limit:
+            self._split(i, at_right_end)
+        return touched
+
+    def _split(self, i: int, rightmost_append: bool) -> None:
+        leaf = self.leaves[i]
+        n = len(leaf)
+        if rightmost_append and self.policy == "innodb":
+            cut = n - 1  # the old page keeps everything; the new key starts a fresh page
+        elif rightmost_append and self.policy == "postgres":
+            cut = min(n - 1, max(1, math.floor(self.capacity * self.fillfactor)))
+        else:
+            cut = n // 2
+        right = leaf[cut:]
+        del leaf[cut:]
+        self.leaves.insert(i + 1, right)
+        self.lows.insert(i + 1, right[0])
+        self.ids.insert(i + 1, self.next_id)
+        self.next_id += 1
+        self.splits += 1
+
+    def delete(self, key: float) -> bool:
+        """Delete ``key`` if present; free or merge pages as ``reclaim`` allows. Returns True if found."""
+        i = self._find(key)
+        leaf = self.leaves[i]
+        j = bisect.bisect_left(leaf, key)
+        if j == len(leaf) or leaf[j] != key:
+            return False
+        del leaf[j]
+        self.n_keys -= 1
+        last = len(self.leaves) - 1
+        if not leaf and i != last and len(self.leaves) > 1:
+            self._remove_leaf(i)
+        elif self.reclaim == "merge" and len(leaf) < self.capacity // 2 and len(self.leaves) > 1:
+            # Like InnoDB, try the left sibling first, then the right one.
+            for left, right in ((i - 1, i), (i, i + 1)):
+                if (
+                    0 <= left
+                    and right <= last
+                    and len(self.leaves[left]) + len(self.leaves[right]) <= self.limit
+                ):
+                    self.leaves[left].extend(self.leaves[right])
+                    self._remove_leaf(right)
+                    break
+        return True
+
+    def _remove_leaf(self, i: int) -> None:
+        # The left neighbour's range absorbs this one's; the first leaf keeps -inf as its low bound.
+        del self.leaves[i]
+        del self.lows[i]
+        del self.ids[i]
+        self.lows[0] = NEG_INF
+
+    @property
+    def leaf_pages(self) -> int:
+        return len(self.leaves)
+
+    def fills(self) -> np.ndarray:
+        """Fill of every leaf as a fraction of the page (keys / capacity_keys)."""
+        return np.array([len(leaf) for leaf in self.leaves], dtype=float) / self.capacity
+
+    def mean_fill(self) -> float:
+        """Keys stored / (leaves x capacity): the utilisation that decides index size."""
+        return self.n_keys / (self.leaf_pages * self.capacity)
+
+
+# =========================================================================== simulations
+
+
+def _keys(order: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if order == "sequential":
+        return np.arange(n, dtype=float)
+    if order == "random":
+        return rng.random(n)
+    raise ValueError(f"order must be 'sequential' or 'random', got {order!r}")
+
+
+def simulate_inserts(
+    n_keys: int,
+    *,
+    order: str = "random",
+    capacity_keys: int = 100,
+    policy: str = "half",
+    fillfactor: float = 0.9,
+    buffer_pages: int | None = None,
+    n_checkpoints: int = 50,
+    seed: object = 0,
+) -> tuple[pd.DataFrame, LeafLevel]:
+    """Insert ``n_keys`` keys into an empty leaf level; record fill and buffer-pool hits as it grows.
+
+    Parameters
+    ----------
+    n_keys : int
+        Keys to insert.
+    order : {"random", "sequential"}
+        Uniform random keys (UUIDv4-like) or ascending keys (AUTO_INCREMENT, UUIDv7).
+    capacity_keys : int
+        Keys per page.
+    policy : {"half", "innodb", "postgres"}
+        Split policy.
+    fillfactor : float
+        PostgreSQL's rightmost-split fill.
+    buffer_pages : int, optional
+        Size of an LRU buffer pool in pages; None skips the cache model.
+    n_checkpoints : int
+        Rows in the history.
+    seed : int or Generator
+
+    Returns
+    -------
+    (history, leaves)
+        ``history`` has one row per checkpoint: ``inserted``, ``leaf_pages``, ``mean_fill``,
+        ``splits`` and, with a buffer pool, ``hit_ratio`` (fraction of inserts since the last
+        checkpoint whose leaf was already cached) and ``theory_hit_ratio`` (min(1, B/N) at the
+        checkpoint). ``leaves`` is the final :class:`LeafLevel`.
+    """
+    n = validate.positive_int("n_keys", n_keys)
+    policy = validate.choice("policy", policy, SPLIT_POLICIES)
+    checkpoints = validate.positive_int("n_checkpoints", n_checkpoints)
+    cache_size = None if buffer_pages is None else validate.positive_int("buffer_pages", buffer_pages)
+    rng = validate.rng_from_seed(seed)
+    keys = _keys(order, n, rng)
+    level = LeafLevel(capacity_keys, policy, fillfactor=fillfactor)
+    cache: OrderedDict[int, None] = OrderedDict()
+    marks = set(np.unique(np.linspace(n / checkpoints, n, checkpoints).astype(int)).tolist())
+    rows = []
+    hits = since = 0
+    for count, key in enumerate(keys.tolist(), start=1):
+        page = level.insert(key)
+        if cache_size is not None:
+            since += 1
+            if page in cache:
+                hits += 1
+                cache.move_to_end(page)
+            else:
+                cache[page] = None
+                if len(cache) > cache_size:
+                    cache.popitem(last=False)
+        if count in marks:
+            row = {
+                "inserted": count,
+                "leaf_pages": level.leaf_pages,
+                "mean_fill": level.mean_fill(),
+                "splits": level.splits,
+            }
+            if cache_size is not None:
+                row["hit_ratio"] = hits / since
+                row["theory_hit_ratio"] = theory_lru_hit_ratio(cache_size, level.leaf_pages)
+                hits = since = 0
+            rows.append(row)
+    history = pd.DataFrame(rows)
+    history.insert(0, "order", order)
+    history.insert(1, "policy", policy)
+    return history, level
+
+
+def simulate_late_arrivals(
+    n_keys: int,
+    late_fraction: float,
+    *,
+    max_lateness: int = 5_000,
+    capacity_keys: int = 100,
+    policy: str = "postgres",
+    seed: object = 0,
+) -> LeafLevel:
+    """Mostly ascending keys: a ``late_fraction`` of them arrive up to ``max_lateness`` positions late.
+
+    Models UUIDv7 or timestamp keys generated on servers whose clocks or queues disagree.
+    Returns the final :class:`LeafLevel`.
+    """
+    n = validate.positive_int("n_keys", n_keys)
+    fraction = validate.probability("late_fraction", late_fraction)
+    lateness = validate.positive_int("max_lateness", max_lateness)
+    rng = validate.rng_from_seed(seed)
+    keys = np.arange(n, dtype=float)
+    late = rng.random(n) < fraction
+    keys[late] -= rng.integers(1, lateness + 1, int(late.sum()))
+    keys += rng.random(n) * 1e-3  # break ties between a late key and an on-time one
+    level = LeafLevel(capacity_keys, policy)
+    for key in keys.tolist():
+        level.insert(key)
+    return level
+
+
+def summarize_leaves(level: LeafLevel) -> pd.Series:
+    """Leaf pages, mean fill, and the 10th/50th/90th percentile of per-page fill."""
+    if not isinstance(level, LeafLevel):
+        raise TypeError(f"level must be a LeafLevel, got {type(level).__name__}")
+    fills = level.fills()
+    return pd.Series(
+        {
+            "leaf_pages": level.leaf_pages,
+            "mean_fill": level.mean_fill(),
+            "p10_fill": float(np.quantile(fills, 0.1)),
+            "median_fill": float(np.median(fills)),
+            "p90_fill": float(np.quantile(fills, 0.9)),
+        }
+    )
+
+
+def simulate_churn(
+    n_steps: int,
+    *,
+    window: int = 50_000,
+    order: str = "sequential",
+    straggler_fraction: float = 0.0,
+    capacity_keys: int = 100,
+    policy: str = "postgres",
+    reclaim: str = "empty",
+    n_checkpoints: int = 60,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """A queue-like table: each step inserts one key and deletes the oldest live key.
+
+    The first ``window`` steps only insert. After that every step deletes the oldest
+    key -- except that a ``straggler_fraction`` of keys are never deleted (a job stuck
+    in "processing", a soft-deleted row someone forgot): they pin their pages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per checkpoint: ``step``, ``live_rows``, ``leaf_pages``, ``leaf_density``
+        (live keys / (leaf pages x capacity), the number ``pgstatindex`` calls
+        avg_leaf_density), ``pages_per_1000_rows``.
+    """
+    steps = validate.positive_int("n_steps", n_steps)
+    w = validate.positive_int("window", window)
+    p_stuck = validate.probability("straggler_fraction", straggler_fraction)
+    checkpoints = validate.positive_int("n_checkpoints", n_checkpoints)
+    rng = validate.rng_from_seed(seed)
+    keys = _keys(order, steps, rng)
+    stuck = rng.random(steps) < p_stuck
+    level = LeafLevel(capacity_keys, policy, reclaim=reclaim)
+    marks = set(np.unique(np.linspace(steps / checkpoints, steps, checkpoints).astype(int)).tolist())
+    rows = []
+    key_list = keys.tolist()
+    for step in range(steps):
+        level.insert(key_list[step])
+        old = step - w
+        if old >= 0 and not stuck[old]:
+            level.delete(key_list[old])
+        if step + 1 in marks:
+            rows.append(
+                {
+                    "step": step + 1,
+                    "live_rows": level.n_keys,
+                    "leaf_pages": level.leaf_pages,
+                    "leaf_density": level.mean_fill(),
+                    "pages_per_1000_rows": 1000 * level.leaf_pages / max(level.n_keys, 1),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "order", order)
+    frame.insert(1, "straggler_fraction", p_stuck)
+    return frame
+
+
+def sweep_stragglers(
+    fractions: Sequence[float],
+    n_steps: int,
+    *,
+    window: int = 50_000,
+    capacity_keys: int = 100,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Final index size of a sequential-key queue for each straggler fraction, simulated and in theory.
+
+    Returns one row per fraction: ``straggler_fraction``, ``leaf_pages``, ``theory_leaf_pages``,
+    ``live_rows``, ``leaf_density``.
+    """
+    if len(fractions) == 0:
+        raise ValueError("fractions must not be empty")
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for fraction in fractions:
+        frame = simulate_churn(
+            n_steps,
+            window=window,
+            straggler_fraction=fraction,
+            capacity_keys=capacity_keys,
+            n_checkpoints=1,
+            seed=rng,
+        )
+        last = frame.iloc[-1]
+        rows.append(
+            {
+                "straggler_fraction": float(fraction),
+                "leaf_pages": int(last["leaf_pages"]),
+                "theory_leaf_pages": theory_churn_leaf_pages(n_steps, window, fraction, capacity_keys),
+                "live_rows": int(last["live_rows"]),
+                "leaf_density": float(last["leaf_density"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# =========================================================================== plots
+
+
+def plot_fill_histogram(levels: dict[str, LeafLevel], ax: Axes | None = None) -> Axes:
+    """Histogram of per-leaf fill for each named leaf level."""
+    ax = axes_or_new(ax)
+    bins = np.linspace(0, 1, 41)
+    for name, level in levels.items():
+        ax.hist(level.fills(), bins=bins, histtype="step", linewidth=1.8, density=True, label=name)
+    ax.axvline(math.log(2), color="0.4", linestyle=":", label="ln 2")
+    return label(ax, "leaf page fill (fraction of the page)", "density", legend=True)
+
+
+def plot_fill_history(histories: Sequence[pd.DataFrame], ax: Axes | None = None) -> Axes:
+    """Mean leaf fill against keys inserted, one line per (order, policy), with ln 2 marked."""
+    ax = axes_or_new(ax)
+    for history in histories:
+        name = f"{history['order'].iloc[0]}, {history['policy'].iloc[0]}"
+        style = "-" if history["order"].iloc[0] == "random" else "--"
+        ax.plot(history["inserted"], history["mean_fill"], style, label=name)
+    ax.axhline(math.log(2), color="0.4", linestyle=":", lw=1, label="ln 2")
+    ax.set_xscale("log")
+    ax.set_ylim(0.4, 1.12)  # headroom for the legend above the lines
+    ax.legend(loc="upper center", ncol=3, fontsize="small")
+    return label(ax, "keys inserted", "mean leaf fill (fraction of a page)")
+
+
+def plot_buffer_pool(histories: Sequence[pd.DataFrame], buffer_pages: int, ax: Axes | None = None) -> Axes:
+    """Buffer-pool hit ratio against index size (leaf pages), measured and min(1, B/N)."""
+    ax = axes_or_new(ax)
+    for history in histories:
+        name = f"{history['order'].iloc[0]} keys"
+        (line,) = ax.plot(history["leaf_pages"], history["hit_ratio"], "o-", ms=3, label=f"{name}: simulated")
+    biggest = max(float(h["leaf_pages"].max()) for h in histories)
+    pages = np.linspace(1, biggest, 200)
+    ax.plot(
+        pages, theory_lru_hit_ratio(buffer_pages, pages), "k--", lw=1, label="uniform access: min(1, B/N)"
+    )
+    ax.axvline(buffer_pages, color="0.5", linestyle=":", lw=1)
+    ax.set_ylim(0, 1.05)
+    return label(ax, "index size (leaf pages)", "inserts finding their page cached", legend=True)
+
+
+def plot_churn(frames: Sequence[pd.DataFrame], ax: Axes | None = None) -> Axes:
+    """Leaf pages and live rows against steps, one line per churn scenario."""
+    ax = axes_or_new(ax)
+    for frame in frames:
+        name = f"{frame['order'].iloc[0]} keys, {100 * frame['straggler_fraction'].iloc[0]:g}% never deleted"
+        ax.plot(frame["step"], frame["leaf_pages"], label=name)
+    return label(ax, "operations (one insert, one delete of the oldest)", "leaf pages", legend=True)
+
+
+# =========================================================================== real SQLite experiments
+
+
+def _sqlite_keys(kind: str, n: int, rng: np.random.Generator) -> list:
+    from syslab import ids  # local import: ids imports nothing from here, but keep modules independent
+
+    if kind == "sequential":
+        return list(range(1, n + 1))
+    if kind == "random":
+        # random 62-bit rowids: the same width on disk as large sequential ones would take
+        return rng.integers(2**61, 2**62, size=n, dtype=np.int64).tolist()
+    if kind == "uuid4":
+        return [u.bytes for u in ids.uuid4_batch(n, seed=rng)]
+    if kind == "uuid7":
+        return [u.bytes for u in ids.uuid7_batch(n, seed=rng)]
+    raise ValueError(f"key kind must be sequential, random, uuid4 or uuid7; got {kind!r}")
+
+
+def run_sqlite_inserts(
+    n_rows: int = 100_000,
+    *,
+    key_kinds: Sequence[str] = ("sequential", "random"),
+    table: str = "rowid",
+    payload_bytes: int = 100,
+    batch_rows: int = 10_000,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Insert ``n_rows`` into a fresh SQLite table per key kind; measure pages, fill and time.
+
+    Parameters
+    ----------
+    key_kinds : sequence of {"sequential", "random", "uuid4", "uuid7"}
+        How keys are generated. Integer kinds suit ``table="rowid"``; UUID kinds are stored
+        as 16-byte BLOBs and suit ``table="without_rowid"``.
+    table : {"rowid", "without_rowid"}
+        ``CREATE TABLE t(k INTEGER PRIMARY KEY, v)`` (the key *is* the rowid) or
+        ``CREATE TABLE t(k BLOB PRIMARY KEY, v) WITHOUT ROWID`` (a clustered index on k).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per key kind: ``key_kind``, ``table``, ``rows``, ``leaf_pages``,
+        ``interior_pages``, ``leaf_fill`` (from dbstat), ``file_bytes``, ``insert_s``,
+        ``sqlite`` (the library version).
+    """
+    n = validate.positive_int("n_rows", n_rows)
+    table = validate.choice("table", table, ("rowid", "without_rowid"))
+    payload = validate.positive_int("payload_bytes", payload_bytes)
+    batch = validate.positive_int("batch_rows", batch_rows)
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for kind in key_kinds:
+        keys = _sqlite_keys(kind, n, rng)
+        values = rng.bytes(payload * n)
+        with temporary_database("ids.db") as (conn, path):
+            if table == "rowid":
+                conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)")
+            else:
+                conn.execute("CREATE TABLE t(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
+            started = time.perf_counter()
+            for start in range(0, n, batch):
+                chunk = [
+                    (keys[i], values[i * payload : (i + 1) * payload])
+                    for i in range(start, min(n, start + batch))
+                ]
+                conn.executemany("INSERT INTO t VALUES (?, ?)", chunk)
+                conn.commit()
+            elapsed = time.perf_counter() - started
+            stats = page_stats(conn, "t").iloc[0]
+            rows.append(
+                {
+                    "key_kind": kind,
+                    "table": table,
+                    "rows": n,
+                    "leaf_pages": int(stats["leaf_pages"]),
+                    "interior_pages": int(stats["interior_pages"]),
+                    "leaf_fill": float(stats["leaf_fill"]),
+                    "file_bytes": os.path.getsize(path),
+                    "insert_s": elapsed,
+                    "sqlite": sqlite3.sqlite_version,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def run_sqlite_bloat(
+    n_rows: int = 200_000, *, delete_fraction: float = 0.9, seed: object = 0
+) -> pd.DataFrame:
+    """Insert random keys into an indexed table, delete most rows, then REINDEX and VACUUM.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage ("after inserts", "after delete", "after REINDEX", "after VACUUM"):
+        ``index_leaf_pages``, ``index_leaf_fill``, ``table_leaf_pages``, ``freelist_pages``,
+        ``file_bytes``, ``rows``.
+    """
+    n = validate.positive_int("n_rows", n_rows)
+    fraction = validate.float_in_range("delete_fraction", delete_fraction, 0.0, 1.0, high_inclusive=False)
+    rng = validate.rng_from_seed(seed)
+    keys = rng.integers(0, 2**62, size=n, dtype=np.int64).tolist()
+    stages = []
+    with temporary_database("bloat.db") as (conn, path):
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, v BLOB)")
+        conn.execute("CREATE INDEX t_k ON t(k)")
+        conn.executemany("INSERT INTO t(k, v) VALUES (?, zeroblob(20))", ((k,) for k in keys))
+        conn.commit()
+
+        def snapshot(stage: str) -> None:
+            stats = page_stats(conn)
+            stages.append(
+                {
+                    "stage": stage,
+                    "rows": conn.execute("SELECT count(*) FROM t").fetchone()[0],
+                    "index_leaf_pages": int(stats.loc["t_k", "leaf_pages"]),
+                    "index_leaf_fill": float(stats.loc["t_k", "leaf_fill"]),
+                    "table_leaf_pages": int(stats.loc["t", "leaf_pages"]),
+                    "freelist_pages": conn.execute("PRAGMA freelist_count").fetchone()[0],
+                    "file_bytes": os.path.getsize(path),
+                }
+            )
+
+        snapshot("after inserts")
+        doomed = rng.random(n) < fraction
+        conn.executemany("DELETE FROM t WHERE id = ?", ((i + 1,) for i in np.flatnonzero(doomed).tolist()))
+        conn.commit()
+        snapshot("after delete")
+        conn.execute("REINDEX t_k")
+        conn.commit()
+        snapshot("after REINDEX")
+        conn.execute("VACUUM")
+        snapshot("after VACUUM")
+    return pd.DataFrame(stages).set_index("stage")
+
+
+def run_online_index_build(
+    n_rows: int = 200_000,
+    *,
+    writer_interval_s: float = 0.002,
+    timeout_s: float = 30.0,
+    seed: object = 0,
+) -> dict[str, object]:
+    """Build a replacement index while another connection keeps inserting; measure the writer's stall.
+
+    A writer thread (its own connection, WAL journal mode, ``busy_timeout`` 20 s) inserts one
+    row every ``writer_interval_s`` and records each insert's latency. The main connection runs
+    ``CREATE INDEX`` (the replacement), then swaps it for the old index by dropping the old one
+    in one short transaction. SQLite builds the index inside a write transaction, so the writer
+    waits for the whole build: the longest insert latency is about the build time.
+
+    Returns
+    -------
+    dict
+        ``build_s`` (CREATE INDEX wall time), ``max_insert_ms`` and ``p50_insert_ms`` during the
+        whole run, ``writes_during_build``, ``rows_lost`` (inserts acknowledged but missing:
+        must be 0), ``index_ok`` (the query plan uses the new index), ``sqlite``.
+    """
+    n = validate.positive_int("n_rows", n_rows)
+    interval = validate.positive_float("writer_interval_s", writer_interval_s)
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    rng = validate.rng_from_seed(seed)
+    keys = rng.integers(0, 2**62, size=n, dtype=np.int64).tolist()
+    latencies: list[tuple[float, float]] = []  # (start time, latency s)
+    acked: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with temporary_database("online.db", timeout=20) as (conn, path):
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, v BLOB)")
+        conn.execute("CREATE INDEX t_k_old ON t(k)")
+        conn.executemany("INSERT INTO t(k, v) VALUES (?, zeroblob(40))", ((k,) for k in keys))
+        conn.commit()
+
+        def writer() -> None:
+            wconn = sqlite3.connect(path, timeout=20)
+            try:
+                deadline = time.monotonic() + timeout_s
+                while not stop.is_set() and time.monotonic() < deadline:
+                    t0 = time.perf_counter()
+                    cur = wconn.execute(
+                        "INSERT INTO t(k, v) VALUES (?, zeroblob(40))", (int(rng.integers(0, 2**62)),)
+                    )
+                    wconn.commit()
+                    latencies.append((t0, time.perf_counter() - t0))
+                    acked.append(cur.lastrowid)
+                    time.sleep(interval)
+            except BaseException as error:  # reported to the caller, never swallowed
+                errors.append(error)
+            finally:
+                wconn.close()
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            time.sleep(0.2)  # let the writer reach a steady pace
+            started = time.perf_counter()
+            conn.execute("CREATE INDEX t_k_new ON t(k)")
+            conn.commit()
+            build_s = time.perf_counter() - started
+            finished = time.perf_counter()
+            conn.execute("DROP INDEX t_k_old")  # the swap: one short write transaction
+            conn.commit()
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            thread.join(timeout=25)
+        if errors:
+            raise RuntimeError(f"the writer failed: {errors[0]!r}") from errors[0]
+        present = {row[0] for row in conn.execute("SELECT id FROM t WHERE id >= ?", (min(acked, default=0),))}
+        plan = [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN SELECT id FROM t WHERE k = 5")]
+    lat = np.array([value for _, value in latencies]) * 1000
+    during = sum(1 for t0, _ in latencies if started <= t0 <= finished)
+    return {
+        "rows": n,
+        "build_s": build_s,
+        "max_insert_ms": float(lat.max()) if lat.size else float("nan"),
+        "p50_insert_ms": float(np.median(lat)) if lat.size else float("nan"),
+        "writes": len(acked),
+        "writes_during_build": during,
+        "rows_lost": sum(1 for i in acked if i not in present),
+        "index_ok": any("t_k_new" in line for line in plan),
+        "sqlite": sqlite3.sqlite_version,
+    }

@@ -1,0 +1,95 @@
+"""Tests for syslab.lsm: lookups are correct, amplification matches the counting model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syslab import lsm
+
+
+def test_seeded_regression():
+    tree, events = lsm.simulate_lsm(
+        lsm.LSMConfig(memtable_entries=1000), n_writes=50_000, key_space=20_000, seed=5
+    )
+    assert (tree.entries_written, tree.disk_entries(), len(events)) == (193227, 20167, 68)
+    config = lsm.LSMConfig(policy="tiered", memtable_entries=1000)
+    tree, events = lsm.simulate_lsm(config, n_writes=50_000, key_space=20_000, seed=5)
+    assert (tree.entries_written, tree.disk_entries(), len(events)) == (87996, 39248, 55)
+
+
+@pytest.mark.parametrize("policy", ["leveled", "tiered"])
+@pytest.mark.parametrize("n", [37_000, 123_457])
+def test_unique_keys_match_counting_model_exactly(policy, n):
+    # With no overwrites, merges never shrink runs, so the simulation's write amplification must
+    # equal the size-only count exactly (tolerance: floating point only).
+    config = lsm.LSMConfig(policy=policy, memtable_entries=1000, size_ratio=4, l0_trigger=2)
+    tree, _ = lsm.simulate_lsm(config, n_writes=n, seed=1)
+    model = lsm.theory_amplification(policy, n, 1000, 4, 2)
+    assert tree.entries_written / n == pytest.approx(model["write_amp_count"], rel=1e-12)
+    assert lsm.summarize_amplification(tree, n)["space_amp"] == 1.0
+
+
+def test_tiered_write_amp_is_number_of_levels():
+    # 300 flushes, T = 10: tiers of 10 and 100 flushes -> every entry written 3 times.
+    tree, _ = lsm.simulate_lsm(
+        lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=300_000, seed=2
+    )
+    assert tree.entries_written / 300_000 == pytest.approx(3.0)
+
+
+def test_leveled_below_textbook_bound_and_above_tiered():
+    n = 200_000
+    leveled, _ = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=1000), n_writes=n, seed=3)
+    tiered, _ = lsm.simulate_lsm(lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=n, seed=3)
+    bound = lsm.theory_amplification("leveled", n, 1000, 10, 4)["write_amp_textbook"]
+    assert tiered.entries_written < leveled.entries_written < bound * n
+
+
+def test_lookups_return_latest_write_and_filters_save_reads():
+    config = lsm.LSMConfig(memtable_entries=500, l0_trigger=2, size_ratio=3)
+    tree, _ = lsm.simulate_lsm(config, n_writes=20_000, key_space=5_000, seed=4)
+    reads = lsm.measure_reads(tree, 4_000, 5_000, seed=5)
+    # Truth by brute force: replay the same writes into a dict.
+    rng = np.random.default_rng(4)
+    keys = 2 * rng.integers(0, 5_000, size=20_000, dtype=np.int64)
+    latest = {int(k): i for i, k in enumerate(keys)}
+    for use_filter, group in reads.groupby("filter"):
+        expected = group["key"].map(lambda k: latest.get(int(k), -1))
+        assert (group["seqno"].to_numpy() == expected.to_numpy()).all(), use_filter
+    by = reads.groupby(["filter", "present"])["block_reads"].mean()
+    # Absent keys: without filters one block per overlapping run; with 10 bits/key ~1% of that.
+    assert by[(False, False)] >= 1.0
+    assert by[(True, False)] < 0.05 * by[(False, False)]
+    # Present keys with filters: one block read plus ~1% per newer run.
+    assert 1.0 <= by[(True, True)] < 1.1
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    writes=st.lists(st.integers(0, 300), min_size=1, max_size=400),
+    policy=st.sampled_from(["leveled", "tiered"]),
+)
+def test_property_latest_value_wins(writes, policy):
+    tree = lsm.LSMTree(lsm.LSMConfig(policy=policy, memtable_entries=7, size_ratio=2, l0_trigger=2))
+    tree.put_many(np.array(writes) * 2)
+    tree.flush()
+    latest = {2 * k: i for i, k in enumerate(writes)}
+    asked = np.arange(0, 602)
+    got = tree.get_many(asked)["seqno"].to_numpy()
+    assert list(got) == [latest.get(int(k), -1) for k in asked]
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="policy"):
+        lsm.LSMConfig(policy="fifo-ish")
+    with pytest.raises(ValueError, match="size_ratio"):
+        lsm.LSMConfig(size_ratio=1)
+    with pytest.raises(ValueError, match="n_writes"):
+        lsm.simulate_lsm(n_writes=0)
+    with pytest.raises(TypeError, match="config"):
+        lsm.LSMTree(config="leveled")
+    with pytest.raises(ValueError, match="live_keys"):
+        lsm.summarize_amplification(lsm.LSMTree(), 0)
