@@ -129,6 +129,13 @@ def test_runway_constant_rate_exact():
     assert math.isclose(ie.theory_days_until(0.7, 0, 1e6, max_value=10**8), 70.0)
 
 
+def test_alert_sweep_runway_shrinks_with_growth():
+    sweep = ie.sweep_alert_runway(1_000_000_000, 3e6, [0.0, 0.005, 0.02], [0.7])
+    runway = sweep["runway_at_alert_days"].to_numpy()
+    assert runway[0] == pytest.approx(0.3 * ie.INT_MAX / 3e6)  # constant rate: 30% of the range
+    assert np.all(np.diff(runway) < 0)
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -40,12 +40,14 @@ __all__ = [
     "SQLITE_INT64_MAX",
     "bulk_reserved_ids",
     "integer_limits",
+    "plot_alert_sweep",
     "plot_runway",
     "project_id_usage",
     "run_sqlite_wall",
     "simulate_counter_inserts",
     "simulate_id_burn",
     "summarize_burn",
+    "sweep_alert_runway",
     "theory_days_until",
     "theory_ids_per_statement",
 ]
@@ -462,12 +464,63 @@ def theory_days_until(
     return math.log1p(g * remaining / rate) / g
 
 
+def sweep_alert_runway(
+    current_value: int,
+    ids_per_day: float,
+    daily_growths: list[float] | np.ndarray,
+    alert_fractions: list[float] | np.ndarray,
+    *,
+    max_value: int = INT_MAX,
+) -> pd.DataFrame:
+    """Runway left when an alert at each fraction fires, for each traffic growth rate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (growth, fraction): ``daily_growth``, ``alert_fraction``,
+        ``days_to_alert``, ``days_to_wall`` and ``runway_at_alert_days`` (the time the
+        team has between the page and the outage).
+    """
+    growths = np.atleast_1d(np.asarray(daily_growths, dtype=float))
+    fractions = np.atleast_1d(np.asarray(alert_fractions, dtype=float))
+    if growths.size == 0 or fractions.size == 0:
+        raise ValueError("daily_growths and alert_fractions must not be empty")
+    rows = []
+    for growth in growths:
+        wall = theory_days_until(1.0, current_value, ids_per_day, daily_growth=growth, max_value=max_value)
+        for fraction in fractions:
+            alert = theory_days_until(
+                fraction, current_value, ids_per_day, daily_growth=growth, max_value=max_value
+            )
+            rows.append(
+                {
+                    "daily_growth": float(growth),
+                    "alert_fraction": float(fraction),
+                    "days_to_alert": alert,
+                    "days_to_wall": wall,
+                    "runway_at_alert_days": wall - alert,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_alert_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Runway left at the alert against traffic growth, one line per alert fraction."""
+    ax = axes_or_new(ax)
+    for fraction, group in sweep.groupby("alert_fraction"):
+        ax.plot(
+            group["daily_growth"] * 100, group["runway_at_alert_days"], marker="o", label=f"{fraction:.0%}"
+        )
+    ax.legend(title="alert at")
+    return label(ax, "traffic growth (% per day)", "runway left when the alert fires (days)")
+
+
 def plot_runway(projection: pd.DataFrame, alert_fraction: float = 0.7, ax: Axes | None = None) -> Axes:
     """Counter value (as a fraction of the maximum) against days, with the alert and the wall."""
     ax = axes_or_new(ax)
     ax.plot(projection["day"], projection["fraction_used"] * 100, label="counter")
-    ax.axhline(100, color="C3", linestyle="--", label="type maximum")
-    ax.axhline(alert_fraction * 100, color="C1", linestyle=":", label=f"{alert_fraction:.0%} alert")
+    ax.axhline(100, color="C1", linestyle="--", label="type maximum")
+    ax.axhline(alert_fraction * 100, color="C3", linestyle=":", label=f"{alert_fraction:.0%} alert")
     ax.set_ylim(0, 105)
     return label(ax, "days from now", "counter (% of maximum)", legend=True)
 

@@ -455,13 +455,14 @@ def plot_swap_timeline(ops: pd.DataFrame, *, bin_s: float = 0.05, ax: Axes | Non
     width = validate.positive_float("bin_s", bin_s)
     ax = axes_or_new(ax)
     edges = np.arange(0.0, float(ops["t_s"].max()) + 2 * width, width)
-    for outcome, colour in (("ok", "C0"), ("check_failed", "C3"), ("busy", "C7")):
+    for outcome, colour in (("ok", "C0"), ("check_failed", "C1"), ("busy", "C7")):
         times = ops.loc[ops["outcome"] == outcome, "t_s"]
         if len(times):
             counts, _ = np.histogram(times, bins=edges)
             ax.step(edges[:-1], counts / width, where="post", color=colour, label=outcome.replace("_", " "))
-    for phase, colour in (("backfill", "C2"), ("after", "C1")):
+    for phase, colour in (("backfill", "C2"), ("after", "C4")):
         times = ops.loc[ops["phase"] == phase, "t_s"]
         if len(times):
-            ax.axvspan(float(times.min()), float(times.max()), color=colour, alpha=0.12, label=phase)
+            name = "backfill" if phase == "backfill" else "after the rename"
+            ax.axvspan(float(times.min()), float(times.max()), color=colour, alpha=0.12, label=name)
     return label(ax, "time since the writer started (s)", "writer statements (per s)", legend=True)
