@@ -42,6 +42,7 @@ from syslab.queueing import draw_gaps_s
 
 __all__ = [
     "CONFLICTS",
+    "ENGINE_FIFO",
     "ENGINE_MODES",
     "HotParentConfig",
     "RowLock",
@@ -79,6 +80,13 @@ ENGINE_MODES = {
     "postgresql": {"child": "KEY SHARE", "parent": "NO KEY UPDATE"},
     "postgresql-key-update": {"child": "KEY SHARE", "parent": "UPDATE"},
 }
+
+
+# Whether a compatible request waits behind queued ones. InnoDB checks a new record-lock
+# request against waiting requests too (lock_rec_other_has_conflicting), so S lines up behind
+# a waiting X: strict FIFO. PostgreSQL's heap_lock_tuple only queues on the tuple's heavyweight
+# lock when it must sleep, so a non-conflicting FOR KEY SHARE is granted past waiters.
+ENGINE_FIFO = {"innodb": True, "postgresql": False, "postgresql-key-update": False}
 
 
 class RowLock:
@@ -194,7 +202,7 @@ def simulate_hot_parent(
     config: HotParentConfig,
     *,
     n_requests: int = 20_000,
-    fifo: bool = True,
+    fifo: bool | None = None,
     engine: str = "fast",
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
@@ -210,12 +218,15 @@ def simulate_hot_parent(
     n_requests : int
         Requests to simulate (both kinds), in [1, 2_000_000]. The run ends when all
         are served, so an overloaded row shows as waits that grow with n.
-    fifo : bool
-        ``False`` lets compatible requests barge past waiters (readers first), the
-        textbook alternative, under which exclusive requests can starve (simpy only).
+    fifo : bool, optional
+        Strict FIFO (a compatible request still waits behind queued ones) or barging
+        (granted at once when compatible with the holders). Default: the engine's
+        behaviour, :data:`ENGINE_FIFO`.
     engine : {"fast", "simpy"}
-        ``"simpy"`` runs :class:`RowLock` as processes; ``"fast"`` an exact recursion
-        for strict FIFO. Both give identical results for the same seed.
+        ``"simpy"`` runs :class:`RowLock` as processes. ``"fast"`` uses an exact O(n)
+        recursion where one exists (strict FIFO; or barging when children and parents
+        never conflict, as with PostgreSQL's non-key updates) and falls back to simpy
+        otherwise. Both give identical results for the same seed.
     seed : int, Generator or None
 
     Returns
@@ -228,10 +239,9 @@ def simulate_hot_parent(
         raise TypeError(f"config must be a HotParentConfig, got {type(config).__name__}")
     n = validate.int_in_range("n_requests", n_requests, 1, 2_000_000)
     engine = validate.choice("engine", engine, ("fast", "simpy"))
+    fifo = ENGINE_FIFO[config.engine] if fifo is None else fifo
     if not isinstance(fifo, bool):
-        raise TypeError("fifo must be a bool")
-    if engine == "fast" and not fifo:
-        raise ValueError("fifo=False needs engine='simpy' (the fast recursion is for strict FIFO)")
+        raise TypeError("fifo must be a bool or None")
     rng = validate.rng_from_seed(seed)
     share = config.parent_update_share
     total_rate = config.write_rate_per_s * (1.0 + share)
@@ -244,8 +254,18 @@ def simulate_hot_parent(
     )
     modes = ENGINE_MODES[config.engine]
     mode_of = np.where(is_parent, modes["parent"], modes["child"])
-    if engine == "fast":
+    child_mode, parent_mode = modes["child"], modes["parent"]
+    classes_independent = (child_mode, parent_mode) not in CONFLICTS and (
+        child_mode,
+        child_mode,
+    ) not in CONFLICTS
+    if engine == "fast" and fifo:
         granted = _fifo_grants_fast(arrivals, holds, mode_of)
+    elif engine == "fast" and classes_independent:
+        # Barging children never wait; parents queue FIFO among themselves only.
+        granted = arrivals.copy()
+        if is_parent.any():
+            granted[is_parent] = _fifo_grants_fast(arrivals[is_parent], holds[is_parent], mode_of[is_parent])
     else:
         granted = _grants_simpy(arrivals, holds, mode_of, fifo)
     return pd.DataFrame(
