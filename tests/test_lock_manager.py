@@ -97,7 +97,7 @@ def test_lock_invariants(rate, share, engine, seed):
     if lm.ENGINE_FIFO[engine]:
         assert df["granted_s"].is_monotonic_increasing  # strict FIFO grants in arrival order
     # No two conflicting requests ever hold the lock at the same time.
-    rows = df.to_dict("records")
+    rows = df.sort_values("granted_s", kind="stable").to_dict("records")
     for i, a in enumerate(rows):
         for b in rows[i + 1 :]:
             if b["granted_s"] >= a["released_s"]:
