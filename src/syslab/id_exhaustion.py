@@ -1,0 +1,620 @@
+"""Running out of AUTO_INCREMENT: integer limits, how each engine fails, burn rate and runway.
+
+Four kinds of function live here:
+
+- **facts** -- :func:`integer_limits` (the ranges of SQL integer types) and
+  :data:`ENGINE_ERRORS`, the error each engine raises when its counter is spent,
+  quoted from the engines' own sources and manuals;
+- **model** -- :func:`simulate_counter_inserts`, a faithful model of InnoDB's
+  auto-increment counter (it *pins* at the type's maximum, so the next insert
+  reuses that value and collides: error 1062), next to MariaDB's range check
+  (error 167) and PostgreSQL's sequence (SQLSTATE 2200H);
+- **burn rate and runway** -- :func:`simulate_id_burn` (IDs consumed by
+  rollbacks, ``INSERT IGNORE``/``ON DUPLICATE KEY UPDATE`` and bulk
+  reservations), :func:`theory_ids_per_statement`, :func:`project_id_usage`
+  and the closed form :func:`theory_days_until`;
+- **real** -- :func:`run_sqlite_wall`, real SQLite at its own 64-bit wall, and a
+  32-bit column emulated with a ``CHECK`` constraint.
+
+SQLite is not MySQL: its ``INTEGER PRIMARY KEY`` is the 64-bit rowid, so the
+2^31 wall only exists there if we build it (a ``CHECK``).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import environment, validate
+from syslab.plot import axes_or_new, label
+
+__all__ = [
+    "BurnMix",
+    "ENGINE_ERRORS",
+    "INT_MAX",
+    "SQLITE_INT64_MAX",
+    "bulk_reserved_ids",
+    "integer_limits",
+    "plot_alert_sweep",
+    "plot_runway",
+    "project_id_usage",
+    "run_sqlite_wall",
+    "simulate_counter_inserts",
+    "simulate_id_burn",
+    "summarize_burn",
+    "sweep_alert_runway",
+    "theory_days_until",
+    "theory_ids_per_statement",
+]
+
+INT_MAX = 2**31 - 1  # 2,147,483,647: the largest signed 32-bit INT
+SQLITE_INT64_MAX = 2**63 - 1  # 9,223,372,036,854,775,807: the largest rowid
+
+# Width in bytes of MySQL's integer types (MySQL 8.0 manual, "Integer Types").
+_TYPES = {"TINYINT": 1, "SMALLINT": 2, "MEDIUMINT": 3, "INT": 4, "BIGINT": 8}
+
+# The error each engine raises when the generated key no longer fits. Sources:
+# MySQL bug #80373 and the 8.0 manual (error 1062, key name 't.PRIMARY' from 8.0.19);
+# MariaDB mysql-test/r/auto_increment_ranges_innodb.result (error 167);
+# PostgreSQL src/backend/commands/sequence.c, nextval_internal (SQLSTATE 2200H);
+# PostgreSQL before 10: serial was a bigint sequence feeding an int4 column (22003).
+ENGINE_ERRORS = {
+    "mysql": {
+        "code": 1062,
+        "sqlstate": "23000",
+        "message": "Duplicate entry '{max}' for key '{table}.PRIMARY'",
+    },
+    "mariadb": {
+        "code": 167,
+        "sqlstate": "22003",
+        "message": "Out of range value for column '{column}' at row 1",
+    },
+    "postgresql": {
+        "code": None,
+        "sqlstate": "2200H",
+        "message": 'nextval: reached maximum value of sequence "{table}_{column}_seq" ({max})',
+    },
+    "postgresql-pre10": {
+        "code": None,
+        "sqlstate": "22003",
+        "message": "integer out of range",
+    },
+}
+
+
+def integer_limits() -> pd.DataFrame:
+    """The range of each SQL integer type, signed and unsigned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (type, signedness) with ``type``, ``bytes``, ``signed`` (bool),
+        ``min_value`` and ``max_value`` (Python ints, exact), and ``max_billions``.
+        PostgreSQL has no unsigned types; its ``integer``/``bigint`` match INT/BIGINT.
+    """
+    rows = []
+    for name, width in _TYPES.items():
+        bits = 8 * width
+        for signed in (True, False):
+            low = -(2 ** (bits - 1)) if signed else 0
+            high = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+            rows.append(
+                {
+                    "type": name if signed else f"{name} UNSIGNED",
+                    "bytes": width,
+                    "signed": signed,
+                    "min_value": low,
+                    "max_value": high,
+                    "max_billions": high / 1e9,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _type_max(column_type: str) -> int:
+    table = integer_limits().set_index("type")
+    column_type = validate.choice("column_type", column_type, list(table.index))
+    return int(table.loc[column_type, "max_value"])
+
+
+def simulate_counter_inserts(
+    start_value: int,
+    n_inserts: int,
+    *,
+    engine: str = "mysql",
+    column_type: str = "INT",
+    insert_ignore: bool = False,
+    table: str = "t",
+    column: str = "id",
+) -> pd.DataFrame:
+    """Insert ``n_inserts`` rows with a generated key, starting the counter at ``start_value``.
+
+    The engines differ in what happens when the next value does not fit:
+
+    - ``"mysql"`` (InnoDB): the counter is computed as ``min(next, max)`` -- it pins at
+      the maximum instead of overflowing. The row at the maximum is stored once; the
+      next insert is handed the *same* value, the primary key rejects it, and the
+      client sees error 1062 "Duplicate entry" for a value nobody inserted twice.
+      With ``INSERT IGNORE`` that error becomes a warning and the row is dropped.
+    - ``"mariadb"``: the server checks the range first and raises 167 (22003)
+      "Out of range value" (a warning that drops the row under ``IGNORE``).
+    - ``"postgresql"``: ``nextval`` refuses to pass the sequence's ``MAXVALUE``
+      (2147483647 for ``serial`` since PostgreSQL 10) with SQLSTATE 2200H.
+    - ``"postgresql-pre10"``: a bigint sequence hands out 2^31 and the int4 column
+      rejects it: 22003 "integer out of range".
+
+    Parameters
+    ----------
+    start_value : int
+        The counter's next value before the first insert (``AUTO_INCREMENT=`` in
+        ``SHOW CREATE TABLE``), 1 <= start_value <= the type's maximum.
+    n_inserts : int
+        Number of single-row inserts to attempt, <= 10^6.
+    engine : {"mysql", "mariadb", "postgresql", "postgresql-pre10"}
+    column_type : str
+        One of :func:`integer_limits`' types, e.g. ``"INT"``, ``"INT UNSIGNED"``, ``"BIGINT"``.
+    insert_ignore : bool
+        MySQL/MariaDB ``INSERT IGNORE``: errors become warnings and the row is dropped.
+    table, column : str
+        Names used in the error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per attempt: ``attempt``, ``value`` (the key the engine tried, or -1
+        when none was produced), ``stored`` (bool), ``counter_after`` (the counter
+        as ``SHOW CREATE TABLE``/the sequence would show it), ``error_code`` (int,
+        0 when none), ``sqlstate`` (str, "" when none), ``severity``
+        ("", "error" or "warning") and ``message``.
+    """
+    engine = validate.choice("engine", engine, tuple(ENGINE_ERRORS))
+    max_value = _type_max(column_type)
+    start = validate.int_in_range("start_value", start_value, 1, max_value)
+    n = validate.int_in_range("n_inserts", n_inserts, 1, 1_000_000)
+    if not isinstance(insert_ignore, bool):
+        raise TypeError("insert_ignore must be a bool")
+    if engine.startswith("postgresql") and insert_ignore:
+        raise ValueError("insert_ignore is MySQL/MariaDB syntax; engine must be 'mysql' or 'mariadb'")
+    spec = ENGINE_ERRORS[engine]
+    message = spec["message"].format(max=max_value, table=table, column=column)
+    stored_keys: set[int] = set()
+    counter = start
+    exhausted = False  # PostgreSQL: the sequence has handed out its last value
+    rows = []
+    for attempt in range(n):
+        value, error = counter, False
+        if engine == "mysql":
+            # InnoDB: the value is the counter; the counter then pins at max (never wraps).
+            error = value in stored_keys
+            counter = min(counter + 1, max_value)
+        elif engine == "mariadb":
+            # A counter past the maximum is caught as a range error before the index sees it.
+            error = value > max_value
+            if not error:
+                counter = counter + 1
+        elif engine == "postgresql":
+            if exhausted:
+                value, error = -1, True
+            elif counter == max_value:
+                exhausted = True  # nextval returned MAXVALUE; the next call fails
+        else:  # postgresql-pre10: the bigint sequence keeps counting; the int4 cast fails
+            error = value > max_value
+            counter = counter + 1
+        if error:
+            severity = "warning" if insert_ignore else "error"
+            rows.append((attempt, value, False, counter, spec, severity, message))
+        else:
+            stored_keys.add(value)
+            if engine == "postgresql" and not exhausted:
+                counter = counter + 1
+            rows.append((attempt, value, True, counter, None, "", ""))
+    return pd.DataFrame(
+        {
+            "attempt": [r[0] for r in rows],
+            "value": [r[1] for r in rows],
+            "stored": [r[2] for r in rows],
+            "counter_after": [r[3] for r in rows],
+            "error_code": [int(r[4]["code"] or 0) if r[4] else 0 for r in rows],
+            "sqlstate": [r[4]["sqlstate"] if r[4] else "" for r in rows],
+            "severity": [r[5] for r in rows],
+            "message": [r[6] for r in rows],
+        }
+    )
+
+
+# ------------------------------------------------------------------ burn rate
+
+
+def bulk_reserved_ids(rows: int | np.ndarray) -> np.ndarray:
+    """IDs MySQL reserves for a bulk insert of ``rows`` rows whose count it cannot know.
+
+    ``INSERT ... SELECT`` and ``LOAD DATA`` do not tell the server how many rows
+    will come, so ``handler::update_auto_increment`` (sql/handler.cc) reserves
+    intervals of 1, 2, 4, ... values, doubling up to 65,535
+    (``AUTO_INC_DEFAULT_NB_MAX``), until the statement ends; what is left of the
+    last interval is lost. Multi-row ``INSERT ... VALUES`` knows its count and
+    wastes nothing.
+
+    Parameters
+    ----------
+    rows : int or array of int
+        Rows the statement inserts, >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 IDs consumed (>= rows).
+    """
+    n = np.atleast_1d(np.asarray(rows))
+    if n.size == 0 or not np.issubdtype(n.dtype, np.integer) or np.any(n < 1):
+        raise ValueError("rows must be integers >= 1")
+    cap = 2**16 - 1
+    # Doubling phase: intervals 1, 2, ..., 2^15 reserve 2^16 - 1 values in total.
+    doubling_total = 2**16 - 1
+    # Within the doubling phase: the smallest k with 2^k - 1 >= n reserves 2^k - 1.
+    k = np.ceil(np.log2(n.astype(float) + 1.0)).astype(np.int64)
+    within = (2**k - 1).astype(np.int64)
+    beyond = doubling_total + cap * np.ceil((n - doubling_total) / cap).astype(np.int64)
+    return np.where(n <= doubling_total, within, beyond).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class BurnMix:
+    """What a write statement does to the counter, as fractions of all write statements.
+
+    Attributes
+    ----------
+    rollback : float
+        Single-row inserts whose transaction rolls back: one ID consumed, no row.
+    upsert_hit : float
+        ``INSERT ... ON DUPLICATE KEY UPDATE`` that finds the row and updates it:
+        one ID consumed (InnoDB allocates before it detects the duplicate), no new row.
+    ignore_dup : float
+        ``INSERT IGNORE`` that hits a duplicate: one ID consumed, no row.
+    bulk : float
+        ``INSERT ... SELECT`` of ``bulk_mean_rows`` rows on average (geometric):
+        reserved in doubling intervals, see :func:`bulk_reserved_ids`.
+    bulk_mean_rows : float
+        Mean rows per bulk statement, >= 1.
+    The rest are plain single-row inserts that store a row with one ID.
+    """
+
+    rollback: float = 0.02  # fraction of statements
+    upsert_hit: float = 0.20  # fraction of statements
+    ignore_dup: float = 0.05  # fraction of statements
+    bulk: float = 0.001  # fraction of statements
+    bulk_mean_rows: float = 300.0  # rows per bulk statement
+
+    def __post_init__(self) -> None:
+        total = 0.0
+        for name in ("rollback", "upsert_hit", "ignore_dup", "bulk"):
+            total += validate.probability(name, getattr(self, name))
+        if total > 1:
+            raise ValueError(f"rollback + upsert_hit + ignore_dup + bulk must be <= 1, got {total}")
+        validate.float_in_range("bulk_mean_rows", self.bulk_mean_rows, 1.0, 1e7)
+
+    @property
+    def plain(self) -> float:
+        """Fraction of plain single-row inserts."""
+        return 1.0 - self.rollback - self.upsert_hit - self.ignore_dup - self.bulk
+
+
+_KINDS = ("insert", "rollback", "upsert_hit", "ignore_dup", "bulk")
+
+
+def _bulk_rows(mean_rows: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    # Geometric on {1, 2, ...} with the requested mean.
+    return rng.geometric(1.0 / mean_rows, size=size).astype(np.int64)
+
+
+def simulate_id_burn(
+    n_statements: int, mix: BurnMix | None = None, *, seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
+    """Draw ``n_statements`` write statements and count IDs consumed and rows stored.
+
+    Parameters
+    ----------
+    n_statements : int
+        Statements to draw (vectorised; 10^6 takes well under a second).
+    mix : BurnMix, optional
+        Fractions of each kind of statement (defaults: ``BurnMix()``).
+    seed : int, Generator or None
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statement: ``kind`` (``insert``, ``rollback``, ``upsert_hit``,
+        ``ignore_dup``, ``bulk``), ``rows_stored`` and ``ids_consumed`` (int).
+    """
+    n = validate.int_in_range("n_statements", n_statements, 1, 10_000_000)
+    mix = BurnMix() if mix is None else mix
+    if not isinstance(mix, BurnMix):
+        raise TypeError(f"mix must be a BurnMix, got {type(mix).__name__}")
+    rng = validate.rng_from_seed(seed)
+    p = np.array([mix.plain, mix.rollback, mix.upsert_hit, mix.ignore_dup, mix.bulk])
+    kind = rng.choice(len(_KINDS), size=n, p=p / p.sum())
+    stored = np.where(kind == 0, 1, 0).astype(np.int64)
+    consumed = np.ones(n, dtype=np.int64)
+    is_bulk = kind == 4
+    if is_bulk.any():
+        rows = _bulk_rows(mix.bulk_mean_rows, int(is_bulk.sum()), rng)
+        stored[is_bulk] = rows
+        consumed[is_bulk] = bulk_reserved_ids(rows)
+    return pd.DataFrame({"kind": np.array(_KINDS)[kind], "rows_stored": stored, "ids_consumed": consumed})
+
+
+def summarize_burn(df: pd.DataFrame) -> pd.DataFrame:
+    """IDs consumed and rows stored per kind of statement, and the overall burn multiplier.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``kind`` plus a ``total`` row: ``statements``, ``rows_stored``,
+        ``ids_consumed``, ``ids_wasted`` and ``share_of_ids`` (fraction of all IDs
+        consumed); the ``total`` row's ``ids_per_row`` is the multiplier to apply to a
+        row growth rate to get the ID burn rate.
+    """
+    needed = {"kind", "rows_stored", "ids_consumed"}
+    if not isinstance(df, pd.DataFrame) or not needed <= set(df.columns) or df.empty:
+        raise ValueError(f"df must be a non-empty DataFrame with columns {sorted(needed)}")
+    table = df.groupby("kind").agg(
+        statements=("kind", "size"), rows_stored=("rows_stored", "sum"), ids_consumed=("ids_consumed", "sum")
+    )
+    table.loc["total"] = table.sum()
+    table["ids_wasted"] = table["ids_consumed"] - table["rows_stored"]
+    table["share_of_ids"] = table["ids_consumed"] / table.loc["total", "ids_consumed"]
+    table["ids_per_row"] = table["ids_consumed"] / table["rows_stored"].replace(0, np.nan)
+    return table
+
+
+def theory_ids_per_statement(mix: BurnMix | None = None, *, max_rows: int = 200_000) -> dict[str, float]:
+    """Expected IDs consumed and rows stored per statement, summed exactly over the bulk-size law.
+
+    Returns
+    -------
+    dict
+        ``ids_per_statement``, ``rows_per_statement`` and ``ids_per_row``.
+    """
+    mix = BurnMix() if mix is None else mix
+    if not isinstance(mix, BurnMix):
+        raise TypeError(f"mix must be a BurnMix, got {type(mix).__name__}")
+    cap = validate.positive_int("max_rows", max_rows)
+    q = 1.0 / mix.bulk_mean_rows
+    k = np.arange(1, cap + 1)
+    pmf = q * (1 - q) ** (k - 1)
+    bulk_ids = float(np.sum(pmf * bulk_reserved_ids(k)))
+    ids = mix.plain + mix.rollback + mix.upsert_hit + mix.ignore_dup + mix.bulk * bulk_ids
+    rows = mix.plain + mix.bulk * mix.bulk_mean_rows
+    return {"ids_per_statement": ids, "rows_per_statement": rows, "ids_per_row": ids / rows}
+
+
+# ------------------------------------------------------------------ runway
+
+
+def project_id_usage(
+    current_value: int,
+    ids_per_day: float,
+    *,
+    daily_growth: float = 0.0,
+    max_value: int = INT_MAX,
+    horizon_days: int = 3650,
+) -> pd.DataFrame:
+    """Day-by-day projection of the counter under traffic growing by ``daily_growth`` a day.
+
+    The burn rate on day d is ``ids_per_day * (1 + daily_growth) ** d``; the counter
+    is the running sum, capped at ``max_value`` (it pins, as InnoDB's does).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per day: ``day``, ``ids_per_day``, ``value`` (the counter at the end
+        of the day), ``fraction_used`` and ``days_left`` (runway at that day's rate).
+    """
+    max_value = validate.positive_int("max_value", max_value)
+    current = validate.int_in_range("current_value", current_value, 0, max_value)
+    rate = validate.positive_float("ids_per_day", ids_per_day)
+    growth = validate.float_in_range("daily_growth", daily_growth, 0.0, 1.0)
+    horizon = validate.int_in_range("horizon_days", horizon_days, 1, 100_000)
+    day = np.arange(horizon + 1)
+    per_day = rate * (1.0 + growth) ** day
+    used = current + np.concatenate([[0.0], np.cumsum(per_day[:-1])])
+    value = np.minimum(used, max_value)
+    return pd.DataFrame(
+        {
+            "day": day,
+            "ids_per_day": per_day,
+            "value": value,
+            "fraction_used": value / max_value,
+            "days_left": (max_value - value) / per_day,
+        }
+    )
+
+
+def theory_days_until(
+    fraction: float,
+    current_value: int,
+    ids_per_day: float,
+    *,
+    daily_growth: float = 0.0,
+    max_value: int = INT_MAX,
+) -> float:
+    """Days until the counter reaches ``fraction`` of ``max_value`` (closed form).
+
+    With a constant rate R: ``t = (f M - v) / R``. With the rate growing continuously
+    at ``g = ln(1 + daily_growth)`` a day, the IDs used by day t are
+    ``R (e^{g t} - 1) / g``, so ``t = ln(1 + g (f M - v) / R) / g``.
+    Returns 0 when the counter is already past the fraction.
+    """
+    f = validate.float_in_range("fraction", fraction, 0.0, 1.0)
+    max_value = validate.positive_int("max_value", max_value)
+    current = validate.int_in_range("current_value", current_value, 0, max_value)
+    rate = validate.positive_float("ids_per_day", ids_per_day)
+    growth = validate.float_in_range("daily_growth", daily_growth, 0.0, 1.0)
+    remaining = f * max_value - current
+    if remaining <= 0:
+        return 0.0
+    if growth == 0:
+        return remaining / rate
+    g = math.log1p(growth)
+    return math.log1p(g * remaining / rate) / g
+
+
+def sweep_alert_runway(
+    current_value: int,
+    ids_per_day: float,
+    daily_growths: list[float] | np.ndarray,
+    alert_fractions: list[float] | np.ndarray,
+    *,
+    max_value: int = INT_MAX,
+) -> pd.DataFrame:
+    """Runway left when an alert at each fraction fires, for each traffic growth rate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (growth, fraction): ``daily_growth``, ``alert_fraction``,
+        ``days_to_alert``, ``days_to_wall`` and ``runway_at_alert_days`` (the time the
+        team has between the page and the outage).
+    """
+    growths = np.atleast_1d(np.asarray(daily_growths, dtype=float))
+    fractions = np.atleast_1d(np.asarray(alert_fractions, dtype=float))
+    if growths.size == 0 or fractions.size == 0:
+        raise ValueError("daily_growths and alert_fractions must not be empty")
+    rows = []
+    for growth in growths:
+        wall = theory_days_until(1.0, current_value, ids_per_day, daily_growth=growth, max_value=max_value)
+        for fraction in fractions:
+            alert = theory_days_until(
+                fraction, current_value, ids_per_day, daily_growth=growth, max_value=max_value
+            )
+            rows.append(
+                {
+                    "daily_growth": float(growth),
+                    "alert_fraction": float(fraction),
+                    "days_to_alert": alert,
+                    "days_to_wall": wall,
+                    "runway_at_alert_days": wall - alert,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_alert_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Runway left at the alert against traffic growth, one line per alert fraction."""
+    ax = axes_or_new(ax)
+    for fraction, group in sweep.groupby("alert_fraction"):
+        ax.plot(
+            group["daily_growth"] * 100, group["runway_at_alert_days"], marker="o", label=f"{fraction:.0%}"
+        )
+    ax.legend(title="alert at")
+    return label(ax, "traffic growth (% per day)", "runway left when the alert fires (days)")
+
+
+def plot_runway(projection: pd.DataFrame, alert_fraction: float = 0.7, ax: Axes | None = None) -> Axes:
+    """Counter value (as a fraction of the maximum) against days, with the alert and the wall."""
+    ax = axes_or_new(ax)
+    ax.plot(projection["day"], projection["fraction_used"] * 100, label="counter")
+    ax.axhline(100, color="C1", linestyle="--", label="type maximum")
+    ax.axhline(alert_fraction * 100, color="C3", linestyle=":", label=f"{alert_fraction:.0%} alert")
+    ax.set_ylim(0, 105)
+    return label(ax, "days from now", "counter (% of maximum)", legend=True)
+
+
+# ------------------------------------------------------------------ real SQLite
+
+
+def _error_name(error: sqlite3.Error) -> str:
+    # Python >= 3.11 exposes the SQLite result code name; older versions only the text.
+    return str(getattr(error, "sqlite_errorname", type(error).__name__))
+
+
+def run_sqlite_wall(n_after_max: int = 5) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Drive real SQLite (in memory) into its own limits.
+
+    Scenarios:
+
+    - ``autoincrement``: ``INTEGER PRIMARY KEY AUTOINCREMENT`` with a row at 2^63 - 1;
+      the next insert fails with SQLITE_FULL ("database or disk is full").
+    - ``rowid``: the same without ``AUTOINCREMENT``: SQLite picks unused rowids at
+      random, so inserts succeed with keys that are no longer increasing.
+    - ``int32 check``: ``CHECK (id <= 2147483647)`` emulates a signed INT; the row
+      at 2147483647 is stored and the next one fails the CHECK.
+    - ``arithmetic``: ``9223372036854775807 + 1`` becomes a REAL.
+
+    Parameters
+    ----------
+    n_after_max : int
+        Inserts to attempt after each table reaches its maximum (1..50).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        One row per statement: ``scenario``, ``step``, ``outcome`` ("ok"/"error"),
+        ``rowid`` (int or None), ``error`` (SQLite's error name, "" when none) and
+        ``message``; and the environment (``describe()`` plus nothing assumed).
+    """
+    n = validate.int_in_range("n_after_max", n_after_max, 1, 50)
+    rows: list[dict[str, object]] = []
+
+    def attempt(conn: sqlite3.Connection, scenario: str, step: int, sql: str, params=()) -> None:
+        try:
+            cursor = conn.execute(sql, params)
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "step": step,
+                    "outcome": "ok",
+                    "rowid": cursor.lastrowid,
+                    "error": "",
+                    "message": "",
+                }
+            )
+        except sqlite3.Error as error:
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "step": step,
+                    "outcome": "error",
+                    "rowid": None,
+                    "error": _error_name(error),
+                    "message": str(error),
+                }
+            )
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
+        attempt(conn, "autoincrement", 0, "INSERT INTO a (id, v) VALUES (?, 'at max')", (SQLITE_INT64_MAX,))
+        for step in range(1, n + 1):
+            attempt(conn, "autoincrement", step, "INSERT INTO a (v) VALUES ('next')")
+        conn.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, v TEXT)")
+        attempt(conn, "rowid", 0, "INSERT INTO r (id, v) VALUES (?, 'at max')", (SQLITE_INT64_MAX,))
+        for step in range(1, n + 1):
+            attempt(conn, "rowid", step, "INSERT INTO r (v) VALUES ('next')")
+        conn.execute(f"CREATE TABLE i (id INTEGER PRIMARY KEY CHECK (id <= {INT_MAX}), v TEXT)")
+        attempt(conn, "int32 check", 0, "INSERT INTO i (id, v) VALUES (?, 'near max')", (INT_MAX - 1,))
+        for step in range(1, n + 1):
+            attempt(conn, "int32 check", step, "INSERT INTO i (v) VALUES ('next')")
+        overflow = f"{SQLITE_INT64_MAX} + 1"
+        value, kind = conn.execute(f"SELECT {overflow}, typeof({overflow})").fetchone()
+        rows.append(
+            {
+                "scenario": "arithmetic",
+                "step": 0,
+                "outcome": "ok",
+                "rowid": None,
+                "error": "",
+                "message": f"{SQLITE_INT64_MAX} + 1 = {value!r} ({kind})",
+            }
+        )
+    finally:
+        conn.close()
+    frame = pd.DataFrame(rows)
+    # Keep rowids as exact Python ints: 2^63 - 1 does not survive a float64 column.
+    frame["rowid"] = pd.Series([r["rowid"] for r in rows], dtype=object)
+    return frame, environment.describe()
