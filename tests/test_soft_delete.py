@@ -120,7 +120,7 @@ def test_lock_wait_model_is_queueing_kingman(statement, commit, rate):
 
 def test_unique_blocks_resignup_unless_partial():
     table = soft_delete.demo_unique_resignup().set_index("schema")
-    assert table.loc["UNIQUE(email)", "re_signup"].startswith("IntegrityError")
+    assert table.loc["UNIQUE(email)", "re_signup"].startswith("rejected: UNIQUE constraint failed")
     assert table.loc["UNIQUE(email) WHERE deleted_at IS NULL", "re_signup"] == "ok"
     assert table.loc["UNIQUE(email) WHERE deleted_at IS NULL", "live_rows"] == 1
 
@@ -191,3 +191,7 @@ def test_bad_inputs():
         soft_delete.demo_table_growth(delete_fraction=1.5)
     with pytest.raises(ValueError, match="runs"):
         soft_delete.summarize_benchmark(np.zeros(3))
+
+
+def test_filesystem_type_is_a_string():
+    assert isinstance(soft_delete.filesystem_type(), str) and soft_delete.filesystem_type()

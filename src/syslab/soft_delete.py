@@ -50,6 +50,7 @@ __all__ = [
     "demo_partial_index_plans",
     "demo_table_growth",
     "demo_unique_resignup",
+    "filesystem_type",
     "lock_wait_model",
     "plot_benchmark",
     "plot_lock_wait",
@@ -316,6 +317,29 @@ def run_commit_modes(
     return pd.DataFrame(rows)
 
 
+def filesystem_type(path: str | Path | None = None) -> str:
+    """The file system holding ``path`` (default: the temporary folder), from ``/proc/mounts``.
+
+    ``tmpfs`` means fsync costs nothing and commit timings understate a real disk. Returns
+    ``"unknown"`` where ``/proc/mounts`` does not exist (macOS, Windows).
+    """
+    target = Path(path if path is not None else tempfile.gettempdir()).resolve()
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    best, kind = "", "unknown"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1]
+        inside = target == Path(mount_point) or Path(mount_point) in target.parents
+        if inside and len(mount_point) > len(best):
+            best, kind = mount_point, fields[2]
+    return kind
+
+
 def lock_wait_model(
     statement_us: dict[str, float], commit_us: float, arrival_rates_per_s: Sequence[float]
 ) -> pd.DataFrame:
@@ -398,7 +422,7 @@ def demo_unique_resignup() -> pd.DataFrame:
                 conn.execute("INSERT INTO accounts (email) VALUES ('ana@example.com')")
                 outcome = "ok"
             except sqlite3.IntegrityError as error:
-                outcome = f"IntegrityError: {error}"
+                outcome = f"rejected: {error}"
             live = conn.execute(
                 "SELECT count(*) FROM accounts WHERE email = 'ana@example.com' AND deleted_at IS NULL"
             ).fetchone()[0]
