@@ -40,7 +40,9 @@ def test_lru_matches_che_approximation():
     keys = np.random.default_rng(5).choice(popularity.size, size=200_000, p=popularity)
     simulated = caching.lru_hit_ratios(keys, [200, 2000], warmup=50_000)
     for row in simulated.itertuples():
-        assert row.hit_ratio == pytest.approx(caching.theory_lru_hit_ratio(popularity, row.capacity), abs=0.015)
+        assert row.hit_ratio == pytest.approx(
+            caching.theory_lru_hit_ratio(popularity, row.capacity), abs=0.015
+        )
 
 
 def test_che_limits():
@@ -62,7 +64,9 @@ def test_patterns_differ_where_they_should(requests):
     # Stale-while-revalidate serves stale reads instead of misses, and single-flight saves origin reads.
     assert summary.loc["stale-while-revalidate", "stale_share"] > 0
     assert summary.loc["stale-while-revalidate", "hit_ratio"] > summary.loc["cache-aside", "hit_ratio"]
-    assert summary.loc["single-flight", "origin_reads_per_s"] < summary.loc["cache-aside", "origin_reads_per_s"]
+    assert (
+        summary.loc["single-flight", "origin_reads_per_s"] < summary.loc["cache-aside", "origin_reads_per_s"]
+    )
 
 
 def test_pattern_regression(requests):
@@ -90,7 +94,9 @@ def test_hot_key_expiry_against_theory_and_published_figures():
     single = caching.simulate_hot_key_expiry(rate, delta, "single-flight", n_trials=50, seed=1)
     assert (single["recomputes"] == 1).all()
     # XFetch, beta = 1: about 2.7 recomputations (range 2-4), fewer with larger beta (topics-part1 §6).
-    xfetch = {b: caching.simulate_hot_key_expiry(rate, delta, "xfetch", b, n_trials=400, seed=2) for b in (1, 2)}
+    xfetch = {
+        b: caching.simulate_hot_key_expiry(rate, delta, "xfetch", b, n_trials=400, seed=2) for b in (1, 2)
+    }
     assert 2.0 <= xfetch[1]["recomputes"].mean() <= 4.0
     assert 1.2 <= xfetch[2]["recomputes"].mean() < xfetch[1]["recomputes"].mean()
     # XFetch refreshes before expiry: no request ever waits.

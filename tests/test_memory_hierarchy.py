@@ -30,7 +30,9 @@ def test_default_sizes_are_doublings():
 
 
 def test_read_os_cache_sizes_from_fake_sysfs(tmp_path):
-    for index, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K")]):
+    for index, (level, kind, size) in enumerate(
+        [(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K")]
+    ):
         folder = tmp_path / f"index{index}"
         folder.mkdir()
         (folder / "level").write_text(f"{level}\n")

@@ -642,22 +642,63 @@ def decision_table() -> pd.DataFrame:
     ``data/latency_ladder.csv`` for sourced figures).
     """
     rows = [
-        ("browser", "a user's own responses", "~0 (no request)", "Cache-Control max-age, ETag",
-         "you cannot purge it: keep max-age short for anything that changes"),
-        ("CDN edge", "public responses, static assets", "ms (nearby PoP)", "TTL, purge API, surrogate keys",
-         "public, cacheable responses; version asset URLs instead of purging"),
-        ("reverse proxy", "responses for all users of one site", "sub-ms on the host",
-         "TTL, stale-while-revalidate", "absorbs stampedes at the edge of your service"),
-        ("in-process LRU", "hot objects, parsed config", "ns-us", "TTL; per-process, so N copies",
-         "hot keys and per-request lookups; small and short TTL"),
-        ("distributed cache", "shared objects, sessions, computed results", "~0.1-1 ms (one RTT)",
-         "delete on write, TTL", "data shared by many servers; the default choice"),
-        ("database buffer pool", "table and index pages", "us (no disk I/O)", "automatic",
-         "size it first; it caches everything the DB reads"),
-        ("query-plan cache", "parsed and planned statements", "saves planning time",
-         "automatic; prepared statements", "many repeats of the same query shape"),
+        (
+            "browser",
+            "a user's own responses",
+            "~0 (no request)",
+            "Cache-Control max-age, ETag",
+            "you cannot purge it: keep max-age short for anything that changes",
+        ),
+        (
+            "CDN edge",
+            "public responses, static assets",
+            "ms (nearby PoP)",
+            "TTL, purge API, surrogate keys",
+            "public, cacheable responses; version asset URLs instead of purging",
+        ),
+        (
+            "reverse proxy",
+            "responses for all users of one site",
+            "sub-ms on the host",
+            "TTL, stale-while-revalidate",
+            "absorbs stampedes at the edge of your service",
+        ),
+        (
+            "in-process LRU",
+            "hot objects, parsed config",
+            "ns-us",
+            "TTL; per-process, so N copies",
+            "hot keys and per-request lookups; small and short TTL",
+        ),
+        (
+            "distributed cache",
+            "shared objects, sessions, computed results",
+            "~0.1-1 ms (one RTT)",
+            "delete on write, TTL",
+            "data shared by many servers; the default choice",
+        ),
+        (
+            "database buffer pool",
+            "table and index pages",
+            "us (no disk I/O)",
+            "automatic",
+            "size it first; it caches everything the DB reads",
+        ),
+        (
+            "query-plan cache",
+            "parsed and planned statements",
+            "saves planning time",
+            "automatic; prepared statements",
+            "many repeats of the same query shape",
+        ),
         ("OS page cache", "file blocks", "us vs ms from disk", "automatic", "free memory does this for you"),
-        ("DNS", "name to address", "saves a lookup RTT", "record TTL", "respect TTLs; long TTLs slow failover"),
+        (
+            "DNS",
+            "name to address",
+            "saves a lookup RTT",
+            "record TTL",
+            "respect TTLs; long TTLs slow failover",
+        ),
     ]
     return pd.DataFrame(rows, columns=["layer", "caches", "saves or costs", "invalidation", "use it for"])
 

@@ -45,7 +45,9 @@ ELEMENT_BYTES = 4  # int32 elements: one random access touches one 64-byte cache
 MAX_WORKING_SET_BYTES = 1 << 30  # the kernel budget is 1 GB; refuse anything larger
 
 
-def default_sizes_bytes(smallest_bytes: int = 4096, largest_bytes: int = 128 << 20, per_octave: int = 2) -> list:
+def default_sizes_bytes(
+    smallest_bytes: int = 4096, largest_bytes: int = 128 << 20, per_octave: int = 2
+) -> list:
     """Working-set sizes from ``smallest_bytes`` to ``largest_bytes``, ``per_octave`` points per doubling."""
     low = validate.positive_int("smallest_bytes", smallest_bytes)
     high = validate.positive_int("largest_bytes", largest_bytes)
@@ -237,7 +239,9 @@ def estimate_cliffs(measured: pd.DataFrame, min_ratio: float = 1.25, max_cliffs:
                 }
             )
     table = pd.DataFrame(found, columns=["capacity_estimate_bytes", "next_size_bytes", "cost_ratio"])
-    table = table.astype({"capacity_estimate_bytes": np.int64, "next_size_bytes": np.int64, "cost_ratio": float})
+    table = table.astype(
+        {"capacity_estimate_bytes": np.int64, "next_size_bytes": np.int64, "cost_ratio": float}
+    )
     return table.nlargest(limit, "cost_ratio").sort_values("capacity_estimate_bytes").reset_index(drop=True)
 
 
