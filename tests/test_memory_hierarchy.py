@@ -109,3 +109,14 @@ def test_real_sweep_memory_beyond_caches_is_slower():
     assert gather["ns_per_access"].iloc[1] > 1.5 * gather["ns_per_access"].iloc[0]
     chase = mh.summarize_chase(mh.measure_pointer_chase([16 << 10, 64 << 20], steps=50_000, seed=1))
     assert chase["extra_ns"].iloc[1] > 0
+
+
+def test_estimate_cliffs_on_a_chase_column_with_floor():
+    sizes = mh.default_sizes_bytes(4096, 64 << 20, per_octave=1)
+    curve = _staircase([32 << 10, 1 << 20, 32 << 20], [0.0, 4.0, 12.0, 90.0], sizes).rename(
+        columns={"ns_per_access": "extra_ns"}
+    )
+    cliffs = mh.estimate_cliffs(curve, column="extra_ns", floor_ns=1.0)
+    assert cliffs["capacity_estimate_bytes"].tolist() == [32 << 10, 1 << 20, 32 << 20]
+    with pytest.raises(ValueError, match="extra_ns"):
+        mh.estimate_cliffs(curve, column="extra_ns")

@@ -69,7 +69,7 @@ def _check_sizes(sizes_bytes: Sequence[int]) -> list[int]:
 
 
 def measure_gather(
-    sizes_bytes: Sequence[int], accesses: int = 1 << 20, repeats: int = 3, seed: object = 0
+    sizes_bytes: Sequence[int], accesses: int = 1 << 20, repeats: int = 5, seed: object = 0
 ) -> pd.DataFrame:
     """Time random gathers (``a.take(idx)``) from int32 arrays of each working-set size.
 
@@ -125,7 +125,7 @@ def _single_cycle(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def measure_pointer_chase(
-    sizes_bytes: Sequence[int], steps: int = 100_000, repeats: int = 2, seed: object = 0
+    sizes_bytes: Sequence[int], steps: int = 50_000, repeats: int = 3, seed: object = 0
 ) -> pd.DataFrame:
     """Time a dependent chain of random loads ``i = buf[i]`` through each working-set size.
 
@@ -204,13 +204,22 @@ def read_os_cache_sizes(cache_dir: str | Path = SYSFS_CACHE_DIR) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["level", "type", "size_bytes", "shared_cpu_list"])
 
 
-def estimate_cliffs(measured: pd.DataFrame, min_ratio: float = 1.25, max_cliffs: int = 3) -> pd.DataFrame:
+def estimate_cliffs(
+    measured: pd.DataFrame,
+    min_ratio: float = 1.25,
+    max_cliffs: int = 3,
+    column: str = "ns_per_access",
+    floor_ns: float = 0.0,
+) -> pd.DataFrame:
     """Working-set sizes where the access cost jumps: this machine's caches, read off the curve.
 
     The curve is flat while the working set fits a level and climbs once it no longer does. For each
     step between neighbouring sizes we take the cost ratio; steps whose ratio is at least
     ``min_ratio`` and is the largest in its neighbourhood (so a cliff spread over two steps counts once)
     are cliffs. The estimate of the cache's capacity is the last size *before* the jump.
+
+    ``column`` names the cost to use (``"extra_ns"`` for a pointer chase from :func:`summarize_chase`);
+    costs below ``floor_ns`` are raised to it, so noise around zero does not read as a huge ratio.
 
     Returns
     -------
@@ -220,12 +229,16 @@ def estimate_cliffs(measured: pd.DataFrame, min_ratio: float = 1.25, max_cliffs:
     """
     ratio_floor = validate.positive_float("min_ratio", min_ratio)
     limit = validate.positive_int("max_cliffs", max_cliffs)
-    if not isinstance(measured, pd.DataFrame) or not {"size_bytes", "ns_per_access"} <= set(measured.columns):
-        raise TypeError("measured must be a DataFrame with size_bytes and ns_per_access")
+    floor = validate.non_negative_float("floor_ns", floor_ns)
+    if not isinstance(measured, pd.DataFrame) or not {"size_bytes", column} <= set(measured.columns):
+        raise TypeError(f"measured must be a DataFrame with size_bytes and {column}")
     curve = measured.sort_values("size_bytes")
     sizes = curve["size_bytes"].to_numpy()
+    raw = np.maximum(curve[column].to_numpy(dtype=float), floor)
+    if np.any(raw <= 0):
+        raise ValueError(f"measured[{column!r}] must be > 0 (or set floor_ns > 0)")
     # A running minimum from the right irons out one-off slow timings (another process's burst).
-    cost = np.minimum.accumulate(curve["ns_per_access"].to_numpy()[::-1])[::-1]
+    cost = np.minimum.accumulate(raw[::-1])[::-1]
     ratios = cost[1:] / cost[:-1]
     found = []
     for k, ratio in enumerate(ratios):
