@@ -47,12 +47,15 @@ __all__ = [
     "ExpireConfig",
     "effort_parameters",
     "expiry_population",
+    "info_fields",
+    "zero_ttl_cases",
     "measure_free_cost",
     "plot_eviction",
     "plot_stale_memory",
     "repeat_cycle",
     "simulate_eviction",
     "simulate_expiry",
+    "steady_population",
     "simulate_free_stall",
     "summarize_expiry",
     "theory_batches_until_stop",
@@ -291,6 +294,30 @@ def expiry_population(
     return rng.uniform(ttl - width / 2, ttl + width / 2, n)
 
 
+def steady_population(
+    write_rate_per_s: float, ttl_s: float, duration_s: float, jitter: float = 0.1, seed: object = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keys written at a steady rate, each with a TTL of ``ttl_s`` +/- ``jitter`` (a fraction).
+
+    After one TTL the keyspace holds about ``write_rate_per_s * ttl_s`` keys and keys expire at the
+    write rate: the steady state in which :func:`theory_equilibrium_stale_fraction` applies.
+
+    Returns
+    -------
+    (written_at_s, expire_at_s) : two arrays
+    """
+    rate = validate.positive_float("write_rate_per_s", write_rate_per_s)
+    ttl = validate.positive_float("ttl_s", ttl_s)
+    duration = validate.positive_float("duration_s", duration_s)
+    spread = validate.float_in_range("jitter", jitter, 0.0, 1.0, high_inclusive=False)
+    if rate * duration > 5e6:
+        raise ValueError("write_rate_per_s * duration_s must be <= 5e6 keys")
+    rng = validate.rng_from_seed(seed)
+    written = np.sort(rng.uniform(0.0, duration, rng.poisson(rate * duration)))
+    expires = written + ttl * rng.uniform(1.0 - spread, 1.0 + spread, written.size)
+    return written, expires
+
+
 class _Keyspace:
     """Keys with their expiry times, visited in hash-table order by a scan cursor (like dictScan).
 
@@ -298,24 +325,39 @@ class _Keyspace:
     until a compaction drops them, so scans and samples skip them as Redis skips empty buckets.
     """
 
-    def __init__(self, expire_at_s: np.ndarray, rng: np.random.Generator):
+    def __init__(self, expire_at_s: np.ndarray, written_at_s: np.ndarray, rng: np.random.Generator):
         self.expire_at = expire_at_s.astype(float)
-        self.alive = np.ones(expire_at_s.size, dtype=bool)
-        self.n_alive = int(expire_at_s.size)
+        # Keys are written in time order; a write lands in a random bucket (the hash), which may be
+        # ahead of the cursor or behind it.
+        self.write_order = np.argsort(written_at_s, kind="stable")
+        self.write_times = written_at_s[self.write_order]
+        self.n_written = 0
+        self.alive = np.zeros(expire_at_s.size, dtype=bool)
+        self.deleted = np.zeros(expire_at_s.size, dtype=bool)
+        self.n_alive = 0
         self.order = rng.permutation(expire_at_s.size)
         self.cursor = 0  # position in order
         self.rng = rng
+
+    def write_until(self, now_s: float) -> None:
+        upto = int(np.searchsorted(self.write_times, now_s, side="right"))
+        if upto > self.n_written:
+            new = self.write_order[self.n_written : upto]
+            self.alive[new] = True
+            self.n_alive += int(new.size)
+            self.n_written = upto
 
     def stale(self, now_s: float) -> int:
         return int(np.count_nonzero(self.alive & (self.expire_at < now_s)))
 
     def _maybe_compact(self) -> None:
-        if self.order.size <= 1024 or self.order.size <= 2 * max(self.n_alive, 1):
+        pending = self.order.size - self.n_written  # upper bound on unwritten keys still in order
+        if self.order.size <= 1024 or self.order.size <= 2 * max(self.n_alive + max(pending, 0), 1):
             return
-        live = self.alive[self.order]
-        # The cursor keeps its place among the live keys.
-        self.cursor = int(np.count_nonzero(live[: self.cursor]))
-        self.order = self.order[live]
+        keep = ~self.deleted[self.order]  # keys not yet written keep their bucket
+        # The cursor keeps its place among the kept keys.
+        self.cursor = int(np.count_nonzero(keep[: self.cursor]))
+        self.order = self.order[keep]
         if self.cursor >= self.order.size:
             self.cursor = 0
 
@@ -346,19 +388,22 @@ class _Keyspace:
         self._maybe_compact()
         out: list = []
         needed = count
-        for _ in range(64):  # bounded: after compaction at least half the positions are live
+        if self.n_alive == 0:
+            return np.empty(0, dtype=np.int64)
+        for _ in range(64):  # bounded: after compaction a good share of the positions are live
             draws = self.rng.integers(0, self.order.size, 2 * needed + 8)
             good = draws[self.alive[self.order[draws]]][:needed]
             out.append(good)
             needed -= good.size
             if needed == 0:
                 break
-        return np.concatenate(out)
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
     def delete(self, ids: np.ndarray) -> int:
         unique = np.unique(ids)
         unique = unique[self.alive[unique]]
         self.alive[unique] = False
+        self.deleted[unique] = True
         self.n_alive -= int(unique.size)
         return int(unique.size)
 
@@ -425,6 +470,7 @@ def simulate_expiry(
     config: ExpireConfig | None = None,
     reads_per_s: float = 0.0,
     seed: object = 0,
+    written_at_s: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Run Redis's active expiry (and optional lazy expiry on reads) over a keyspace for ``duration_s``.
 
@@ -444,6 +490,8 @@ def simulate_expiry(
     reads_per_s : float
         Client reads per second (uniform over the keys written), for lazy expiry.
     seed : int or Generator
+    written_at_s : array, optional
+        When each key is written (default: all at time 0); see :func:`steady_population`.
 
     Returns
     -------
@@ -465,7 +513,13 @@ def simulate_expiry(
     read_rate = validate.non_negative_float("reads_per_s", reads_per_s)
     rng = validate.rng_from_seed(seed)
     params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
-    space = _Keyspace(expiries, rng)
+    if written_at_s is None:
+        writes = np.zeros(expiries.size)
+    else:
+        writes = np.asarray(written_at_s, dtype=float)
+        if writes.shape != expiries.shape or not np.all(np.isfinite(writes)) or np.any(writes > expiries):
+            raise ValueError("written_at_s must be finite, one per key, and no later than its expiry")
+    space = _Keyspace(expiries, writes, rng)
 
     period_s = 1.0 / settings.hz
     fast_gap_s = max(settings.event_loop_period_us, 2 * params["fast_duration_us"]) / 1e6
@@ -495,10 +549,11 @@ def simulate_expiry(
             next_slow_s += period_s
         if start >= duration:
             break
+        space.write_until(start)
         lazy = 0
         if read_rate > 0 and start > last_read_s:
             reads = rng.poisson(read_rate * (start - last_read_s))
-            lazy = _lazy_expire(space, rng.integers(0, expiries.size, reads), start)
+            lazy = _lazy_expire(space, rng.integers(0, max(space.n_written, 1), reads), start)
             last_read_s = start
         sampled, expired, elapsed, capped = _run_cycle(space, start, limit, params, settings)
         timelimit_exit = capped
@@ -528,8 +583,12 @@ def simulate_expiry(
     return pd.DataFrame(rows)
 
 
-def _lazy_expire(space: _Keyspace, read_ids: np.ndarray, now_s: float) -> int:
+def _lazy_expire(space: _Keyspace, read_positions: np.ndarray, now_s: float) -> int:
     # expireIfNeeded() on every lookup: a read of a key that is present but expired deletes it.
+    # Reads go uniformly to the keys written so far.
+    if space.n_written == 0:
+        return 0
+    read_ids = space.write_order[read_positions]
     expired = read_ids[space.alive[read_ids] & (space.expire_at[read_ids] < now_s)]
     return space.delete(expired) if expired.size else 0
 
@@ -755,6 +814,92 @@ def _pool_evict(
         if candidate in slot_of:
             return candidate
     return members[int(rng.integers(len(members)))]  # every candidate was a ghost: fall back
+
+
+# --------------------------------------------------------------------------- reference tables
+
+
+def zero_ttl_cases() -> pd.DataFrame:
+    """What "TTL = 0" can mean, and whether memory is freed at once (from expire.c and t_string.c)."""
+    rows = [
+        (
+            "EXPIRE key 0 (or a negative TTL, or EXPIREAT in the past) on a primary",
+            "deleted at once; replicated and written to the AOF as DEL (UNLINK if lazyfree-lazy-expire yes)",
+            "yes, unless lazyfree-lazy-expire frees it in the background",
+        ),
+        (
+            "the same command replayed on a replica or while loading the AOF",
+            "stored with an expiry in the past; the key waits for the primary's DEL",
+            "no: until the DEL arrives (reads already return nil since 3.2)",
+        ),
+        ("SET key value EX 0", "rejected: ERR invalid expire time in 'set' command", "nothing was written"),
+        (
+            "TTL key replies 0",
+            "a live key with less than 0.5 s left: TTL rounds (ms + 500) / 1000",
+            "no: the key has not expired yet",
+        ),
+        (
+            "a TTL that passed and nobody reads the key",
+            "logically expired, physically present",
+            "only when the active cycle samples it",
+        ),
+        ("memcached exptime 0", "never expires", "no: 0 means forever there"),
+        (
+            "key deleted, RSS does not drop",
+            "the allocator keeps freed pages (fragmentation)",
+            "freed inside Redis, not returned to the OS",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["what you did or saw", "what Redis does", "memory freed at once?"])
+
+
+def info_fields() -> pd.DataFrame:
+    """The INFO fields that show whether expiry keeps up, and what values mean trouble."""
+    rows = [
+        (
+            "expired_keys",
+            "stats",
+            "keys removed by expiry (lazy + active), cumulative",
+            "compare its rate with the rate keys are written with a TTL",
+        ),
+        (
+            "expired_stale_perc",
+            "stats",
+            "running estimate of expired-but-present keys among those sampled",
+            "steadily above the acceptable stale % (10 at effort 1): the sampler is behind",
+        ),
+        (
+            "expired_time_cap_reached_count",
+            "stats",
+            "slow or fast cycles that ran out of time",
+            "growing every minute: expiry needs more time than its CPU budget",
+        ),
+        (
+            "expire_cycle_cpu_milliseconds",
+            "stats",
+            "CPU time spent in active expiry, cumulative",
+            "its rate approaching 250 ms/s (25% of a core) means the cycle is saturated",
+        ),
+        (
+            "evicted_keys",
+            "stats",
+            "keys removed by maxmemory eviction",
+            "non-zero with volatile-* policies: expired keys were not cleaned in time",
+        ),
+        (
+            "mem_fragmentation_ratio",
+            "memory",
+            "RSS / used memory",
+            "above ~1.5 after mass expiry: memory freed inside Redis but kept by the allocator",
+        ),
+        (
+            "lazyfree_pending_objects",
+            "memory",
+            "objects waiting for the background free thread",
+            "growing: frees are queued faster than the thread releases them",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["field", "section", "meaning", "trouble when"])
 
 
 # --------------------------------------------------------------------------- plots
