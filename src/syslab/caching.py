@@ -1,0 +1,764 @@
+"""Cache patterns and their failure modes on one workload: Zipf-popular keys in front of a slow origin.
+
+Four groups of functions:
+
+- **workload** -- :func:`zipf_popularity`, :func:`generate_requests` (Poisson arrivals, Zipf keys,
+  a share of writes);
+- **patterns** -- :func:`simulate_pattern` runs one request stream through an LRU cache with a TTL
+  in front of an origin, as cache-aside, read-through, write-through, write-behind,
+  stale-while-revalidate (RFC 5861) or cache-aside with single-flight; :func:`lru_hit_ratios` is the
+  plain LRU for sweeps, with Che's approximation (:func:`theory_lru_hit_ratio`) next to it; and
+  :func:`write_behind_loss` is what a crash loses under write-behind;
+- **failure modes** -- a hot key expiring under load with no protection, single-flight or XFetch
+  (Vattani et al. 2015): :func:`simulate_hot_key_expiry`; a key cached (or not) for a TTL, which is
+  also the negative-cache stampede: :func:`simulate_ttl_key`; a hot key pinning one shard:
+  :func:`simulate_shard_load`;
+- **decision** -- :func:`decision_table`, which layer to cache at.
+
+Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_per_s`` per second.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import validate
+from syslab.plot import axes_or_new, label
+
+__all__ = [
+    "PATTERNS",
+    "CacheLatency",
+    "decision_table",
+    "generate_requests",
+    "lru_hit_ratios",
+    "plot_hit_ratio",
+    "plot_latency_cdf",
+    "plot_origin_rate",
+    "plot_shard_load",
+    "simulate_hot_key_expiry",
+    "simulate_pattern",
+    "simulate_shard_load",
+    "simulate_ttl_key",
+    "summarize_patterns",
+    "summarize_ttl_key",
+    "theory_lru_hit_ratio",
+    "theory_ttl_key_origin_rate_per_s",
+    "theory_xfetch_lead_s",
+    "write_behind_loss",
+    "xfetch_refresh_probability",
+    "zipf_popularity",
+]
+
+PATTERNS = (
+    "cache-aside",
+    "read-through",
+    "write-through",
+    "write-behind",
+    "stale-while-revalidate",
+    "single-flight",
+)
+
+
+@dataclass(frozen=True)
+class CacheLatency:
+    """Service times of the cache and the origin behind it.
+
+    Attributes
+    ----------
+    cache_ms : float
+        One cache round trip (a GET or a SET to a networked cache in the same zone).
+    origin_read_median_ms : float
+        Median time the origin (a database query, a rendering service) takes to produce a value.
+    origin_read_sigma : float
+        Log-normal shape of the origin's read time (0 = constant); 0.5 gives a p99 about 3x the median.
+    origin_write_ms : float
+        Time a synchronous write to the origin takes.
+    """
+
+    cache_ms: float = 0.5
+    origin_read_median_ms: float = 40.0
+    origin_read_sigma: float = 0.5
+    origin_write_ms: float = 15.0
+
+    def __post_init__(self) -> None:
+        validate.positive_float("cache_ms", self.cache_ms)
+        validate.positive_float("origin_read_median_ms", self.origin_read_median_ms)
+        validate.non_negative_float("origin_read_sigma", self.origin_read_sigma)
+        validate.positive_float("origin_write_ms", self.origin_write_ms)
+
+
+# --------------------------------------------------------------------------- workload
+
+
+def zipf_popularity(n_keys: int, exponent: float = 1.0) -> np.ndarray:
+    """Request probabilities of keys ranked 1..n: p_i proportional to 1 / i**exponent (sums to 1)."""
+    n = validate.positive_int("n_keys", n_keys)
+    s = validate.non_negative_float("exponent", exponent)
+    weights = 1.0 / np.arange(1, n + 1, dtype=float) ** s
+    return weights / weights.sum()
+
+
+def generate_requests(
+    n_requests: int,
+    n_keys: int,
+    arrival_rate_per_s: float,
+    zipf_exponent: float = 1.0,
+    write_fraction: float = 0.0,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """A request stream: Poisson arrivals, Zipf-popular keys, a share of them writes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request, in time order: ``t_s`` (arrival time), ``key`` (0 = most popular),
+        ``is_write`` (bool).
+    """
+    n = validate.positive_int("n_requests", n_requests)
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    share = validate.probability("write_fraction", write_fraction)
+    popularity = zipf_popularity(n_keys, zipf_exponent)
+    rng = validate.rng_from_seed(seed)
+    times = np.cumsum(rng.exponential(1.0 / rate, n))
+    keys = rng.choice(len(popularity), size=n, p=popularity)
+    writes = rng.random(n) < share
+    return pd.DataFrame({"t_s": times, "key": keys.astype(np.int64), "is_write": writes})
+
+
+def _check_requests(requests: object) -> pd.DataFrame:
+    if not isinstance(requests, pd.DataFrame) or not {"t_s", "key", "is_write"} <= set(requests.columns):
+        raise TypeError("requests must be a DataFrame from generate_requests (t_s, key, is_write)")
+    return requests
+
+
+# --------------------------------------------------------------------------- LRU and Che
+
+
+def lru_hit_ratios(keys: np.ndarray, capacities: list, warmup: int = 0) -> pd.DataFrame:
+    """Hit ratio of an exact LRU cache of each capacity on a key sequence (no TTL, no writes).
+
+    Parameters
+    ----------
+    keys : array of int
+        The requested keys in order.
+    capacities : list of int
+        Cache sizes in entries.
+    warmup : int
+        Requests at the start that fill the cache but are not counted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``capacity``, ``hit_ratio``.
+    """
+    sizes = validate.sequence_of_positive_ints("capacities", capacities)
+    skip = validate.non_negative_int("warmup", warmup)
+    sequence = np.asarray(keys)
+    if sequence.ndim != 1 or sequence.size <= skip:
+        raise ValueError(f"keys must be a 1-d sequence longer than warmup={skip}")
+    rows = []
+    for capacity in sizes:
+        cache: OrderedDict = OrderedDict()
+        hits = 0
+        for position, key in enumerate(sequence.tolist()):
+            if key in cache:
+                cache.move_to_end(key)
+                hits += position >= skip
+            else:
+                cache[key] = None
+                if len(cache) > capacity:
+                    cache.popitem(last=False)
+        rows.append({"capacity": capacity, "hit_ratio": hits / (sequence.size - skip)})
+    return pd.DataFrame(rows)
+
+
+def theory_lru_hit_ratio(popularity: np.ndarray, capacity: int) -> float:
+    """Che's approximation of an LRU cache's hit ratio under independent requests (Che et al. 2002).
+
+    The characteristic time T solves sum_i (1 - exp(-p_i T)) = C; the hit ratio is
+    sum_i p_i (1 - exp(-p_i T)). Accurate to about a percent for Zipf workloads.
+    """
+    p = np.asarray(popularity, dtype=float)
+    if p.ndim != 1 or p.size == 0 or np.any(p < 0) or not math.isclose(p.sum(), 1.0, rel_tol=1e-6):
+        raise ValueError("popularity must be a 1-d array of probabilities summing to 1")
+    c = validate.positive_int("capacity", capacity)
+    if c >= np.count_nonzero(p):
+        return 1.0
+    low, high = 0.0, 1.0
+    while np.sum(1.0 - np.exp(-p * high)) < c:  # bounded: the sum reaches n_keys > c as T grows
+        high *= 2.0
+    for _ in range(200):  # bisection; stops once T is known to 1e-7 relative
+        middle = 0.5 * (low + high)
+        if np.sum(-np.expm1(-p * middle)) < c:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-7 * high:
+            break
+    characteristic = 0.5 * (low + high)
+    return float(np.sum(p * (1.0 - np.exp(-p * characteristic))))
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+def simulate_pattern(
+    requests: pd.DataFrame,
+    pattern: str,
+    capacity: int,
+    ttl_s: float = 60.0,
+    latency: CacheLatency | None = None,
+    stale_window_s: float = 30.0,
+    flush_interval_s: float = 1.0,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Run a request stream through one caching pattern: an LRU cache with a TTL in front of an origin.
+
+    The patterns differ only where they really differ:
+
+    - ``cache-aside``: the application reads the cache, on a miss reads the origin and SETs the value;
+      a write goes to the origin and then DELetes the cached key (the next read misses).
+    - ``read-through``: the cache calls the loader on a miss. Same hits and latencies as cache-aside:
+      who fills the cache changes, not how often it misses.
+    - ``write-through``: a write goes to the origin and the cache together (latency: the origin's
+      write); the cache holds the new value, so reads after a write still hit.
+    - ``write-behind``: a write updates the cache only (latency: one cache round trip); a background
+      flusher writes to the origin every ``flush_interval_s``. Column ``flushed_at_s`` says when.
+    - ``stale-while-revalidate``: for ``stale_window_s`` after the TTL a read gets the stale value at
+      cache speed and starts one background refresh (RFC 5861).
+    - ``single-flight``: cache-aside where concurrent misses on one key share a single origin read
+      (Go's ``x/sync/singleflight``); the others wait for it.
+
+    A value fetched on a miss enters the cache when the origin answers, so requests that arrive while
+    the fetch is in flight miss too -- that is what makes a stampede.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``t_s``, ``key``, ``is_write``, ``outcome`` (``hit``, ``stale``, ``miss``,
+        ``coalesced``, ``write``), ``latency_ms``, ``origin_read`` (this request read the origin),
+        ``flushed_at_s`` (write-behind writes only; NaN otherwise), ``pattern``.
+    """
+    frame = _check_requests(requests)
+    kind = validate.choice("pattern", pattern, PATTERNS)
+    size = validate.positive_int("capacity", capacity)
+    ttl = validate.positive_float("ttl_s", ttl_s, allow_inf=True)
+    stale_window = validate.non_negative_float("stale_window_s", stale_window_s)
+    flush_every = validate.positive_float("flush_interval_s", flush_interval_s)
+    costs = latency if latency is not None else CacheLatency()
+    if not isinstance(costs, CacheLatency):
+        raise TypeError(f"latency must be a CacheLatency, got {type(costs).__name__}")
+    rng = validate.rng_from_seed(seed)
+
+    times = frame["t_s"].to_numpy(dtype=float)
+    keys = frame["key"].to_numpy()
+    writes = frame["is_write"].to_numpy(dtype=bool)
+    n = len(frame)
+    origin_ms = costs.origin_read_median_ms * np.exp(costs.origin_read_sigma * rng.standard_normal(n))
+    cache_s = costs.cache_ms / 1000.0
+    write_s = costs.origin_write_ms / 1000.0
+
+    cache: OrderedDict = OrderedDict()  # key -> time the value was stored
+    pending: list = []  # heap of (time the origin answers, key)
+    in_flight: dict = {}  # key -> time its (single) fetch completes: single-flight and SWR refreshes
+    outcome = np.empty(n, dtype=object)
+    latency_ms = np.zeros(n)
+    origin_read = np.zeros(n, dtype=bool)
+    flushed_at = np.full(n, np.nan)
+    coalesce = kind == "single-flight"
+    stale_ok = stale_window if kind == "stale-while-revalidate" else 0.0
+
+    def store(key: int, at_s: float) -> None:
+        cache[key] = at_s
+        cache.move_to_end(key)
+        if len(cache) > size:
+            cache.popitem(last=False)
+
+    for i in range(n):
+        now, key = times[i], int(keys[i])
+        while pending and pending[0][0] <= now:
+            done_s, done_key = heapq.heappop(pending)
+            if in_flight.get(done_key) == done_s:
+                del in_flight[done_key]
+            store(done_key, done_s)
+        if writes[i]:
+            outcome[i] = "write"
+            if kind == "write-behind":
+                store(key, now)
+                latency_ms[i] = costs.cache_ms
+                flushed_at[i] = (math.floor(now / flush_every) + 1) * flush_every
+            elif kind == "write-through":
+                store(key, now + write_s)
+                latency_ms[i] = costs.origin_write_ms + costs.cache_ms
+            else:  # invalidate on write: cache-aside and its variants
+                cache.pop(key, None)
+                latency_ms[i] = costs.origin_write_ms + costs.cache_ms
+            continue
+        stored = cache.get(key)
+        age = now - stored if stored is not None else math.inf
+        if age < ttl:
+            cache.move_to_end(key)
+            outcome[i], latency_ms[i] = "hit", costs.cache_ms
+        elif age < ttl + stale_ok:
+            cache.move_to_end(key)
+            outcome[i], latency_ms[i] = "stale", costs.cache_ms
+            if key not in in_flight:  # one background refresh per key
+                done = now + origin_ms[i] / 1000.0
+                in_flight[key] = done
+                heapq.heappush(pending, (done, key))
+                origin_read[i] = True
+        elif coalesce and key in in_flight:
+            outcome[i] = "coalesced"
+            latency_ms[i] = (in_flight[key] - now + cache_s) * 1000.0
+        else:
+            cache.pop(key, None)
+            done = now + cache_s + origin_ms[i] / 1000.0
+            heapq.heappush(pending, (done, key))
+            if coalesce:
+                in_flight[key] = done
+            outcome[i], origin_read[i] = "miss", True
+            latency_ms[i] = 2 * costs.cache_ms + origin_ms[i]
+    return pd.DataFrame(
+        {
+            "t_s": times,
+            "key": keys,
+            "is_write": writes,
+            "outcome": outcome.astype(str),
+            "latency_ms": latency_ms,
+            "origin_read": origin_read,
+            "flushed_at_s": flushed_at,
+            "pattern": kind,
+        }
+    )
+
+
+def summarize_patterns(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per pattern: read hit ratio (fresh or stale), origin reads per second, read and write latencies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``pattern``: ``hit_ratio``, ``stale_share``, ``origin_reads_per_s``, ``read_p50_ms``,
+        ``read_p99_ms``, ``write_p50_ms``.
+    """
+    if not isinstance(runs, pd.DataFrame) or "pattern" not in runs.columns:
+        raise TypeError("runs must be the concatenated output of simulate_pattern")
+    rows = []
+    for name, run in runs.groupby("pattern", sort=False):
+        reads = run[~run["is_write"]]
+        span_s = float(run["t_s"].max() - run["t_s"].min()) or 1.0
+        write_latency = run.loc[run["is_write"], "latency_ms"]
+        rows.append(
+            {
+                "pattern": name,
+                "hit_ratio": float(reads["outcome"].isin(["hit", "stale"]).mean()),
+                "stale_share": float((reads["outcome"] == "stale").mean()),
+                "origin_reads_per_s": float(run["origin_read"].sum() / span_s),
+                "read_p50_ms": float(reads["latency_ms"].quantile(0.5)),
+                "read_p99_ms": float(reads["latency_ms"].quantile(0.99)),
+                "write_p50_ms": float(write_latency.quantile(0.5)) if len(write_latency) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows).set_index("pattern")
+
+
+def write_behind_loss(run: pd.DataFrame, n_crashes: int = 1000, seed: object = 0) -> pd.DataFrame:
+    """Writes a crash would lose under write-behind: acknowledged but not yet flushed to the origin.
+
+    Crash instants are drawn uniformly over the run. The theory: with writes arriving at rate
+    lambda_w and a flush every F seconds, a crash loses on average lambda_w * F / 2 writes and at most
+    about lambda_w * F.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per simulated crash: ``crash_s``, ``lost_writes``, ``oldest_lost_age_s`` (how far back
+        the loss reaches; 0 when nothing is lost).
+    """
+    if not isinstance(run, pd.DataFrame) or "flushed_at_s" not in run.columns:
+        raise TypeError("run must come from simulate_pattern(..., pattern='write-behind')")
+    count = validate.positive_int("n_crashes", n_crashes)
+    written = run[run["is_write"] & run["flushed_at_s"].notna()]
+    if written.empty:
+        raise ValueError("run has no write-behind writes (pattern must be 'write-behind' with writes)")
+    rng = validate.rng_from_seed(seed)
+    crashes = np.sort(rng.uniform(run["t_s"].min(), run["t_s"].max(), count))
+    t = written["t_s"].to_numpy()
+    flushed = written["flushed_at_s"].to_numpy()
+    order = np.argsort(t)
+    t, flushed = t[order], flushed[order]
+    lost = np.zeros(count, dtype=np.int64)
+    oldest = np.zeros(count)
+    for k, crash in enumerate(crashes):
+        # Every write before the crash whose flush was still to come is lost. Flush times only grow
+        # with write times, so those writes are the contiguous run just before the crash.
+        end = np.searchsorted(t, crash, side="right")
+        start = np.searchsorted(flushed[:end], crash, side="right")
+        lost[k] = end - start
+        oldest[k] = crash - t[start] if end > start else 0.0
+    return pd.DataFrame({"crash_s": crashes, "lost_writes": lost, "oldest_lost_age_s": oldest})
+
+
+# --------------------------------------------------------------------------- hot key expiry
+
+
+def xfetch_refresh_probability(gap_s: float, recompute_s: float, beta: float = 1.0) -> float:
+    """P(one request recomputes early) under XFetch at ``gap_s`` before expiry: exp(-gap / (delta beta)).
+
+    XFetch recomputes when ``now - delta * beta * ln(U) >= expiry`` with U uniform on (0, 1]
+    (Vattani, Chierichetti and Lowenstein 2015).
+    """
+    gap = validate.non_negative_float("gap_s", gap_s)
+    delta = validate.positive_float("recompute_s", recompute_s)
+    b = validate.positive_float("beta", beta)
+    return math.exp(-gap / (delta * b))
+
+
+def theory_xfetch_lead_s(arrival_rate_per_s: float, recompute_s: float, beta: float = 1.0) -> float:
+    """Mean time before expiry at which XFetch first recomputes: delta beta (ln(lambda delta beta) + gamma).
+
+    Early recomputations at gaps larger than g form a Poisson process with mean
+    lambda delta beta exp(-g / (delta beta)), so the largest such gap -- the first recomputation -- is
+    Gumbel-distributed with that mean (gamma is Euler's constant). Valid when lambda delta beta >> 1.
+    """
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    delta = validate.positive_float("recompute_s", recompute_s)
+    b = validate.positive_float("beta", beta)
+    scale = delta * b
+    return scale * (math.log(rate * scale) + 0.5772156649015329)
+
+
+def simulate_hot_key_expiry(
+    arrival_rate_per_s: float,
+    recompute_s: float,
+    protection: str = "none",
+    beta: float = 1.0,
+    n_trials: int = 1000,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """How many requests recompute a hot key around one expiry.
+
+    Requests arrive as a Poisson stream at ``arrival_rate_per_s``; the cached value expires at time 0;
+    recomputing it takes ``recompute_s``.
+
+    - ``none``: every request that finds the key expired recomputes, until the first recomputation
+      stores the value: about 1 + lambda * delta recomputations.
+    - ``single-flight``: the first request recomputes, the others wait for it: exactly one.
+    - ``xfetch``: before expiry each request recomputes with probability exp(-gap / (delta beta));
+      nobody waits, and the few requests that also fire while the first recomputation runs are the
+      only duplicates (Vattani et al. 2015).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: ``recomputes``, ``first_recompute_s`` (relative to expiry; negative means
+        early), ``waiting_requests`` (requests that found no fresh value and had to wait),
+        ``protection``, ``beta``.
+    """
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    delta = validate.positive_float("recompute_s", recompute_s)
+    kind = validate.choice("protection", protection, ("none", "single-flight", "xfetch"))
+    b = validate.positive_float("beta", beta)
+    trials = validate.positive_int("n_trials", n_trials)
+    if rate * delta > 1e6:
+        raise ValueError("arrival_rate_per_s * recompute_s must be <= 1e6 (requests per recomputation)")
+    rng = validate.rng_from_seed(seed)
+    # Early triggers further than 30 delta*beta before expiry have probability e^-30 each: negligible.
+    lead_s = 30.0 * delta * b if kind == "xfetch" else 0.0
+    span_s = lead_s + 2.0 * delta + 20.0 / rate
+    rows = []
+    for _ in range(trials):
+        count = rng.poisson(rate * span_s)
+        t = np.sort(rng.uniform(-lead_s, span_s - lead_s, count))
+        if kind == "xfetch":
+            u = 1.0 - rng.random(count)  # uniform on (0, 1], so log(u) is finite
+            fires = (t - delta * b * np.log(u) >= 0.0) | (t >= 0.0)
+        else:
+            fires = t >= 0.0
+        if not fires.any():
+            rows.append({"recomputes": 0, "first_recompute_s": math.nan, "waiting_requests": 0})
+            continue
+        first = int(np.argmax(fires))
+        first_s = float(t[first])
+        during = (t >= first_s) & (t < first_s + delta)
+        if kind == "single-flight":
+            recomputes = 1
+            waiting = int(during.sum()) - 1
+        else:
+            recomputes = int((during & fires).sum())
+            # Requests after expiry have no fresh value to serve: they wait for a recomputation.
+            waiting = int((during & (t >= 0.0)).sum())
+        rows.append({"recomputes": recomputes, "first_recompute_s": first_s, "waiting_requests": waiting})
+    result = pd.DataFrame(rows)
+    result["protection"] = kind
+    result["beta"] = b if kind == "xfetch" else math.nan
+    return result
+
+
+# --------------------------------------------------------------------------- one key with a TTL
+
+
+def simulate_ttl_key(
+    arrival_rate_per_s: float,
+    ttl_s: float,
+    fetch_s: float,
+    duration_s: float,
+    single_flight: bool = False,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """One key read at a steady rate, its origin answer cached for ``ttl_s`` (0 = not cached at all).
+
+    This is the negative-cache stampede when the origin's answer is "not found": with ``ttl_s=0``
+    every request reaches the origin; with a TTL the origin sees a burst of about 1 + lambda * fetch
+    queries each time the entry expires; with single-flight it sees one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``t_s``, ``origin_query`` (this request queried the origin), ``waited_s``.
+    """
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    ttl = validate.non_negative_float("ttl_s", ttl_s)
+    fetch = validate.positive_float("fetch_s", fetch_s)
+    duration = validate.positive_float("duration_s", duration_s)
+    if not isinstance(single_flight, bool):
+        raise TypeError(f"single_flight must be a bool, got {single_flight!r}")
+    if rate * duration > 5e6:
+        raise ValueError("arrival_rate_per_s * duration_s must be <= 5e6 requests")
+    rng = validate.rng_from_seed(seed)
+    times = np.cumsum(rng.exponential(1.0 / rate, rng.poisson(rate * duration)))
+    times = times[times < duration]
+    queried = np.zeros(times.size, dtype=bool)
+    waited = np.zeros(times.size)
+    fresh_until = -math.inf  # the cached answer is fresh before this instant
+    completions: list = []  # heap of completion times of origin queries in flight
+    for i, now in enumerate(times.tolist()):
+        while completions and completions[0] <= now:
+            fresh_until = max(fresh_until, heapq.heappop(completions) + ttl)
+        if now < fresh_until:
+            continue
+        if single_flight and completions:
+            waited[i] = completions[0] - now
+            continue
+        queried[i] = True
+        waited[i] = fetch
+        heapq.heappush(completions, now + fetch)
+    return pd.DataFrame({"t_s": times, "origin_query": queried, "waited_s": waited})
+
+
+def theory_ttl_key_origin_rate_per_s(
+    arrival_rate_per_s: float, ttl_s: float, fetch_s: float, single_flight: bool = False
+) -> float:
+    """Origin queries per second for :func:`simulate_ttl_key` (renewal argument).
+
+    A cycle starts with the first request after the entry expires (mean wait 1/lambda). Without
+    single-flight, every request in the next ``fetch_s`` also queries (1 + lambda f queries); the last
+    of them completes about 2f after the cycle starts, and the entry is fresh for ``ttl_s`` after that.
+    With single-flight there is one query and the entry is fresh from f to f + ttl.
+    """
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    ttl = validate.non_negative_float("ttl_s", ttl_s)
+    fetch = validate.positive_float("fetch_s", fetch_s)
+    if ttl == 0:
+        # Not cached: without single-flight every request queries; with it, one per fetch period.
+        return rate if not single_flight else 1.0 / (1.0 / rate + fetch)
+    if single_flight:
+        return 1.0 / (1.0 / rate + fetch + ttl)
+    return (1.0 + rate * fetch) / (1.0 / rate + 2.0 * fetch + ttl)
+
+
+def summarize_ttl_key(run: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
+    """Origin queries per second in bins of ``bin_s``: ``t_s`` (bin start), ``origin_per_s``."""
+    if not isinstance(run, pd.DataFrame) or "origin_query" not in run.columns:
+        raise TypeError("run must come from simulate_ttl_key")
+    width = validate.positive_float("bin_s", bin_s)
+    if run.empty:
+        return pd.DataFrame({"t_s": [], "origin_per_s": []})
+    edges = np.arange(0.0, run["t_s"].max() + width, width)
+    counts, _ = np.histogram(run.loc[run["origin_query"], "t_s"], bins=edges)
+    return pd.DataFrame({"t_s": edges[:-1], "origin_per_s": counts / width})
+
+
+# --------------------------------------------------------------------------- hot key and shards
+
+
+def simulate_shard_load(
+    popularity: np.ndarray,
+    n_shards: int,
+    arrival_rate_per_s: float,
+    mitigation: str = "none",
+    hot_keys: int = 10,
+    replicas: int = 8,
+    local_hit_ratio: float = 0.95,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Expected requests per second each shard serves when keys are spread over shards by hash.
+
+    Parameters
+    ----------
+    popularity : array
+        Request probability of each key (from :func:`zipf_popularity`).
+    n_shards : int
+        Cache shards; each key lives on one, chosen by a (seeded, uniform) hash.
+    arrival_rate_per_s : float
+        Total request rate.
+    mitigation : {"none", "replicate", "local-cache"}
+        ``replicate`` spreads each of the ``hot_keys`` most popular keys over ``replicas`` shards
+        (key suffixes, a read picks one); ``local-cache`` serves ``local_hit_ratio`` of their reads
+        from an in-process cache in each application server.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per shard: ``shard``, ``load_per_s``, ``holds_hottest`` (bool), ``mitigation``.
+    """
+    p = np.asarray(popularity, dtype=float)
+    if p.ndim != 1 or p.size == 0 or np.any(p < 0):
+        raise ValueError("popularity must be a 1-d array of non-negative probabilities")
+    shards = validate.positive_int("n_shards", n_shards)
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    kind = validate.choice("mitigation", mitigation, ("none", "replicate", "local-cache"))
+    hot = validate.int_in_range("hot_keys", hot_keys, 0, p.size)
+    copies = validate.int_in_range("replicas", replicas, 1, shards)
+    local = validate.probability("local_hit_ratio", local_hit_ratio)
+    rng = validate.rng_from_seed(seed)
+    home = rng.integers(0, shards, p.size)
+    load = p * rate
+    per_shard = np.bincount(home, weights=load, minlength=shards)
+    if kind == "replicate" and hot:
+        for key in range(hot):
+            per_shard[home[key]] -= load[key]
+            spread = (home[key] + np.arange(copies)) % shards
+            np.add.at(per_shard, spread, load[key] / copies)
+    elif kind == "local-cache" and hot:
+        np.subtract.at(per_shard, home[:hot], load[:hot] * local)
+    return pd.DataFrame(
+        {
+            "shard": np.arange(shards),
+            "load_per_s": per_shard,
+            "holds_hottest": np.arange(shards) == home[0],
+            "mitigation": kind,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- decision framework
+
+
+def decision_table() -> pd.DataFrame:
+    """Which layer to cache at: what each holds, how stale it can be, who can invalidate it.
+
+    A summary of the chapter's argument, not a measurement; latencies are orders of magnitude (see
+    ``data/latency_ladder.csv`` for sourced figures).
+    """
+    rows = [
+        (
+            "browser",
+            "a user's own responses",
+            "~0 (no request)",
+            "Cache-Control max-age, ETag",
+            "you cannot purge it: keep max-age short for anything that changes",
+        ),
+        (
+            "CDN edge",
+            "public responses, static assets",
+            "ms (nearby PoP)",
+            "TTL, purge API, surrogate keys",
+            "public, cacheable responses; version asset URLs instead of purging",
+        ),
+        (
+            "reverse proxy",
+            "responses for all users of one site",
+            "sub-ms on the host",
+            "TTL, stale-while-revalidate",
+            "absorbs stampedes at the edge of your service",
+        ),
+        (
+            "in-process LRU",
+            "hot objects, parsed config",
+            "ns-us",
+            "TTL; per-process, so N copies",
+            "hot keys and per-request lookups; small and short TTL",
+        ),
+        (
+            "distributed cache",
+            "shared objects, sessions, computed results",
+            "~0.1-1 ms (one RTT)",
+            "delete on write, TTL",
+            "data shared by many servers; the default choice",
+        ),
+        (
+            "database buffer pool",
+            "table and index pages",
+            "us (no disk I/O)",
+            "automatic",
+            "size it first; it caches everything the DB reads",
+        ),
+        (
+            "query-plan cache",
+            "parsed and planned statements",
+            "saves planning time",
+            "automatic; prepared statements",
+            "many repeats of the same query shape",
+        ),
+        ("OS page cache", "file blocks", "us vs ms from disk", "automatic", "free memory does this for you"),
+        (
+            "DNS",
+            "name to address",
+            "saves a lookup RTT",
+            "record TTL",
+            "respect TTLs; long TTLs slow failover",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["layer", "caches", "saves or costs", "invalidation", "use it for"])
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_hit_ratio(simulated: pd.DataFrame, theory: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Hit ratio against cache size: simulated LRU (points) and Che's approximation (line)."""
+    ax = axes_or_new(ax)
+    ax.plot(theory["capacity"], theory["hit_ratio"], color="0.4", label="Che approximation")
+    ax.plot(simulated["capacity"], simulated["hit_ratio"], "o", label="simulated LRU")
+    ax.set_xscale("log")
+    return label(ax, "cache size (entries)", "hit ratio", legend=True)
+
+
+def plot_latency_cdf(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Empirical CDF of read latency per pattern (log x)."""
+    ax = axes_or_new(ax)
+    for name, run in runs.groupby("pattern", sort=False):
+        values = run.loc[~run["is_write"], "latency_ms"].to_numpy()
+        # 1,000 quantiles draw the same curve as every point and keep the figure small.
+        levels = np.linspace(0.0, 1.0, 1001)
+        ax.step(np.quantile(values, levels), levels, where="post", label=name)
+    ax.set_xscale("log")
+    return label(ax, "read latency (ms)", "fraction of reads at or below", legend=True)
+
+
+def plot_origin_rate(series: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Origin queries per second over time, one line per ``strategy``."""
+    ax = axes_or_new(ax)
+    for name, run in series.groupby("strategy", sort=False):
+        ax.step(run["t_s"], run["origin_per_s"], where="post", label=name)
+    ax.set_yscale("symlog", linthresh=1.0)
+    return label(ax, "time (s)", "origin queries (per s)", legend=True)
+
+
+def plot_shard_load(loads: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Per-shard load for each mitigation, shards sorted by load (grouped bars)."""
+    ax = axes_or_new(ax)
+    groups = list(loads.groupby("mitigation", sort=False))
+    width = 0.8 / max(len(groups), 1)
+    for k, (name, run) in enumerate(groups):
+        ordered = np.sort(run["load_per_s"].to_numpy())[::-1]
+        ax.bar(np.arange(ordered.size) + k * width, ordered, width=width, label=name)
+    return label(ax, "shard (sorted by load)", "requests (per s)", legend=True)

@@ -1,0 +1,313 @@
+"""This machine's memory hierarchy, measured: random-access cost against working-set size.
+
+Two real measurements, both pure numpy/Python so they run anywhere the book runs:
+
+- :func:`measure_gather` -- ``array.take(random_indexes)``: a vectorised random gather. Many loads are
+  in flight at once (memory-level parallelism), so it reports the *throughput* cost of a random access,
+  not its latency. It is cheap, so it sweeps up to hundreds of MB, and its cliffs sit where the working
+  set stops fitting in L2 and in L3.
+- :func:`measure_pointer_chase` -- ``i = buf[i]`` over a single random cycle, one load depending on the
+  previous one: the *latency* of a random access, plus the interpreter's fixed cost per step, which
+  :func:`summarize_chase` removes by subtracting the smallest working set's cost.
+
+:func:`read_os_cache_sizes` reads what Linux reports under ``/sys/devices/system/cpu/cpu0/cache`` (an
+empty table elsewhere) and :func:`estimate_cliffs` finds the working-set sizes where the cost jumps, so a
+chapter can put the two side by side. Nothing here is assumed about the machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import validate
+from syslab.plot import axes_or_new, label
+
+__all__ = [
+    "default_sizes_bytes",
+    "estimate_cliffs",
+    "measure_gather",
+    "measure_pointer_chase",
+    "parse_size_bytes",
+    "plot_access_cost",
+    "plot_latency_ladder",
+    "read_os_cache_sizes",
+    "summarize_chase",
+]
+
+SYSFS_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+ELEMENT_BYTES = 4  # int32 elements: one random access touches one 64-byte cache line
+MAX_WORKING_SET_BYTES = 1 << 30  # the kernel budget is 1 GB; refuse anything larger
+
+
+def default_sizes_bytes(
+    smallest_bytes: int = 4096, largest_bytes: int = 128 << 20, per_octave: int = 2
+) -> list:
+    """Working-set sizes from ``smallest_bytes`` to ``largest_bytes``, ``per_octave`` points per doubling."""
+    low = validate.positive_int("smallest_bytes", smallest_bytes)
+    high = validate.positive_int("largest_bytes", largest_bytes)
+    steps = validate.positive_int("per_octave", per_octave)
+    if high < low:
+        raise ValueError(f"largest_bytes must be >= smallest_bytes, got {high} < {low}")
+    octaves = np.log2(high / low)
+    exponents = np.linspace(0.0, octaves, int(round(octaves * steps)) + 1)
+    sizes = np.unique((low * 2.0**exponents / ELEMENT_BYTES).round().astype(np.int64) * ELEMENT_BYTES)
+    return [int(s) for s in sizes]
+
+
+def _check_sizes(sizes_bytes: Sequence[int]) -> list[int]:
+    sizes = validate.sequence_of_positive_ints("sizes_bytes", sizes_bytes)
+    for size in sizes:
+        if size < 64 or size > MAX_WORKING_SET_BYTES:
+            raise ValueError(f"sizes_bytes must each be in [64, {MAX_WORKING_SET_BYTES}], got {size}")
+    return sizes
+
+
+def measure_gather(
+    sizes_bytes: Sequence[int], accesses: int = 1 << 20, repeats: int = 5, seed: object = 0
+) -> pd.DataFrame:
+    """Time random gathers (``a.take(idx)``) from int32 arrays of each working-set size.
+
+    Parameters
+    ----------
+    sizes_bytes : sequence of int
+        Working-set sizes in bytes (64 B to 1 GiB).
+    accesses : int
+        Random reads per timing.
+    repeats : int
+        Timings per size; the fastest is the one least disturbed by other processes.
+    seed : int or Generator
+        For the random indexes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``), ``ns_median``.
+    """
+    sizes = _check_sizes(sizes_bytes)
+    n_access = validate.positive_int("accesses", accesses)
+    n_repeat = validate.positive_int("repeats", repeats)
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for size in sizes:
+        n = size // ELEMENT_BYTES
+        data = np.arange(n, dtype=np.int32)
+        index = rng.integers(0, n, n_access, dtype=np.int64)
+        data.take(index)  # warm: fault the pages in and load the caches before timing
+        timings = []
+        for _ in range(n_repeat):
+            started = time.perf_counter()
+            data.take(index)
+            timings.append(time.perf_counter() - started)
+        per_access = np.array(timings) / n_access * 1e9
+        rows.append(
+            {
+                "size_bytes": size,
+                "ns_per_access": float(per_access.min()),
+                "ns_median": float(np.median(per_access)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _single_cycle(n: int, rng: np.random.Generator) -> np.ndarray:
+    # A random permutation read as "next = order[k+1]" is one cycle through every element, so the
+    # chase can neither fall into a short loop that fits in L1 nor be predicted by the prefetcher.
+    order = rng.permutation(n)
+    following = np.empty(n, dtype=np.int32)
+    following[order] = np.roll(order, -1)
+    return following
+
+
+def measure_pointer_chase(
+    sizes_bytes: Sequence[int], steps: int = 50_000, repeats: int = 3, seed: object = 0
+) -> pd.DataFrame:
+    """Time a dependent chain of random loads ``i = buf[i]`` through each working-set size.
+
+    Each load needs the previous one's result, so no two are in flight together: the cost per step
+    is the latency of the level the working set lives in, plus CPython's fixed per-step overhead
+    (tens of ns, the same at every size; :func:`summarize_chase` subtracts it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``, overhead included).
+    """
+    sizes = _check_sizes(sizes_bytes)
+    n_steps = validate.positive_int("steps", steps)
+    n_repeat = validate.positive_int("repeats", repeats)
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for size in sizes:
+        buffer = memoryview(_single_cycle(size // ELEMENT_BYTES, rng))
+        position = 0
+        for _ in range(min(n_steps, size // ELEMENT_BYTES)):  # warm the caches with one pass
+            position = buffer[position]
+        best = np.inf
+        for _ in range(n_repeat):
+            started = time.perf_counter()
+            for _ in range(n_steps):
+                position = buffer[position]
+            best = min(best, time.perf_counter() - started)
+        rows.append({"size_bytes": size, "ns_per_access": float(best / n_steps * 1e9)})
+    return pd.DataFrame(rows)
+
+
+def summarize_chase(chase: pd.DataFrame) -> pd.DataFrame:
+    """Add ``extra_ns``: the cost above the smallest working set's (the interpreter's share removed)."""
+    if not isinstance(chase, pd.DataFrame) or not {"size_bytes", "ns_per_access"} <= set(chase.columns):
+        raise TypeError("chase must be a DataFrame from measure_pointer_chase")
+    result = chase.sort_values("size_bytes").reset_index(drop=True).copy()
+    result["extra_ns"] = result["ns_per_access"] - float(result["ns_per_access"].iloc[0])
+    return result
+
+
+def parse_size_bytes(text: str) -> int:
+    """Parse a sysfs cache size such as ``"32K"``, ``"1024K"`` or ``"32M"`` into bytes."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text must be a size such as '32K', got {text!r}")
+    value = text.strip().upper()
+    multiplier = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(value[-1], 1)
+    digits = value[:-1] if value[-1] in "KMG" else value
+    if not digits.isdigit():
+        raise ValueError(f"text must be a size such as '32K', got {text!r}")
+    return int(digits) * multiplier
+
+
+def read_os_cache_sizes(cache_dir: str | Path = SYSFS_CACHE_DIR) -> pd.DataFrame:
+    """The data and unified caches Linux reports for cpu0 (empty where there is no sysfs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cache: ``level``, ``type``, ``size_bytes``, ``shared_cpu_list`` (``""`` if unreported).
+    """
+    root = Path(cache_dir)
+    rows = []
+    if root.is_dir():
+        for index in sorted(root.glob("index*")):
+            try:
+                kind = (index / "type").read_text().strip()
+                level = int((index / "level").read_text().strip())
+                size = parse_size_bytes((index / "size").read_text())
+            except (OSError, ValueError):
+                continue
+            shared_path = index / "shared_cpu_list"
+            shared = shared_path.read_text().strip() if shared_path.exists() else ""
+            if kind in ("Data", "Unified"):
+                rows.append({"level": level, "type": kind, "size_bytes": size, "shared_cpu_list": shared})
+    return pd.DataFrame(rows, columns=["level", "type", "size_bytes", "shared_cpu_list"])
+
+
+def estimate_cliffs(
+    measured: pd.DataFrame,
+    min_ratio: float = 1.25,
+    max_cliffs: int = 3,
+    column: str = "ns_per_access",
+    floor_ns: float = 0.0,
+) -> pd.DataFrame:
+    """Working-set sizes where the access cost jumps: this machine's caches, read off the curve.
+
+    The curve is flat while the working set fits a level and climbs once it no longer does. For each
+    step between neighbouring sizes we take the cost ratio; steps whose ratio is at least
+    ``min_ratio`` and is the largest in its neighbourhood (so a cliff spread over two steps counts once)
+    are cliffs. The estimate of the cache's capacity is the last size *before* the jump.
+
+    ``column`` names the cost to use (``"extra_ns"`` for a pointer chase from :func:`summarize_chase`);
+    costs below ``floor_ns`` are raised to it, so noise around zero does not read as a huge ratio.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``capacity_estimate_bytes`` (last size before the jump), ``next_size_bytes``, ``cost_ratio``,
+        sorted by size, at most ``max_cliffs`` rows (the largest jumps).
+    """
+    ratio_floor = validate.positive_float("min_ratio", min_ratio)
+    limit = validate.positive_int("max_cliffs", max_cliffs)
+    floor = validate.non_negative_float("floor_ns", floor_ns)
+    if not isinstance(measured, pd.DataFrame) or not {"size_bytes", column} <= set(measured.columns):
+        raise TypeError(f"measured must be a DataFrame with size_bytes and {column}")
+    curve = measured.sort_values("size_bytes")
+    sizes = curve["size_bytes"].to_numpy()
+    raw = np.maximum(curve[column].to_numpy(dtype=float), floor)
+    if np.any(raw <= 0):
+        raise ValueError(f"measured[{column!r}] must be > 0 (or set floor_ns > 0)")
+    # A running minimum from the right irons out one-off slow timings (another process's burst).
+    cost = np.minimum.accumulate(raw[::-1])[::-1]
+    ratios = cost[1:] / cost[:-1]
+    found = []
+    for k, ratio in enumerate(ratios):
+        neighbourhood = ratios[max(0, k - 1) : k + 2]
+        if ratio >= ratio_floor and ratio == neighbourhood.max():
+            found.append(
+                {
+                    "capacity_estimate_bytes": int(sizes[k]),
+                    "next_size_bytes": int(sizes[k + 1]),
+                    "cost_ratio": float(ratio),
+                }
+            )
+    table = pd.DataFrame(found, columns=["capacity_estimate_bytes", "next_size_bytes", "cost_ratio"])
+    table = table.astype(
+        {"capacity_estimate_bytes": np.int64, "next_size_bytes": np.int64, "cost_ratio": float}
+    )
+    return table.nlargest(limit, "cost_ratio").sort_values("capacity_estimate_bytes").reset_index(drop=True)
+
+
+def plot_access_cost(
+    measured: pd.DataFrame,
+    os_caches: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+    column: str = "ns_per_access",
+    name: str = "random gather",
+) -> Axes:
+    """Cost per random access against working-set size (log-log), OS-reported cache sizes as lines."""
+    ax = axes_or_new(ax)
+    ax.plot(measured["size_bytes"] / 1024, measured[column], marker="o", label=name)
+    if os_caches is not None:
+        for _, cache in os_caches.iterrows():
+            ax.axvline(cache["size_bytes"] / 1024, color="0.5", linestyle="--", linewidth=1)
+            ax.annotate(
+                f"L{cache['level']} {cache['size_bytes'] // 1024} KiB",
+                (cache["size_bytes"] / 1024, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=8,
+                color="0.35",
+            )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    return label(ax, "working set (KiB)", "time per random access (ns)", legend=True)
+
+
+def plot_latency_ladder(ladder: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal log-scale bars of ``latency_ns`` per ``operation``, labelled with source year.
+
+    ``ladder`` needs ``operation``, ``latency_ns``, ``year`` and ``kind``; rows are drawn fastest at the
+    top, coloured by ``kind`` (so a model extrapolation is never mistaken for a measurement).
+    """
+    if not isinstance(ladder, pd.DataFrame) or not {"operation", "latency_ns", "year", "kind"} <= set(
+        ladder.columns
+    ):
+        raise TypeError("ladder must have columns operation, latency_ns, year, kind")
+    ax = axes_or_new(ax, figsize=(7.5, 0.32 * len(ladder) + 1.0))
+    ordered = ladder.sort_values("latency_ns", ascending=False).reset_index(drop=True)
+    kinds = list(dict.fromkeys(ordered["kind"]))
+    colours = {kind: f"C{k}" for k, kind in enumerate(kinds)}
+    ax.barh(
+        np.arange(len(ordered)),
+        ordered["latency_ns"],
+        color=[colours[k] for k in ordered["kind"]],
+    )
+    ax.set_yticks(np.arange(len(ordered)))
+    ax.set_yticklabels([f"{row.operation} ({row.year})" for row in ordered.itertuples()], fontsize=8)
+    ax.set_xscale("log")
+    for kind, colour in colours.items():
+        ax.barh([np.nan], [np.nan], color=colour, label=kind)
+    return label(ax, "latency (ns, log scale)", "", legend=True)

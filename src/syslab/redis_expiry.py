@@ -1,0 +1,922 @@
+"""How Redis expires keys: a port of ``src/expire.c``'s active expiry, lazy expiry, freeing and eviction.
+
+Everything here models Redis's own algorithms, with the constants read from the source:
+
+- **the rules** -- :func:`effort_parameters` (how ``active-expire-effort`` scales the four constants of
+  ``activeExpireCycle``), :func:`repeat_cycle` (the "keep going" test, integer arithmetic included),
+  :func:`theory_repeat_probability` and :func:`ttl_reply` (what ``TTL`` answers);
+- **the active cycle over time** -- :func:`simulate_expiry` runs slow cycles at ``hz`` and fast cycles
+  from ``beforeSleep`` over a population of keys with TTLs, plus lazy expiry on reads, as Redis 6.0+
+  does it (a bucket cursor over the ``expires`` table) or as Redis 5 and earlier did (random samples,
+  repeat while more than 25% expired), and reports the INFO-style counters;
+- **freeing** -- :func:`simulate_free_stall` (a big key freed by DEL on the event loop vs by UNLINK in
+  a background thread, using :mod:`syslab.queueing` for the single-threaded server) and
+  :func:`measure_free_cost` (a real measurement of per-element free cost on this machine);
+- **eviction** -- :func:`simulate_eviction`: Redis's approximated LRU (``maxmemory-samples`` keys
+  sampled into a 16-entry pool) against exact LRU and random eviction.
+
+Sources: ``redis/redis`` ``src/expire.c`` (unstable branch, 2024; the cursor-based cycle dates from 6.0)
+and the 3.2-5.0 versions of the same function; ``src/evict.c`` (``EVPOOL_SIZE 16``) and ``src/lazyfree.c``
+(``LAZYFREE_THRESHOLD 64``). CPU costs per key are model parameters, not Redis facts: calibrate them
+with ``INFO stats`` (``expire_cycle_cpu_milliseconds``) on your own server.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import queueing, validate
+from syslab.plot import axes_or_new, label
+
+__all__ = [
+    "ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE",
+    "ACTIVE_EXPIRE_CYCLE_FAST_DURATION",
+    "ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP",
+    "ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC",
+    "EVPOOL_SIZE",
+    "LAZYFREE_THRESHOLD",
+    "ExpireConfig",
+    "effort_parameters",
+    "expiry_population",
+    "info_fields",
+    "zero_ttl_cases",
+    "measure_free_cost",
+    "plot_eviction",
+    "plot_stale_memory",
+    "repeat_cycle",
+    "simulate_eviction",
+    "simulate_expiry",
+    "steady_population",
+    "simulate_free_stall",
+    "summarize_expiry",
+    "theory_batches_until_stop",
+    "theory_active_expire_rate_per_s",
+    "theory_equilibrium_stale_fraction",
+    "theory_repeat_probability",
+    "ttl_reply",
+]
+
+# src/expire.c
+ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP = 20  # keys sampled per loop in each database
+ACTIVE_EXPIRE_CYCLE_FAST_DURATION = 1000  # microseconds a fast cycle may run
+ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC = 25  # max % of CPU time the slow cycle may use
+ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE = 10  # % of stale keys above which the cycle repeats
+TIME_CHECK_EVERY = 16  # the cycle looks at the clock once every 16 loops ((iteration & 0xf) == 0)
+STALE_ESTIMATE_WEIGHT = 0.05  # each cycle's sample weighs 5% in expired_stale_perc
+# src/evict.c, src/lazyfree.c
+EVPOOL_SIZE = 16  # candidates kept between evictions by the approximated LRU
+LAZYFREE_THRESHOLD = 64  # free effort above which UNLINK frees in a background thread
+
+ALGORITHMS = ("cursor", "random")  # Redis >= 6.0, Redis <= 5.0
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def effort_parameters(active_expire_effort: int = 1, hz: int = 10, algorithm: str = "cursor") -> dict:
+    """The active cycle's working parameters, computed as ``activeExpireCycle`` does (integer maths).
+
+    With ``e = active-expire-effort - 1`` (0..9): keys per loop ``20 + 20/4*e``, fast-cycle budget
+    ``1000 + 1000/4*e`` us, slow-cycle CPU share ``25 + 2e`` %, acceptable stale ``10 - e`` %, and the
+    slow cycle's time limit ``perc * 1000000 / hz / 100`` us. The ``random`` algorithm (Redis 5 and
+    earlier) has no effort setting: it uses the effort-1 values and repeats while more than
+    ``20/4 = 5`` of 20 sampled keys were expired.
+
+    Returns
+    -------
+    dict
+        ``keys_per_loop``, ``fast_duration_us``, ``slow_time_perc``, ``acceptable_stale_perc``,
+        ``slow_timelimit_us``, ``repeat_threshold_keys`` (``random`` only; else ``None``).
+    """
+    kind = validate.choice("algorithm", algorithm, ALGORITHMS)
+    effort = validate.int_in_range("active_expire_effort", active_expire_effort, 1, 10)
+    frequency = validate.int_in_range("hz", hz, 1, 500)
+    e = effort - 1 if kind == "cursor" else 0
+    keys = ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP + ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP // 4 * e
+    fast = ACTIVE_EXPIRE_CYCLE_FAST_DURATION + ACTIVE_EXPIRE_CYCLE_FAST_DURATION // 4 * e
+    perc = ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC + 2 * e
+    stale = ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE - e
+    timelimit = max(perc * 1_000_000 // frequency // 100, 1)
+    return {
+        "keys_per_loop": keys,
+        "fast_duration_us": fast,
+        "slow_time_perc": perc,
+        "acceptable_stale_perc": stale,
+        "slow_timelimit_us": timelimit,
+        "repeat_threshold_keys": keys // 4 if kind == "random" else None,
+    }
+
+
+def repeat_cycle(
+    expired: int, sampled: int, algorithm: str = "cursor", acceptable_stale_perc: int = 10
+) -> bool:
+    """Whether the cycle samples the same database again after a loop that found ``expired`` of ``sampled``.
+
+    Redis 6.0+: ``sampled == 0 || expired*100/sampled > acceptable_stale`` with C integer division, so
+    with 20 samples it repeats from 3 expired keys (15%) up. Redis 5 and earlier: ``expired > 20/4``,
+    from 6 expired keys (30%) up -- the "25% rule".
+    """
+    kind = validate.choice("algorithm", algorithm, ALGORITHMS)
+    found = validate.non_negative_int("expired", expired)
+    looked = validate.non_negative_int("sampled", sampled)
+    if found > looked:
+        raise ValueError(f"expired must be <= sampled, got {found} > {looked}")
+    if kind == "random":
+        return found > ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP // 4
+    threshold = validate.int_in_range("acceptable_stale_perc", acceptable_stale_perc, 0, 100)
+    return looked == 0 or found * 100 // looked > threshold
+
+
+def theory_repeat_probability(
+    stale_fraction: float, algorithm: str = "cursor", keys_per_loop: int = 20, acceptable_stale_perc: int = 10
+) -> float:
+    """P(the cycle repeats) when a fraction ``p`` of the sampled keys are expired (binomial sampling)."""
+    p = validate.probability("stale_fraction", stale_fraction)
+    n = validate.positive_int("keys_per_loop", keys_per_loop)
+    kind = validate.choice("algorithm", algorithm, ALGORITHMS)
+    total = 0.0
+    for k in range(n + 1):
+        if repeat_cycle(k, n, kind, acceptable_stale_perc):
+            total += math.comb(n, k) * p**k * (1 - p) ** (n - k)
+    return total
+
+
+def theory_batches_until_stop(
+    stale_fraction: float, algorithm: str = "cursor", keys_per_loop: int = 20, acceptable_stale_perc: int = 10
+) -> float:
+    """Mean loops before the cycle stops on its own (geometric): 1 / (1 - P(repeat)); inf if it never does."""
+    repeat = theory_repeat_probability(stale_fraction, algorithm, keys_per_loop, acceptable_stale_perc)
+    return math.inf if repeat >= 1.0 else 1.0 / (1.0 - repeat)
+
+
+def theory_active_expire_rate_per_s(stale_fraction: float, config: ExpireConfig | None = None) -> float:
+    """Keys per second the slow cycle expires when a fraction ``p`` of keys with a TTL are stale.
+
+    Each call runs loops of ``n`` samples until one fails the repeat test, so the number of loops is
+    geometric with mean 1 / (1 - P(repeat)); by Wald's identity the expired keys per call average
+    ``n p / (1 - P(repeat))``. Times ``hz`` calls per second. This ignores the time limit, so it holds
+    while that mean number of loops costs less than the slow cycle's budget (see
+    :func:`theory_equilibrium_stale_fraction`).
+    """
+    settings = config if config is not None else ExpireConfig()
+    p = validate.probability("stale_fraction", stale_fraction)
+    params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
+    n = params["keys_per_loop"]
+    repeat = theory_repeat_probability(p, settings.algorithm, n, params["acceptable_stale_perc"])
+    if repeat >= 1.0:
+        return math.inf
+    return settings.hz * n * p / (1.0 - repeat)
+
+
+def theory_equilibrium_stale_fraction(expiring_per_s: float, config: ExpireConfig | None = None) -> dict:
+    """The stale fraction at which the slow cycle expires keys as fast as they expire (no reads).
+
+    Solves ``theory_active_expire_rate_per_s(p) = expiring_per_s`` by bisection. Also says whether the
+    slow cycle's time limit would cut the mean call short at that point (then fast cycles join in and
+    the true equilibrium is lower than this uncapped value).
+
+    Returns
+    -------
+    dict
+        ``stale_fraction``, ``loops_per_call``, ``call_us`` (model CPU time of a mean call),
+        ``capped`` (bool).
+    """
+    settings = config if config is not None else ExpireConfig()
+    rate = validate.positive_float("expiring_per_s", expiring_per_s)
+    params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
+    low, high = 0.0, 1.0
+    for _ in range(60):  # bisection on an increasing function
+        middle = 0.5 * (low + high)
+        if theory_active_expire_rate_per_s(middle, settings) < rate:
+            low = middle
+        else:
+            high = middle
+    p = 0.5 * (low + high)
+    n = params["keys_per_loop"]
+    repeat = theory_repeat_probability(p, settings.algorithm, n, params["acceptable_stale_perc"])
+    loops = 1.0 / (1.0 - repeat) if repeat < 1 else math.inf
+    call_us = loops * n * (settings.check_cost_us + p * settings.delete_cost_us)
+    return {
+        "stale_fraction": p,
+        "loops_per_call": loops,
+        "call_us": call_us,
+        "capped": bool(call_us > params["slow_timelimit_us"]),
+    }
+
+
+def ttl_reply(remaining_ms: float | None, has_expire: bool = True, milliseconds: bool = False) -> int:
+    """What ``TTL`` (or ``PTTL``) replies, as ``ttlGenericCommand`` computes it.
+
+    ``remaining_ms`` is ``None`` for a missing key (reply -2); ``has_expire=False`` is a key without a
+    TTL (-1). Otherwise the remaining time, floored at 0, rounded to the nearest second:
+    ``(ms + 500) / 1000``. So ``TTL`` replies 0 for a live key with less than 0.5 s left.
+    """
+    if remaining_ms is None:
+        return -2
+    if not isinstance(has_expire, bool):
+        raise TypeError(f"has_expire must be a bool, got {has_expire!r}")
+    if not has_expire:
+        return -1
+    remaining = max(int(validate.finite_float("remaining_ms", remaining_ms)), 0)
+    return remaining if milliseconds else (remaining + 500) // 1000
+
+
+# --------------------------------------------------------------------------- the active cycle over time
+
+
+@dataclass(frozen=True)
+class ExpireConfig:
+    """A Redis server's expiry settings plus the model's CPU costs.
+
+    Attributes
+    ----------
+    hz : int
+        ``hz`` (default 10): slow cycles per second.
+    active_expire_effort : int
+        ``active-expire-effort`` 1..10 (default 1; Redis 6.0+ only).
+    algorithm : {"cursor", "random"}
+        ``cursor``: Redis 6.0+ (scan the expires table with a cursor); ``random``: Redis 5 and earlier.
+    check_cost_us : float
+        Model: CPU time to look at one key's expire entry that has not expired.
+    delete_cost_us : float
+        Model: extra CPU time to delete one expired small key and propagate its DEL.
+    event_loop_period_us : float
+        Model: time between ``beforeSleep`` calls on a busy server (when fast cycles may run).
+    stale_trigger_fixed : bool
+        Model redis#15412: let the fast cycle also start when ``expired_stale_perc`` exceeds the
+        acceptable stale percentage. In released code the comparison mixes a 0-1 fraction with a
+        percentage, so that trigger never fires (``False``, the default).
+    """
+
+    hz: int = 10
+    active_expire_effort: int = 1
+    algorithm: str = "cursor"
+    check_cost_us: float = 0.25
+    delete_cost_us: float = 1.5
+    event_loop_period_us: float = 1000.0
+    stale_trigger_fixed: bool = False
+
+    def __post_init__(self) -> None:
+        effort_parameters(self.active_expire_effort, self.hz, self.algorithm)
+        validate.positive_float("check_cost_us", self.check_cost_us)
+        validate.non_negative_float("delete_cost_us", self.delete_cost_us)
+        validate.positive_float("event_loop_period_us", self.event_loop_period_us)
+        if not isinstance(self.stale_trigger_fixed, bool):
+            raise TypeError(f"stale_trigger_fixed must be a bool, got {self.stale_trigger_fixed!r}")
+
+
+def expiry_population(
+    n_keys: int, pattern: str = "spread", ttl_s: float = 60.0, spread_s: float = 60.0, seed: object = 0
+) -> np.ndarray:
+    """Expiry times (seconds from now) of ``n_keys`` keys written at time 0.
+
+    ``together``: every key gets the same TTL (a batch job, a cache warmed in one go); ``spread``: TTLs
+    uniform over ``ttl_s`` +/- ``spread_s``/2 (jittered TTLs, or keys written over a period).
+    """
+    n = validate.positive_int("n_keys", n_keys)
+    kind = validate.choice("pattern", pattern, ("spread", "together"))
+    ttl = validate.positive_float("ttl_s", ttl_s)
+    width = validate.non_negative_float("spread_s", spread_s)
+    if kind == "together":
+        return np.full(n, ttl)
+    if width / 2 >= ttl:
+        raise ValueError(f"spread_s must be < 2 * ttl_s so every TTL is positive, got {width} vs {ttl}")
+    rng = validate.rng_from_seed(seed)
+    return rng.uniform(ttl - width / 2, ttl + width / 2, n)
+
+
+def steady_population(
+    write_rate_per_s: float, ttl_s: float, duration_s: float, jitter: float = 0.1, seed: object = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keys written at a steady rate, each with a TTL of ``ttl_s`` +/- ``jitter`` (a fraction).
+
+    After one TTL the keyspace holds about ``write_rate_per_s * ttl_s`` keys and keys expire at the
+    write rate: the steady state in which :func:`theory_equilibrium_stale_fraction` applies.
+
+    Returns
+    -------
+    (written_at_s, expire_at_s) : two arrays
+    """
+    rate = validate.positive_float("write_rate_per_s", write_rate_per_s)
+    ttl = validate.positive_float("ttl_s", ttl_s)
+    duration = validate.positive_float("duration_s", duration_s)
+    spread = validate.float_in_range("jitter", jitter, 0.0, 1.0, high_inclusive=False)
+    if rate * duration > 5e6:
+        raise ValueError("write_rate_per_s * duration_s must be <= 5e6 keys")
+    rng = validate.rng_from_seed(seed)
+    written = np.sort(rng.uniform(0.0, duration, rng.poisson(rate * duration)))
+    expires = written + ttl * rng.uniform(1.0 - spread, 1.0 + spread, written.size)
+    return written, expires
+
+
+class _Keyspace:
+    """Keys with their expiry times, visited in hash-table order by a scan cursor (like dictScan).
+
+    ``order`` lists key ids in bucket order (a random permutation: the hash); deleted keys stay in it
+    until a compaction drops them, so scans and samples skip them as Redis skips empty buckets.
+    """
+
+    def __init__(self, expire_at_s: np.ndarray, written_at_s: np.ndarray, rng: np.random.Generator):
+        self.expire_at = expire_at_s.astype(float)
+        # Keys are written in time order; a write lands in a random bucket (the hash), which may be
+        # ahead of the cursor or behind it.
+        self.write_order = np.argsort(written_at_s, kind="stable")
+        self.write_times = written_at_s[self.write_order]
+        self.n_written = 0
+        self.alive = np.zeros(expire_at_s.size, dtype=bool)
+        self.deleted = np.zeros(expire_at_s.size, dtype=bool)
+        self.n_alive = 0
+        self.order = rng.permutation(expire_at_s.size)
+        self.cursor = 0  # position in order
+        self.rng = rng
+
+    def write_until(self, now_s: float) -> None:
+        upto = int(np.searchsorted(self.write_times, now_s, side="right"))
+        if upto > self.n_written:
+            new = self.write_order[self.n_written : upto]
+            self.alive[new] = True
+            self.n_alive += int(new.size)
+            self.n_written = upto
+
+    def stale(self, now_s: float) -> int:
+        return int(np.count_nonzero(self.alive & (self.expire_at < now_s)))
+
+    def _maybe_compact(self) -> None:
+        pending = self.order.size - self.n_written  # upper bound on unwritten keys still in order
+        if self.order.size <= 1024 or self.order.size <= 2 * max(self.n_alive + max(pending, 0), 1):
+            return
+        keep = ~self.deleted[self.order]  # keys not yet written keep their bucket
+        # The cursor keeps its place among the kept keys.
+        self.cursor = int(np.count_nonzero(keep[: self.cursor]))
+        self.order = self.order[keep]
+        if self.cursor >= self.order.size:
+            self.cursor = 0
+
+    def next_positions(self, count: int) -> np.ndarray:
+        """Positions (in ``order``) of the next ``count`` live keys after the cursor, wrapping once."""
+        self._maybe_compact()
+        size = self.order.size
+        picked: list = []
+        needed = count
+        start = self.cursor
+        scanned = 0
+        while needed > 0 and scanned < size:  # bounded: at most one full pass
+            window = min(size - start, max(4 * needed, 256))
+            found = np.flatnonzero(self.alive[self.order[start : start + window]]) + start
+            taken = found[:needed]
+            picked.append(taken)
+            needed -= taken.size
+            advance = window if taken.size == found.size else int(taken[-1] - start + 1)
+            scanned += advance
+            start += advance
+            if start >= size:
+                start = 0
+        self.cursor = start
+        return np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
+
+    def random_positions(self, count: int) -> np.ndarray:
+        """``count`` positions of live keys drawn uniformly with replacement (like dictGetRandomKey)."""
+        self._maybe_compact()
+        out: list = []
+        needed = count
+        if self.n_alive == 0:
+            return np.empty(0, dtype=np.int64)
+        for _ in range(64):  # bounded: after compaction a good share of the positions are live
+            draws = self.rng.integers(0, self.order.size, 2 * needed + 8)
+            good = draws[self.alive[self.order[draws]]][:needed]
+            out.append(good)
+            needed -= good.size
+            if needed == 0:
+                break
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+    def delete(self, ids: np.ndarray) -> int:
+        unique = np.unique(ids)
+        unique = unique[self.alive[unique]]
+        self.alive[unique] = False
+        self.deleted[unique] = True
+        self.n_alive -= int(unique.size)
+        return int(unique.size)
+
+
+def _run_cycle(
+    space: _Keyspace, now_s: float, timelimit_us: float, params: dict, config: ExpireConfig
+) -> tuple[int, int, float, bool]:
+    """One call of activeExpireCycle on one database: (sampled, expired, elapsed_us, hit_time_limit).
+
+    Loops are evaluated in blocks of up to 64 with numpy; the block is cut at the first loop where the
+    C code would stop (time check every 16th loop, or the repeat test failing), so the result is the
+    same as running the loops one by one.
+    """
+    sampled_total = expired_total = 0
+    elapsed = 0.0
+    iteration = 0
+    per_loop = params["keys_per_loop"]
+    max_loops = 10_000_000  # bounded even with zero costs
+    while iteration < max_loops:
+        if space.n_alive == 0:
+            return sampled_total, expired_total, elapsed, False
+        n = min(per_loop, space.n_alive)
+        loops = 1 if space.n_alive < per_loop * 128 else 64
+        if config.algorithm == "cursor":
+            positions = space.next_positions(n * loops)
+        else:
+            positions = space.random_positions(n * loops)
+        loops = positions.size // n
+        if loops == 0:
+            return sampled_total, expired_total, elapsed, False
+        positions = positions[: loops * n].reshape(loops, n)
+        ids = space.order[positions]
+        is_expired = space.expire_at[ids] < now_s
+        expired_per_loop = is_expired.sum(axis=1)
+        cost = n * config.check_cost_us + expired_per_loop * config.delete_cost_us
+        cumulative = elapsed + np.cumsum(cost)
+        numbers = iteration + 1 + np.arange(loops)
+        over_time = (numbers % TIME_CHECK_EVERY == 0) & (cumulative > timelimit_us)
+        if config.algorithm == "cursor":
+            stop = expired_per_loop * 100 // n <= params["acceptable_stale_perc"]
+        else:
+            stop = expired_per_loop <= params["repeat_threshold_keys"]
+        # The C loop checks the clock before the repeat test, so a time-out wins a tie.
+        ends = np.flatnonzero(over_time | stop)
+        last = int(ends[0]) if ends.size else loops - 1
+        space.delete(ids[: last + 1][is_expired[: last + 1]])
+        sampled_total += (last + 1) * n
+        expired_total += int(expired_per_loop[: last + 1].sum())
+        elapsed = float(cumulative[last])
+        iteration += last + 1
+        if config.algorithm == "cursor" and last + 1 < loops:
+            # Loops after the stop were only peeked at: put the cursor back after the last one done.
+            space.cursor = int(positions[last, -1]) + 1
+            if space.cursor >= space.order.size:
+                space.cursor = 0
+        if ends.size:
+            return sampled_total, expired_total, elapsed, bool(over_time[last])
+    return sampled_total, expired_total, elapsed, True
+
+
+def simulate_expiry(
+    expire_at_s: np.ndarray,
+    duration_s: float,
+    config: ExpireConfig | None = None,
+    reads_per_s: float = 0.0,
+    seed: object = 0,
+    written_at_s: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Run Redis's active expiry (and optional lazy expiry on reads) over a keyspace for ``duration_s``.
+
+    Slow cycles run every ``1/hz`` s with the slow time limit. After any cycle that hit its time limit,
+    ``beforeSleep`` runs fast cycles (budget ``fast_duration_us``, at most one per ``2 *
+    fast_duration_us``) until one finishes within its budget. Reads at ``reads_per_s`` hit uniformly
+    random keys between cycles; a read of an expired key deletes it (lazy expiry).
+
+    Parameters
+    ----------
+    expire_at_s : array
+        Expiry time of every key, seconds from the start (see :func:`expiry_population`).
+    duration_s : float
+        Simulated time.
+    config : ExpireConfig
+        Server settings and model costs.
+    reads_per_s : float
+        Client reads per second (uniform over the keys written), for lazy expiry.
+    seed : int or Generator
+    written_at_s : array, optional
+        When each key is written (default: all at time 0); see :func:`steady_population`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cycle that ran: ``t_s`` (start), ``kind`` (``slow``/``fast``), ``sampled``,
+        ``expired``, ``elapsed_us``, ``time_cap_hit``, ``lazy_expired`` (deleted by reads since the
+        previous cycle), ``stale_keys`` (logically expired keys still in memory after the cycle),
+        ``live_keys``, ``expired_stale_perc`` (Redis's running estimate, in %), ``true_stale_perc``,
+        ``time_cap_count`` (``expired_time_cap_reached_count``), ``cycle_cpu_ms`` (cumulative
+        ``expire_cycle_cpu_milliseconds``).
+    """
+    expiries = np.asarray(expire_at_s, dtype=float)
+    if expiries.ndim != 1 or expiries.size == 0 or not np.all(np.isfinite(expiries)):
+        raise ValueError("expire_at_s must be a non-empty 1-d array of finite times")
+    duration = validate.positive_float("duration_s", duration_s)
+    settings = config if config is not None else ExpireConfig()
+    if not isinstance(settings, ExpireConfig):
+        raise TypeError(f"config must be an ExpireConfig, got {type(settings).__name__}")
+    read_rate = validate.non_negative_float("reads_per_s", reads_per_s)
+    rng = validate.rng_from_seed(seed)
+    params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
+    if written_at_s is None:
+        writes = np.zeros(expiries.size)
+    else:
+        writes = np.asarray(written_at_s, dtype=float)
+        if writes.shape != expiries.shape or not np.all(np.isfinite(writes)) or np.any(writes > expiries):
+            raise ValueError("written_at_s must be finite, one per key, and no later than its expiry")
+    space = _Keyspace(expiries, writes, rng)
+
+    period_s = 1.0 / settings.hz
+    fast_gap_s = max(settings.event_loop_period_us, 2 * params["fast_duration_us"]) / 1e6
+    slow_limit = params["slow_timelimit_us"]
+    fast_limit = params["fast_duration_us"]
+    rows = []
+    stale_estimate = 0.0  # server.stat_expired_stale_perc, a fraction
+    cap_count = 0
+    cpu_us = 0.0
+    timelimit_exit = False
+    last_read_s = 0.0
+    next_slow_s = 0.0
+    now = 0.0
+    max_cycles = int(duration * (settings.hz + 1e6 / max(settings.event_loop_period_us, 1.0))) + 10
+    for _ in range(max_cycles):  # bounded: time advances by at least one fast gap per cycle
+        # activeExpireCycle(FAST) returns at once unless the last cycle hit its time limit. Its other
+        # trigger compares a 0-1 fraction with a percentage, so it never fires unless "fixed".
+        fast_ok = timelimit_exit or (
+            settings.stale_trigger_fixed
+            and settings.algorithm == "cursor"
+            and stale_estimate * 100 >= params["acceptable_stale_perc"]
+        )
+        if fast_ok and now + fast_gap_s < next_slow_s:
+            kind, start, limit = "fast", now + fast_gap_s, fast_limit
+        else:
+            kind, start, limit = "slow", next_slow_s, slow_limit
+            next_slow_s += period_s
+        if start >= duration:
+            break
+        space.write_until(start)
+        lazy = 0
+        if read_rate > 0 and start > last_read_s:
+            reads = rng.poisson(read_rate * (start - last_read_s))
+            lazy = _lazy_expire(space, rng.integers(0, max(space.n_written, 1), reads), start)
+            last_read_s = start
+        sampled, expired, elapsed, capped = _run_cycle(space, start, limit, params, settings)
+        timelimit_exit = capped
+        cap_count += int(capped)
+        cpu_us += elapsed
+        current = expired / sampled if sampled else 0.0
+        stale_estimate = current * STALE_ESTIMATE_WEIGHT + stale_estimate * (1 - STALE_ESTIMATE_WEIGHT)
+        stale_now = space.stale(start)
+        rows.append(
+            {
+                "t_s": start,
+                "kind": kind,
+                "sampled": sampled,
+                "expired": expired,
+                "elapsed_us": elapsed,
+                "time_cap_hit": capped,
+                "lazy_expired": lazy,
+                "stale_keys": stale_now,
+                "live_keys": space.n_alive,
+                "expired_stale_perc": stale_estimate * 100,
+                "true_stale_perc": 100.0 * stale_now / space.n_alive if space.n_alive else 0.0,
+                "time_cap_count": cap_count,
+                "cycle_cpu_ms": cpu_us / 1000,
+            }
+        )
+        now = start + elapsed / 1e6
+    return pd.DataFrame(rows)
+
+
+def _lazy_expire(space: _Keyspace, read_positions: np.ndarray, now_s: float) -> int:
+    # expireIfNeeded() on every lookup: a read of a key that is present but expired deletes it.
+    # Reads go uniformly to the keys written so far.
+    if space.n_written == 0:
+        return 0
+    read_ids = space.write_order[read_positions]
+    expired = read_ids[space.alive[read_ids] & (space.expire_at[read_ids] < now_s)]
+    return space.delete(expired) if expired.size else 0
+
+
+def summarize_expiry(run: pd.DataFrame, key_bytes: int = 100) -> pd.Series:
+    """Headline numbers of one :func:`simulate_expiry` run.
+
+    Returns
+    -------
+    pandas.Series
+        ``peak_stale_keys``, ``peak_stale_mb`` (at ``key_bytes`` per key), ``stale_key_seconds`` (area
+        under the stale-keys curve), ``time_cap_count``, ``fast_cycles``, ``expire_cpu_share`` (CPU
+        time of the cycles / run time), ``cleared_s`` (first cycle after which no stale key is left
+        and none is ever left again; NaN if never).
+    """
+    if not isinstance(run, pd.DataFrame) or "stale_keys" not in run.columns:
+        raise TypeError("run must come from simulate_expiry")
+    size = validate.positive_int("key_bytes", key_bytes)
+    if run.empty:
+        raise ValueError("run has no cycles")
+    times = run["t_s"].to_numpy()
+    stale = run["stale_keys"].to_numpy()
+    span = float(times[-1] - times[0]) or 1.0
+    nonzero = np.flatnonzero(stale > 0)
+    cleared = float(times[nonzero[-1] + 1]) if nonzero.size and nonzero[-1] + 1 < times.size else math.nan
+    if not nonzero.size:
+        cleared = float(times[0])
+    return pd.Series(
+        {
+            "peak_stale_keys": int(stale.max()),
+            "peak_stale_mb": float(stale.max() * size / 1e6),
+            "stale_key_seconds": float(np.sum(stale[:-1] * np.diff(times))),
+            "time_cap_count": int(run["time_cap_count"].iloc[-1]),
+            "fast_cycles": int((run["kind"] == "fast").sum()),
+            "expire_cpu_share": float(run["elapsed_us"].sum() / 1e6 / span),
+            "cleared_s": cleared,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- freeing big keys
+
+
+def simulate_free_stall(
+    n_elements: int,
+    command: str = "DEL",
+    free_ns_per_element: float = 50.0,
+    request_rate_per_s: float = 50_000.0,
+    request_service_us: float = 10.0,
+    duration_s: float = 2.0,
+    at_s: float = 0.5,
+    seed: object = 0,
+) -> pd.DataFrame:
+    """Latency of ordinary requests when a big key is deleted on Redis's single-threaded event loop.
+
+    ``DEL`` frees every element on the main thread: a job of ``n_elements * free_ns_per_element``.
+    ``UNLINK`` (Redis 4.0+; also DEL, expiry and eviction with the ``lazyfree-lazy-*`` options) only
+    unlinks the key when its free effort exceeds ``LAZYFREE_THRESHOLD`` (64) and hands the freeing to a
+    background thread; below the threshold it frees inline like DEL. The server is one FIFO queue with
+    one server (:func:`syslab.queueing.simulate_pool` with a pool of one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``arrival_s``, ``wait_s``, ``service_s``, ``latency_ms``, ``is_delete``,
+        ``command``.
+    """
+    n = validate.positive_int("n_elements", n_elements)
+    kind = validate.choice("command", command, ("DEL", "UNLINK"))
+    free_ns = validate.positive_float("free_ns_per_element", free_ns_per_element)
+    rate = validate.positive_float("request_rate_per_s", request_rate_per_s)
+    service_s = validate.positive_float("request_service_us", request_service_us) / 1e6
+    duration = validate.positive_float("duration_s", duration_s)
+    at = validate.float_in_range("at_s", at_s, 0.0, duration)
+    if rate * service_s >= 1:
+        raise ValueError(
+            "request_rate_per_s * request_service_us must be < 1 s (the server would be overloaded)"
+        )
+    if rate * duration > 2e6:
+        raise ValueError("request_rate_per_s * duration_s must be <= 2e6 requests")
+    rng = validate.rng_from_seed(seed)
+    arrivals = np.sort(rng.uniform(0.0, duration, rng.poisson(rate * duration)))
+    position = int(np.searchsorted(arrivals, at))
+    arrivals = np.insert(arrivals, position, at)
+    services = np.full(arrivals.size, service_s)
+    inline = kind == "DEL" or n <= LAZYFREE_THRESHOLD
+    services[position] = service_s + (n * free_ns / 1e9 if inline else 0.0)
+    run = queueing.simulate_pool(
+        queueing.PoolConfig(size=1), arrivals_s=arrivals, services_s=services, seed=rng
+    )
+    is_delete = np.zeros(arrivals.size, dtype=bool)
+    is_delete[position] = True
+    return pd.DataFrame(
+        {
+            "arrival_s": run["arrival_s"],
+            "wait_s": run["wait_s"],
+            "service_s": run["service_s"],
+            "latency_ms": (run["wait_s"] + run["service_s"]) * 1000,
+            "is_delete": is_delete,
+            "command": kind,
+        }
+    )
+
+
+def measure_free_cost(sizes: list, repeats: int = 3) -> pd.DataFrame:
+    """Real: time to free containers of ``n`` small objects on this machine (CPython's allocator).
+
+    The same kind of work as Redis freeing a big hash or set on DEL: one deallocation per element.
+    The garbage collector is paused while timing so only the freeing is measured.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_elements``, ``free_ms`` (best of ``repeats``), ``ns_per_element``.
+    """
+    counts = validate.sequence_of_positive_ints("sizes", sizes)
+    tries = validate.positive_int("repeats", repeats)
+    if max(counts) > 5_000_000:
+        raise ValueError("sizes must each be <= 5,000,000 (memory budget)")
+    rows = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for n in counts:
+            best = math.inf
+            for _ in range(tries):
+                container = {f"field:{i}": f"value:{i}" for i in range(n)}  # like a Redis hash
+                started = time.perf_counter()
+                del container
+                best = min(best, time.perf_counter() - started)
+            rows.append({"n_elements": n, "free_ms": best * 1000, "ns_per_element": best / n * 1e9})
+    finally:
+        if enabled:
+            gc.enable()
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- eviction
+
+
+def simulate_eviction(
+    keys: np.ndarray, capacity: int, policy: str = "approx-lru", samples: int = 5, seed: object = 0
+) -> float:
+    """Hit ratio of a cache of ``capacity`` keys under one eviction policy, on a key sequence.
+
+    - ``exact-lru``: evict the least recently used key.
+    - ``approx-lru``: Redis's ``allkeys-lru`` since 3.0: each eviction samples ``samples`` keys
+      (``maxmemory-samples``, default 5), merges them by idle time into a pool of ``EVPOOL_SIZE`` (16)
+      candidates kept across evictions, and evicts the idlest candidate that still exists.
+    - ``random``: ``allkeys-random``.
+
+    Idle time is counted in requests (Redis's LRU clock ticks every 1 ms by default, much finer than
+    the gaps that matter here).
+    """
+    sequence = np.asarray(keys)
+    if sequence.ndim != 1 or sequence.size == 0:
+        raise ValueError("keys must be a non-empty 1-d sequence")
+    size = validate.positive_int("capacity", capacity)
+    kind = validate.choice("policy", policy, ("exact-lru", "approx-lru", "random"))
+    k = validate.int_in_range("samples", samples, 1, 64)
+    rng = validate.rng_from_seed(seed)
+    hits = 0
+    if kind == "exact-lru":
+        cache: OrderedDict = OrderedDict()
+        for key in sequence.tolist():
+            if key in cache:
+                cache.move_to_end(key)
+                hits += 1
+            else:
+                cache[key] = None
+                if len(cache) > size:
+                    cache.popitem(last=False)
+        return hits / sequence.size
+    slot_of: dict = {}  # key -> index in members, for O(1) random sampling and removal
+    members: list = []
+    last_used: dict = {}
+    pool: list = []  # [(idle when pooled, key)], ascending: the idlest candidate is last
+    for now, key in enumerate(sequence.tolist()):
+        if key in slot_of:
+            hits += 1
+            last_used[key] = now
+            continue
+        if len(members) >= size:
+            if kind == "random":
+                victim = members[int(rng.integers(len(members)))]
+            else:
+                victim = _pool_evict(pool, members, last_used, slot_of, rng, k, now)
+            _remove(victim, members, slot_of)
+            del last_used[victim]
+        slot_of[key] = len(members)
+        members.append(key)
+        last_used[key] = now
+    return hits / sequence.size
+
+
+def _remove(key: object, members: list, slot_of: dict) -> None:
+    index = slot_of.pop(key)
+    tail = members.pop()
+    if index < len(members):
+        members[index] = tail
+        slot_of[tail] = index
+
+
+def _pool_evict(
+    pool: list, members: list, last_used: dict, slot_of: dict, rng: np.random.Generator, k: int, now: int
+) -> object:
+    """evictionPoolPopulate then the pick in performEvictions (src/evict.c).
+
+    Sampled keys enter the pool, sorted by idle time computed now, if it has a free slot or if they are
+    idler than its least idle entry (which then drops out). The eviction takes the idlest entry whose
+    key still exists -- without re-checking its idle time, as Redis does.
+    """
+    for index in rng.integers(0, len(members), k).tolist():
+        candidate = members[index]
+        idle = now - last_used[candidate]
+        if len(pool) < EVPOOL_SIZE:
+            bisect.insort(pool, (idle, candidate), key=lambda entry: entry[0])
+        elif idle > pool[0][0]:
+            pool.pop(0)
+            bisect.insort(pool, (idle, candidate), key=lambda entry: entry[0])
+    while pool:  # bounded by the pool size
+        _, candidate = pool.pop()
+        if candidate in slot_of:
+            return candidate
+    return members[int(rng.integers(len(members)))]  # every candidate was a ghost: fall back
+
+
+# --------------------------------------------------------------------------- reference tables
+
+
+def zero_ttl_cases() -> pd.DataFrame:
+    """What "TTL = 0" can mean, and whether memory is freed at once (from expire.c and t_string.c)."""
+    rows = [
+        (
+            "EXPIRE key 0 (or a negative TTL, or EXPIREAT in the past) on a primary",
+            "deleted at once; replicated and written to the AOF as DEL (UNLINK if lazyfree-lazy-expire yes)",
+            "yes, unless lazyfree-lazy-expire frees it in the background",
+        ),
+        (
+            "the same command replayed on a replica or while loading the AOF",
+            "stored with an expiry in the past; the key waits for the primary's DEL",
+            "no: until the DEL arrives (reads already return nil since 3.2)",
+        ),
+        ("SET key value EX 0", "rejected: ERR invalid expire time in 'set' command", "nothing was written"),
+        (
+            "TTL key replies 0",
+            "a live key with less than 0.5 s left: TTL rounds (ms + 500) / 1000",
+            "no: the key has not expired yet",
+        ),
+        (
+            "a TTL that passed and nobody reads the key",
+            "logically expired, physically present",
+            "only when the active cycle samples it",
+        ),
+        ("memcached exptime 0", "never expires", "no: 0 means forever there"),
+        (
+            "key deleted, RSS does not drop",
+            "the allocator keeps freed pages (fragmentation)",
+            "freed inside Redis, not returned to the OS",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["what you did or saw", "what Redis does", "memory freed at once?"])
+
+
+def info_fields() -> pd.DataFrame:
+    """The INFO fields that show whether expiry keeps up, and what values mean trouble."""
+    rows = [
+        (
+            "expired_keys",
+            "stats",
+            "keys removed by expiry (lazy + active), cumulative",
+            "compare its rate with the rate keys are written with a TTL",
+        ),
+        (
+            "expired_stale_perc",
+            "stats",
+            "running estimate of expired-but-present keys among those sampled",
+            "steadily above the acceptable stale % (10 at effort 1): the sampler is behind",
+        ),
+        (
+            "expired_time_cap_reached_count",
+            "stats",
+            "slow or fast cycles that ran out of time",
+            "growing every minute: expiry needs more time than its CPU budget",
+        ),
+        (
+            "expire_cycle_cpu_milliseconds",
+            "stats",
+            "CPU time spent in active expiry, cumulative",
+            "its rate approaching 250 ms/s (25% of a core) means the cycle is saturated",
+        ),
+        (
+            "evicted_keys",
+            "stats",
+            "keys removed by maxmemory eviction",
+            "non-zero with volatile-* policies: expired keys were not cleaned in time",
+        ),
+        (
+            "mem_fragmentation_ratio",
+            "memory",
+            "RSS / used memory",
+            "above ~1.5 after mass expiry: memory freed inside Redis but kept by the allocator",
+        ),
+        (
+            "lazyfree_pending_objects",
+            "memory",
+            "objects waiting for the background free thread",
+            "growing: frees are queued faster than the thread releases them",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["field", "section", "meaning", "trouble when"])
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_stale_memory(runs: pd.DataFrame, ax: Axes | None = None, key_bytes: int = 100) -> Axes:
+    """Memory held by logically expired keys over time, one line per ``label`` in ``runs``."""
+    ax = axes_or_new(ax)
+    for name, run in runs.groupby("label", sort=False):
+        ax.plot(run["t_s"], run["stale_keys"] * key_bytes / 1e6, label=name)
+    return label(ax, "time (s)", "memory in expired keys (MB)", legend=True)
+
+
+def plot_eviction(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Hit ratio against cache size for each eviction policy (``capacity``, ``hit_ratio``, ``policy``)."""
+    ax = axes_or_new(ax)
+    for name, run in table.groupby("policy", sort=False):
+        ax.plot(run["capacity"], run["hit_ratio"], marker="o", label=name)
+    ax.set_xscale("log")
+    return label(ax, "cache size (keys)", "hit ratio", legend=True)
