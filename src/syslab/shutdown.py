@@ -500,7 +500,7 @@ class TerminationConfig:
     service_sigma: float = 1.5  # lognormal shape: a long tail of slow requests
     flush_s: float = 1.0  # time to flush state after the drain, seconds
     grace_s: float = 30.0  # terminationGracePeriodSeconds: SIGKILL at this time
-    warmup_s: float = 600.0  # simulate arrivals from -warmup_s so in-flight work is at steady state
+    warmup_s: float = 120.0  # simulate arrivals from -warmup_s so in-flight work is at steady state
 
     def __post_init__(self) -> None:
         validate.positive_float("rate_per_s", self.rate_per_s)
@@ -512,6 +512,55 @@ class TerminationConfig:
         validate.non_negative_float("flush_s", self.flush_s)
         validate.positive_float("grace_s", self.grace_s)
         validate.positive_float("warmup_s", self.warmup_s)
+
+
+OUTCOMES = ("served", "refused", "killed")  # outcome codes 0, 1, 2
+
+
+def _simulate(c: TerminationConfig, rng: np.random.Generator) -> dict:
+    """The termination model on numpy arrays (the sweeps call this directly: no DataFrame per run)."""
+    delays = rng.uniform(0.0, c.endpoint_delay_max_s, size=c.n_nodes)
+    horizon = max(c.endpoint_delay_max_s, c.prestop_s)
+    n = rng.poisson(c.rate_per_s * (c.warmup_s + horizon))
+    arrival = np.sort(rng.uniform(-c.warmup_s, horizon, size=n))
+    node = rng.integers(0, c.n_nodes, size=n)
+    routed = arrival < delays[node]  # after its node's delay, a request never reaches this pod
+    arrival, node = arrival[routed], node[routed]
+    service = c.service_median_s * np.exp(c.service_sigma * rng.standard_normal(arrival.size))
+    end = arrival + service
+    refused = arrival >= c.prestop_s
+    accepted_end = end[~refused]
+    # Stage 3 ends when the last accepted request finishes (never before the listener closed).
+    drain_end = max(c.prestop_s, float(accepted_end.max()) if accepted_end.size else 0.0)
+    clean_exit_s = drain_end + c.flush_s
+    sigkill = clean_exit_s > c.grace_s
+    outcome = refused.astype(np.int8)
+    if sigkill:
+        outcome[(~refused) & (end > c.grace_s)] = 2
+    return {
+        "arrival_s": arrival,
+        "node": node,
+        "node_delay_s": delays[node],
+        "service_s": service,
+        "end_s": end,
+        "outcome": outcome,
+        "exit_s": min(clean_exit_s, c.grace_s),
+        "sigkill": bool(sigkill),
+    }
+
+
+def _summary(sim: dict) -> dict:
+    late = sim["end_s"] > 0  # requests finished before time 0 are not at stake
+    counts = np.bincount(sim["outcome"][late], minlength=3)
+    return {
+        "in_play": int(late.sum()),
+        "served": int(counts[0]),
+        "refused": int(counts[1]),
+        "killed": int(counts[2]),
+        "exit_s": float(sim["exit_s"]),
+        "sigkill": sim["sigkill"],
+        "flushed": not sim["sigkill"],
+    }
 
 
 def simulate_termination(config: TerminationConfig = TerminationConfig(), seed=7) -> pd.DataFrame:
@@ -533,53 +582,18 @@ def simulate_termination(config: TerminationConfig = TerminationConfig(), seed=7
     """
     if not isinstance(config, TerminationConfig):
         raise TypeError(f"config must be a TerminationConfig, got {type(config).__name__}")
-    rng = validate.rng_from_seed(seed)
-    c = config
-    delays = rng.uniform(0.0, c.endpoint_delay_max_s, size=c.n_nodes)
-    horizon = max(c.endpoint_delay_max_s, c.prestop_s)
-    n = rng.poisson(c.rate_per_s * (c.warmup_s + horizon))
-    arrival = np.sort(rng.uniform(-c.warmup_s, horizon, size=n))
-    node = rng.integers(0, c.n_nodes, size=n)
-    routed = arrival < delays[node]  # after its node's delay, a request never reaches this pod
-    arrival, node = arrival[routed], node[routed]
-    service = c.service_median_s * np.exp(c.service_sigma * rng.standard_normal(arrival.size))
-    end = arrival + service
-    refused = arrival >= c.prestop_s
-    accepted_end = end[~refused]
-    # Stage 3 ends when the last accepted request finishes (never before the listener closed).
-    drain_end = max(c.prestop_s, float(accepted_end.max()) if accepted_end.size else 0.0)
-    clean_exit_s = drain_end + c.flush_s
-    sigkill = clean_exit_s > c.grace_s
-    outcome = np.where(refused, "refused", "served").astype(object)
-    if sigkill:
-        outcome[(~refused) & (end > c.grace_s)] = "killed"
-    df = pd.DataFrame(
-        {
-            "arrival_s": arrival,
-            "node": node,
-            "node_delay_s": delays[node],
-            "service_s": service,
-            "end_s": end,
-            "outcome": outcome,
-        }
-    )
-    df.attrs.update(exit_s=min(clean_exit_s, c.grace_s), sigkill=bool(sigkill), flushed=not sigkill)
+    sim = _simulate(config, validate.rng_from_seed(seed))
+    df = pd.DataFrame({key: sim[key] for key in ["arrival_s", "node", "node_delay_s", "service_s", "end_s"]})
+    df["outcome"] = pd.Categorical.from_codes(sim["outcome"], categories=list(OUTCOMES))
+    df.attrs.update(exit_s=sim["exit_s"], sigkill=sim["sigkill"], flushed=not sim["sigkill"])
     return df
 
 
 def summarize_termination(df: pd.DataFrame) -> dict:
     """Counts of served/refused/killed requests (after time 0 or in flight at it) and how the pod ended."""
-    late = df[df["end_s"] > 0]  # requests finished before the signal are not at stake
-    counts = late["outcome"].value_counts()
-    return {
-        "in_play": int(len(late)),
-        "served": int(counts.get("served", 0)),
-        "refused": int(counts.get("refused", 0)),
-        "killed": int(counts.get("killed", 0)),
-        "exit_s": float(df.attrs.get("exit_s", float("nan"))),
-        "sigkill": bool(df.attrs.get("sigkill", False)),
-        "flushed": bool(df.attrs.get("flushed", True)),
-    }
+    codes = df["outcome"].map({name: code for code, name in enumerate(OUTCOMES)}).to_numpy(dtype=np.int8)
+    sim = {"end_s": df["end_s"].to_numpy(), "outcome": codes, **df.attrs}
+    return _summary(sim)
 
 
 def sweep_prestop(
@@ -598,7 +612,7 @@ def sweep_prestop(
         cfg = _replace(config, prestop_s=value)
         theory = theory_race_refused(cfg.rate_per_s, cfg.endpoint_delay_max_s, value)
         for run, child_seed in enumerate(seeds):
-            summary = summarize_termination(simulate_termination(cfg, np.random.default_rng(child_seed)))
+            summary = _summary(_simulate(cfg, np.random.default_rng(child_seed)))
             rows.append({"prestop_s": value, "run": run, **summary, "theory_refused": theory})
     return pd.DataFrame(rows)
 
@@ -615,7 +629,7 @@ def sweep_grace(
         cfg = _replace(config, grace_s=value)
         theory = theory_killed_in_flight(cfg.rate_per_s, cfg.service_median_s, cfg.service_sigma, value)
         for run, child_seed in enumerate(seeds):
-            summary = summarize_termination(simulate_termination(cfg, np.random.default_rng(child_seed)))
+            summary = _summary(_simulate(cfg, np.random.default_rng(child_seed)))
             rows.append({"grace_s": value, "run": run, **summary, "theory_killed": theory})
     return pd.DataFrame(rows)
 
