@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,8 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "plot_delivery",
+    "plot_loss_sweep",
+    "sweep_delivery_loss",
     "run_idempotent_post",
     "run_silent_send",
     "simulate_delivery",
@@ -576,3 +578,37 @@ def plot_delivery(df: pd.DataFrame, ax=None):
     ax.set_xscale("log")
     ax.set_yscale("log")
     return plot.label(ax, "delivery latency (s)", "share of messages later (or never)", legend=True)
+
+
+def sweep_delivery_loss(
+    drops_per_hour_values, config: DeliveryConfig = DeliveryConfig(), seed=7
+) -> pd.DataFrame:
+    """Loss share of both designs and the closed form, one row per drop rate (one run each)."""
+    if not isinstance(config, DeliveryConfig):
+        raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
+    values = [validate.positive_float("drops_per_hour_values", v) for v in drops_per_hour_values]
+    seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(values))
+    rows = []
+    for value, child_seed in zip(values, seeds, strict=True):
+        cfg = replace(config, drops_per_hour=value)
+        df = simulate_delivery(cfg, np.random.default_rng(child_seed))
+        rows.append(
+            {
+                "drops_per_hour": value,
+                "ws_loss_share": float((~df["ws_delivered"]).mean()),
+                "theory_loss_share": theory_delivery_loss(cfg),
+                "rest_loss_share": 0.0,
+                "rest_p99_s": float(df["rest_latency_s"].quantile(0.99)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_loss_sweep(sweep: pd.DataFrame, ax=None):
+    """Share of messages lost vs connection drops per hour: simulation, closed form, and REST at zero."""
+    ax = plot.axes_or_new(ax)
+    ax.plot(sweep["drops_per_hour"], 100 * sweep["ws_loss_share"], "o", label="WebSocket only (simulated)")
+    ax.plot(sweep["drops_per_hour"], 100 * sweep["theory_loss_share"], "k--", label="WebSocket only (theory)")
+    ax.plot(sweep["drops_per_hour"], 100 * sweep["rest_loss_share"], "s-", label="hint + REST (simulated)")
+    ax.set_xscale("log")
+    return plot.label(ax, "silent connection drops per client per hour", "messages lost (%)", legend=True)
