@@ -412,9 +412,17 @@ def _namespace_child(unshare_pid: int) -> int | None:
     children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children")
     try:
         pids = children.read_text().split()
+        return int(pids[0]) if pids else None
     except OSError:
-        return None
-    return int(pids[0]) if pids else None
+        pass  # a kernel without CONFIG_PROC_CHILDREN: look for the child by its parent PID
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == unshare_pid:
+            return int(stat.parent.name)
+    return None
 
 
 def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:

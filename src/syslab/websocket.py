@@ -168,9 +168,8 @@ def run_silent_send(
         lines: list[str] = []
         reader = threading.Thread(target=_collect, args=(child.process.stdout, lines), daemon=True)
         reader.start()
-        port = _wait_ready(lines, 10.0)
-        client = WebSocketClient(port, timeout_s=5.0)
         try:
+            client = WebSocketClient(_wait_ready(lines, 10.0), timeout_s=5.0)
             for seq in range(5):
                 client.send_text(_message(seq, message_bytes))
                 rows.append(_row(seq, "alive", True, ""))
@@ -214,7 +213,8 @@ def run_silent_send(
                     time.sleep(0.05)
             sndbuf = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             child.kill()
             reader.join(timeout=2)
     for line in lines:
