@@ -567,14 +567,22 @@ def summarize_delivery(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_delivery(df: pd.DataFrame, ax=None):
-    """Latency CCDF of delivered messages for both designs; lost messages shown as the curve's floor."""
+    """Share of messages delivered later than x (or never), both designs; lost messages form a floor."""
     ax = plot.axes_or_new(ax)
     n = len(df)
+    x_max = float(np.nanmax(df["rest_latency_s"].to_numpy())) * 2
+    styles = {"WebSocket only": {"ls": "--", "lw": 2.5}, "hint + REST": {"ls": "-", "lw": 1.5}}
     for label, latency in [("WebSocket only", df["ws_latency_s"]), ("hint + REST", df["rest_latency_s"])]:
         values = np.sort(latency.fillna(np.inf).to_numpy())  # a lost message never arrives
         share_later = 1.0 - np.arange(1, n + 1) / n
         finite = np.isfinite(values)
-        ax.step(values[finite], np.maximum(share_later[finite], 1e-6), where="post", label=label)
+        lines = ax.step(values[finite], np.maximum(share_later[finite], 1e-6), where="post", label=label,
+                        **styles[label])  # fmt: skip
+        lost_share = float((~finite).mean())
+        if lost_share > 0:
+            color = lines[0].get_color()
+            ax.hlines(lost_share, values[finite][-1], x_max, colors=color, linestyles=":", lw=2,
+                      label=f"{label}: never delivered")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     return plot.label(ax, "delivery latency (s)", "share of messages later (or never)", legend=True)
