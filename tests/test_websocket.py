@@ -96,6 +96,8 @@ def test_delivery_bad_input():
         ws.simulate_delivery({"drops_per_hour": 1})
     with pytest.raises(ValueError, match="scenario"):
         ws.run_silent_send("asleep")
+    with pytest.raises(ValueError, match="port"):
+        ws.WebSocketClient(0)
     with pytest.raises(ValueError, match="responses_lost"):
         ws.run_idempotent_post(True, responses_lost=-1)
 

@@ -73,6 +73,8 @@ class WebSocketClient:
     """
 
     def __init__(self, port: int, *, timeout_s: float = 5.0) -> None:
+        port = validate.int_in_range("port", port, 1, 65535)
+        timeout_s = validate.positive_float("timeout_s", timeout_s)
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         self.sock.sendall(client_handshake("127.0.0.1", port, key))
