@@ -1,0 +1,624 @@
+"""WebSocket sends vs HTTP requests: RFC 6455 framing, silent sends, idempotent POSTs, a delivery model.
+
+- RFC 6455 written out: :func:`accept_key`, :func:`encode_frame`, :func:`decode_frame`,
+  :func:`client_handshake`, and a minimal blocking :class:`WebSocketClient`.
+- Real experiments on 127.0.0.1 (child process :mod:`syslab.ws_peer`, killed on exit):
+  :func:`run_silent_send` -- a peer frozen with SIGSTOP, a peer killed, a peer frozen
+  then killed, while ``send()`` keeps returning.
+- Real HTTP path: :func:`run_idempotent_post` -- a POST with an ``Idempotency-Key``
+  to a local ``http.server`` backed by SQLite, whose first response is lost.
+- Model: :func:`simulate_delivery` -- "WebSocket only" vs "WebSocket as hint, REST
+  as truth" under connection drops, with :func:`theory_delivery_loss`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import http.server
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from syslab import plot, validate
+from syslab.processes import ChildProcess
+from syslab.ws_peer import GUID, OPCODES, accept_key, decode_frame, encode_frame
+
+__all__ = [
+    "GUID",
+    "OPCODES",
+    "DeliveryConfig",
+    "WebSocketClient",
+    "accept_key",
+    "client_handshake",
+    "decode_frame",
+    "encode_frame",
+    "plot_delivery",
+    "plot_loss_sweep",
+    "sweep_delivery_loss",
+    "run_idempotent_post",
+    "run_silent_send",
+    "simulate_delivery",
+    "summarize_delivery",
+    "summarize_silent_send",
+    "theory_delivery_loss",
+]
+
+
+def client_handshake(host: str, port: int, key: str, path: str = "/") -> bytes:
+    """The opening GET of RFC 6455 §4.1 (version 13)."""
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode("ascii")
+
+
+class WebSocketClient:
+    """A minimal RFC 6455 client over a TCP socket: handshake, masked sends, frame reads.
+
+    ``send_text`` returns as soon as the kernel has taken the bytes -- exactly
+    what every WebSocket library's ``send()`` means, and all it can mean.
+    """
+
+    def __init__(self, port: int, *, timeout_s: float = 5.0) -> None:
+        port = validate.int_in_range("port", port, 1, 65535)
+        timeout_s = validate.positive_float("timeout_s", timeout_s)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        self.sock.sendall(client_handshake("127.0.0.1", port, key))
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("the server closed the connection during the handshake")
+            response += chunk
+        head, self.buffer = response.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101") or accept_key(key).encode() not in head:
+            raise ConnectionError(f"bad handshake response: {head[:80]!r}")
+
+    def frame(self, text: str) -> bytes:
+        return encode_frame(text.encode(), "text", mask_key=os.urandom(4))
+
+    def send_text(self, text: str) -> None:
+        self.sock.sendall(self.frame(text))
+
+    def recv_frame(self, timeout_s: float) -> dict | None:
+        """The next frame, or None if none arrives within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (parsed := decode_frame(self.buffer)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                return None
+            self.buffer += chunk
+        frame, used = parsed
+        self.buffer = self.buffer[used:]
+        return frame
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+# --------------------------------------------------------------------------- real: silent sends
+
+
+def run_silent_send(
+    scenario: str = "frozen",
+    *,
+    message_bytes: int = 1024,
+    max_messages: int = 20_000,
+    n_after_death: int = 8,
+    timeout_s: float = 20.0,
+) -> pd.DataFrame:
+    """What ``send()`` reports when the peer is frozen, killed, or frozen and then killed.
+
+    A child (``python -m syslab.ws_peer``) accepts one WebSocket on 127.0.0.1,
+    prints every text message it processes and acknowledges it with
+    ``{"reply_to": id}`` (the RTM pattern). The driver sends 5 messages while the
+    peer runs, then:
+
+    ``frozen``
+        SIGSTOP the peer; send ``message_bytes`` messages on a non-blocking
+        socket until the kernel buffers are full (a blocking ``send`` would hang
+        here); SIGCONT; the peer then processes them late.
+    ``frozen_then_killed``
+        As ``frozen``, but SIGKILL instead of SIGCONT: every buffered message is lost.
+    ``killed``
+        SIGKILL the running peer, then send ``n_after_death`` messages 50 ms apart:
+        the first "succeeds", a later one fails.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per send: ``seq``, ``phase`` (``alive``, ``stopped``, ``dead``),
+        ``send_ok`` (``send`` returned without error), ``error`` (exception name
+        or ``""``), ``processed`` (the peer printed it), ``acked`` (a ``reply_to``
+        came back). ``df.attrs`` holds ``scenario``, ``buffered_bytes`` and the
+        socket buffer sizes read at run time.
+    """
+    scenario = validate.choice("scenario", scenario, ["frozen", "frozen_then_killed", "killed"])
+    message_bytes = validate.int_in_range("message_bytes", message_bytes, 16, 1 << 20)
+    max_messages = validate.int_in_range("max_messages", max_messages, 1, 1_000_000)
+    n_after_death = validate.int_in_range("n_after_death", n_after_death, 1, 100)
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    rows: list[dict] = []
+    processed: set[int] = set()
+    acked: set[int] = set()
+    args = ["--max-life-s", str(timeout_s)]
+    child = ChildProcess("syslab.ws_peer", args, timeout_s=timeout_s, stderr=subprocess.DEVNULL)
+    client = None
+    with child:
+        lines: list[str] = []
+        reader = threading.Thread(target=_collect, args=(child.process.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            client = WebSocketClient(_wait_ready(lines, 10.0), timeout_s=5.0)
+            for seq in range(5):
+                client.send_text(_message(seq, message_bytes))
+                rows.append(_row(seq, "alive", True, ""))
+            _read_acks(client, acked, 5, 2.0)
+            seq = 5
+            if scenario in ("frozen", "frozen_then_killed"):
+                child.send_signal(signal.SIGSTOP)
+                time.sleep(0.1)
+                client.sock.setblocking(False)
+                for _ in range(max_messages):
+                    data = client.frame(_message(seq, message_bytes))
+                    try:
+                        sent = client.sock.send(data)
+                    except BlockingIOError:
+                        rows.append(_row(seq, "stopped", False, "BlockingIOError"))
+                        break
+                    if sent < len(data):  # a partial frame: the kernel is full
+                        rows.append(_row(seq, "stopped", False, "partial write"))
+                        break
+                    rows.append(_row(seq, "stopped", True, ""))
+                    seq += 1
+                client.sock.setblocking(True)
+                _read_acks(client, acked, 1, 0.3)  # a frozen peer acknowledges nothing
+                if scenario == "frozen":
+                    child.send_signal(signal.SIGCONT)
+                    expected = sum(r["send_ok"] for r in rows if r["phase"] == "stopped")
+                    _read_acks(client, acked, expected, 5.0)
+                else:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait(5.0)
+            else:
+                child.send_signal(signal.SIGKILL)
+                child.wait(5.0)
+                for _ in range(n_after_death):
+                    try:
+                        client.send_text(_message(seq, message_bytes))
+                        rows.append(_row(seq, "dead", True, ""))
+                    except OSError as exc:
+                        rows.append(_row(seq, "dead", False, type(exc).__name__))
+                    seq += 1
+                    time.sleep(0.05)
+            sndbuf = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        finally:
+            if client is not None:
+                client.close()
+            child.kill()
+            reader.join(timeout=2)
+    for line in lines:
+        if line.startswith("GOT "):
+            processed.add(int(line.split()[1]))
+    df = pd.DataFrame(rows, columns=["seq", "phase", "send_ok", "error"])
+    df["processed"] = df["seq"].isin(processed)
+    df["acked"] = df["seq"].isin(acked)
+    sent_while_stopped = df[(df["phase"] == "stopped") & df["send_ok"]]
+    df.attrs.update(
+        scenario=scenario,
+        message_bytes=message_bytes,
+        buffered_bytes=int(len(sent_while_stopped) * (message_bytes + 14)),
+        client_sndbuf_bytes=int(sndbuf),
+        tcp_rmem=_read_proc("/proc/sys/net/ipv4/tcp_rmem"),
+        tcp_wmem=_read_proc("/proc/sys/net/ipv4/tcp_wmem"),
+    )
+    return df
+
+
+def _message(seq: int, message_bytes: int) -> str:
+    prefix = f"{seq} "
+    return prefix + "x" * max(0, message_bytes - len(prefix))
+
+
+def _row(seq: int, phase: str, ok: bool, error: str) -> dict:
+    return {"seq": seq, "phase": phase, "send_ok": ok, "error": error}
+
+
+def _collect(stream, lines: list[str]) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            lines.append(raw.decode(errors="replace").strip())
+    except (OSError, ValueError):
+        return
+
+
+def _wait_ready(lines: list[str], timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            if line.startswith("READY"):
+                return int(line.split()[1])
+        time.sleep(0.01)
+    raise RuntimeError(f"the child did not report READY within {timeout_s} s")
+
+
+def _read_acks(client: WebSocketClient, acked: set[int], expected: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    got = 0
+    while got < expected and (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = client.recv_frame(left)
+        except OSError:
+            return
+        if frame is None:
+            return
+        if frame["opcode"] == "text":
+            acked.add(int(json.loads(frame["payload"])["reply_to"]))
+            got += 1
+
+
+def _read_proc(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return "unavailable"
+
+
+def summarize_silent_send(df: pd.DataFrame) -> dict:
+    """Counts for one :func:`run_silent_send` run: sends that returned, were processed, were acked."""
+    ok = df["send_ok"]
+    failed = df[~ok & (df["phase"] == "dead")]
+    dead_ok = df[ok & (df["phase"] == "dead")]
+    return {
+        "scenario": df.attrs.get("scenario", ""),
+        "sends_ok": int(ok.sum()),
+        "processed": int(df["processed"].sum()),
+        "acked": int(df["acked"].sum()),
+        "ok_but_never_processed": int((ok & ~df["processed"]).sum()),
+        "sent_while_stopped": int((ok & (df["phase"] == "stopped")).sum()),
+        "ok_after_death": int(len(dead_ok)),
+        "first_error": str(failed["error"].iloc[0]) if len(failed) else "",
+        "buffered_bytes": int(df.attrs.get("buffered_bytes", 0)),
+    }
+
+
+# --------------------------------------------------------------------------- real: idempotent POST
+
+
+class _MessageHandler(http.server.BaseHTTPRequestHandler):
+    """POST /messages: insert a row unless the Idempotency-Key was seen; answer with the row id."""
+
+    server_version = "syslab-messages/1"
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - keep the notebook's stderr clean
+        return
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length).decode()
+        key = self.headers.get("Idempotency-Key")
+        with self.server.lock, sqlite3.connect(self.server.db_path) as db:
+            if key is not None:
+                db.execute("INSERT INTO messages(idempotency_key, body) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           (key, body))  # fmt: skip
+                row_id = db.execute("SELECT id FROM messages WHERE idempotency_key = ?", (key,)).fetchone()[0]
+            else:
+                row_id = db.execute("INSERT INTO messages(body) VALUES (?)", (body,)).lastrowid
+        self.server.commits += 1
+        if self.server.responses_to_drop > 0:
+            # The write is committed; the response never reaches the client (a reset, a proxy timeout).
+            self.server.responses_to_drop -= 1
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        reply = json.dumps({"ok": True, "id": row_id}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+
+def run_idempotent_post(
+    use_key: bool = True, *, responses_lost: int = 1, max_attempts: int = 4, timeout_s: float = 10.0
+) -> pd.DataFrame:
+    """POST one chat message to a local HTTP server whose first ``responses_lost`` responses are lost.
+
+    The server (``http.server`` on 127.0.0.1, a thread of this process) commits the
+    row in SQLite and then drops the connection instead of answering. The client
+    retries the same request (same ``Idempotency-Key`` if ``use_key``) up to
+    ``max_attempts`` times, each with a per-request timeout.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per attempt: ``attempt``, ``outcome`` (``200`` or the exception
+        name), ``message_id``. ``df.attrs["rows"]`` is the number of rows in the
+        table afterwards, ``df.attrs["commits"]`` the server's commits and
+        ``df.attrs["sqlite"]`` the SQLite version.
+    """
+    if not isinstance(use_key, bool):
+        raise TypeError(f"use_key must be a bool, got {use_key!r}")
+    responses_lost = validate.int_in_range("responses_lost", responses_lost, 0, 10)
+    max_attempts = validate.int_in_range("max_attempts", max_attempts, 1, 20)
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="syslab-idem-") as tmp:
+        db_path = Path(tmp) / "messages.db"
+        with sqlite3.connect(db_path) as db:
+            db.execute(
+                "CREATE TABLE messages(id INTEGER PRIMARY KEY, idempotency_key TEXT UNIQUE, body TEXT)"
+            )
+        db.close()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MessageHandler)
+        server.daemon_threads = True
+        server.db_path, server.lock, server.commits = str(db_path), threading.Lock(), 0
+        server.responses_to_drop = responses_lost
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            body = json.dumps({"channel": "C1", "text": "ship it"})
+            headers = {"Content-Type": "application/json"}
+            if use_key:
+                headers["Idempotency-Key"] = "9f1c2d3e-client-generated-once"
+            for attempt in range(1, max_attempts + 1):
+                conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=timeout_s)
+                try:
+                    conn.request("POST", "/messages", body=body, headers=headers)
+                    response = conn.getresponse()
+                    payload = json.loads(response.read())
+                    outcome = {
+                        "attempt": attempt,
+                        "outcome": str(response.status),
+                        "message_id": payload["id"],
+                    }
+                    rows.append(outcome)
+                    break
+                except (OSError, http.client.HTTPException) as exc:
+                    rows.append({"attempt": attempt, "outcome": type(exc).__name__, "message_id": None})
+                finally:
+                    conn.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        with contextlib.closing(sqlite3.connect(db_path)) as db:
+            n_rows = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    df = pd.DataFrame(rows, columns=["attempt", "outcome", "message_id"])
+    df.attrs.update(rows=int(n_rows), commits=int(server.commits), sqlite=sqlite3.sqlite_version)
+    return df
+
+
+# --------------------------------------------------------------------------- model: delivery
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Messages between two users whose connections drop now and then.
+
+    Each client's WebSocket alternates: up for an exponential time (mean
+    ``3600 / drops_per_hour`` s), then *dead but undetected* until the next
+    heartbeat misses (``U(0, ping_interval_s) + pong_timeout_s``), then
+    *reconnecting* for ``reconnect_s``.
+    """
+
+    message_rate_per_s: float = 1.0  # messages from sender to receiver per second
+    duration_s: float = 86_400.0  # simulated time, seconds
+    drops_per_hour: float = 2.0  # silent connection deaths per client per hour (roaming, NAT, LB restarts)
+    ping_interval_s: float = 30.0  # heartbeat interval
+    pong_timeout_s: float = 10.0  # a missing pong is detected after this long
+    reconnect_s: float = 2.0  # time to reconnect once a drop is detected
+    base_latency_s: float = 0.05  # one-way latency of a healthy path
+    http_timeout_s: float = 10.0  # per-request timeout of the REST send before a retry
+    resync_s: float = 0.2  # time to fetch history after a reconnect
+
+    def __post_init__(self) -> None:
+        validate.positive_float("message_rate_per_s", self.message_rate_per_s)
+        validate.positive_float("duration_s", self.duration_s)
+        validate.positive_float("drops_per_hour", self.drops_per_hour)
+        validate.positive_float("ping_interval_s", self.ping_interval_s)
+        validate.non_negative_float("pong_timeout_s", self.pong_timeout_s)
+        validate.non_negative_float("reconnect_s", self.reconnect_s)
+        validate.non_negative_float("base_latency_s", self.base_latency_s)
+        validate.positive_float("http_timeout_s", self.http_timeout_s)
+        validate.non_negative_float("resync_s", self.resync_s)
+
+
+def _connection_timeline(c: DeliveryConfig, rng: np.random.Generator) -> np.ndarray:
+    """Rows of (drop_s, detected_s, reconnected_s) covering ``duration_s``, alternating renewal."""
+    mean_up_s = 3600.0 / c.drops_per_hour
+    cycle_s = mean_up_s + c.ping_interval_s / 2 + c.pong_timeout_s + c.reconnect_s
+    n = int(c.duration_s / cycle_s * 1.5) + 20  # enough cycles to cover the horizon with margin
+    up = rng.exponential(mean_up_s, size=n)
+    dead = rng.uniform(0.0, c.ping_interval_s, size=n) + c.pong_timeout_s
+    starts = np.cumsum(up + dead + c.reconnect_s) - (dead + c.reconnect_s)  # drop times
+    timeline = np.column_stack([starts, starts + dead, starts + dead + c.reconnect_s])
+    if timeline[-1, 0] < c.duration_s:  # pragma: no cover - guarded by the 1.5x margin
+        raise RuntimeError("connection timeline too short; increase the margin")
+    return timeline
+
+
+def _state_at(times: np.ndarray, timeline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each time: state (0 up, 1 dead-undetected, 2 reconnecting) and when the connection is back."""
+    idx = np.searchsorted(timeline[:, 0], times, side="right") - 1
+    state = np.zeros(times.size, dtype=np.int8)
+    back = times.copy()
+    inside = idx >= 0
+    row = timeline[np.clip(idx, 0, None)]
+    dead = inside & (times < row[:, 1])
+    reconnecting = inside & ~dead & (times < row[:, 2])
+    state[dead], state[reconnecting] = 1, 2
+    back[dead | reconnecting] = row[dead | reconnecting, 2]
+    return state, back
+
+
+def simulate_delivery(config: DeliveryConfig = DeliveryConfig(), seed=7) -> pd.DataFrame:
+    """Every message from sender to receiver, under both designs, on the same connection timelines.
+
+    *WebSocket only*: the sender writes to its WebSocket. A message written while
+    the sender's connection is dead-undetected is lost (``send`` returned); while
+    reconnecting it is queued and sent on reconnect. The server pushes to the
+    receiver's WebSocket; a push while the receiver is dead or reconnecting is lost.
+
+    *Hint + REST*: the sender POSTs with an idempotency key. If its path is dead
+    the request times out after ``http_timeout_s`` and is retried on a new
+    connection; nothing is lost. The server pushes a hint; if the receiver missed
+    it, the receiver fetches history (``resync_s``) when its connection is back.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per message: ``sent_s``, ``sender_state``, ``receiver_state`` (at
+        push time, WebSocket-only design; 0 up, 1 dead, 2 reconnecting),
+        ``ws_delivered`` (bool), ``ws_latency_s`` (NaN if lost), ``rest_latency_s``.
+    """
+    if not isinstance(config, DeliveryConfig):
+        raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
+    rng = validate.rng_from_seed(seed)
+    c = config
+    sender = _connection_timeline(c, rng)
+    receiver = _connection_timeline(c, rng)
+    n = rng.poisson(c.message_rate_per_s * c.duration_s)
+    sent = np.sort(rng.uniform(0.0, c.duration_s, size=n))
+    s_state, s_back = _state_at(sent, sender)
+
+    # WebSocket only
+    ws_at_server = np.where(s_state == 2, s_back, sent) + c.base_latency_s
+    r_state, _ = _state_at(ws_at_server, receiver)
+    ws_ok = (s_state != 1) & (r_state == 0)
+    ws_latency = np.where(ws_ok, ws_at_server + c.base_latency_s - sent, np.nan)
+
+    # Hint + REST: a send on a dead path waits for its timeout, then retries on a fresh connection.
+    rest_at_server = np.where(s_state == 1, sent + c.http_timeout_s, sent) + c.base_latency_s
+    rr_state, rr_back = _state_at(rest_at_server, receiver)
+    rest_delivered = np.where(rr_state == 0, rest_at_server + c.base_latency_s, rr_back + c.resync_s)
+    return pd.DataFrame(
+        {
+            "sent_s": sent,
+            "sender_state": s_state,
+            "receiver_state": r_state,
+            "ws_delivered": ws_ok,
+            "ws_latency_s": ws_latency,
+            "rest_latency_s": rest_delivered - sent,
+        }
+    )
+
+
+def theory_delivery_loss(config: DeliveryConfig = DeliveryConfig()) -> float:
+    """Long-run share of messages the WebSocket-only design loses.
+
+    Each connection is an alternating renewal process with mean cycle
+    ``T = 3600/drops + E[dead] + reconnect``. The sender loses a message while
+    dead (share ``E[dead]/T``); the receiver loses a push while dead or
+    reconnecting (share ``(E[dead] + reconnect)/T``). Independent connections:
+    ``loss = 1 - (1 - p_s)(1 - p_r)``.
+    """
+    if not isinstance(config, DeliveryConfig):
+        raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
+    c = config
+    dead = c.ping_interval_s / 2 + c.pong_timeout_s
+    cycle = 3600.0 / c.drops_per_hour + dead + c.reconnect_s
+    p_sender = dead / cycle
+    p_receiver = (dead + c.reconnect_s) / cycle
+    return 1 - (1 - p_sender) * (1 - p_receiver)
+
+
+def summarize_delivery(df: pd.DataFrame) -> pd.DataFrame:
+    """Loss and latency percentiles of both designs, one row each."""
+    rows = []
+    for design, ok, latency in [
+        ("WebSocket only", df["ws_delivered"], df["ws_latency_s"]),
+        ("hint + REST", pd.Series(True, index=df.index), df["rest_latency_s"]),
+    ]:
+        delivered = latency[ok]
+        rows.append(
+            {
+                "design": design,
+                "messages": int(len(df)),
+                "lost": int((~ok).sum()),
+                "loss_share": float((~ok).mean()),
+                "p50_s": float(delivered.quantile(0.5)),
+                "p99_s": float(delivered.quantile(0.99)),
+                "p999_s": float(delivered.quantile(0.999)),
+                "max_s": float(delivered.max()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("design")
+
+
+def plot_delivery(df: pd.DataFrame, ax=None):
+    """Share of messages delivered later than x (or never), both designs; lost messages form a floor."""
+    ax = plot.axes_or_new(ax)
+    n = len(df)
+    x_max = float(np.nanmax(df["rest_latency_s"].to_numpy())) * 2
+    styles = {"WebSocket only": {"ls": "--", "lw": 2.5}, "hint + REST": {"ls": "-", "lw": 1.5}}
+    for label, latency in [("WebSocket only", df["ws_latency_s"]), ("hint + REST", df["rest_latency_s"])]:
+        values = np.sort(latency.fillna(np.inf).to_numpy())  # a lost message never arrives
+        share_later = 1.0 - np.arange(1, n + 1) / n
+        finite = np.isfinite(values)
+        lines = ax.step(values[finite], np.maximum(share_later[finite], 1e-6), where="post", label=label,
+                        **styles[label])  # fmt: skip
+        lost_share = float((~finite).mean())
+        if lost_share > 0:
+            color = lines[0].get_color()
+            ax.hlines(lost_share, values[finite][-1], x_max, colors=color, linestyles=":", lw=2,
+                      label=f"{label}: never delivered")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    return plot.label(ax, "delivery latency (s)", "share of messages later (or never)", legend=True)
+
+
+def sweep_delivery_loss(
+    drops_per_hour_values, config: DeliveryConfig = DeliveryConfig(), seed=7
+) -> pd.DataFrame:
+    """Loss share of both designs and the closed form, one row per drop rate (one run each)."""
+    if not isinstance(config, DeliveryConfig):
+        raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
+    values = [validate.positive_float("drops_per_hour_values", v) for v in drops_per_hour_values]
+    seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(values))
+    rows = []
+    for value, child_seed in zip(values, seeds, strict=True):
+        cfg = replace(config, drops_per_hour=value)
+        df = simulate_delivery(cfg, np.random.default_rng(child_seed))
+        rows.append(
+            {
+                "drops_per_hour": value,
+                "ws_loss_share": float((~df["ws_delivered"]).mean()),
+                "theory_loss_share": theory_delivery_loss(cfg),
+                "rest_loss_share": 0.0,
+                "rest_p99_s": float(df["rest_latency_s"].quantile(0.99)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_loss_sweep(sweep: pd.DataFrame, ax=None):
+    """Share of messages lost vs connection drops per hour: simulation, closed form, and REST at zero."""
+    ax = plot.axes_or_new(ax)
+    ax.plot(sweep["drops_per_hour"], 100 * sweep["ws_loss_share"], "o", label="WebSocket only (simulated)")
+    ax.plot(sweep["drops_per_hour"], 100 * sweep["theory_loss_share"], "k--", label="WebSocket only (theory)")
+    ax.plot(sweep["drops_per_hour"], 100 * sweep["rest_loss_share"], "s-", label="hint + REST (simulated)")
+    ax.set_xscale("log")
+    return plot.label(ax, "silent connection drops per client per hour", "messages lost (%)", legend=True)
