@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from syslab import backoff
 from syslab.backoff import BrokerConfig, RetryPolicy
 
-
 # ----------------------------------------------------------------- strategies
 
 
@@ -99,7 +98,9 @@ def test_occ_reproduces_the_blog_ranking():
 def test_fixed_interval_matches_the_wave_theory():
     # A synchronised fleet with a fixed interval: each wave gets exactly one bucket.
     broker = BrokerConfig(accept_rate_per_s=1000, burst=100)
-    tl = backoff.simulate_fleet_reconnect(RetryPolicy("fixed", 2, 2), broker, devices=1000, horizon_s=60, seed=0)
+    tl = backoff.simulate_fleet_reconnect(
+        RetryPolicy("fixed", 2, 2), broker, devices=1000, horizon_s=60, seed=0
+    )
     s = backoff.summarize_fleet(tl, fraction=1.0)
     theory = backoff.theory_fixed_interval_drain_s(1000, 100, 2)
     assert theory == 18
@@ -137,12 +138,16 @@ def test_jitter_beats_synchronised_retries():
     _, s = backoff.sweep_fleet_strategies(policies, devices=50_000, horizon_s=300, seed=5)
     s = s.set_index("policy")
     assert s.loc["full", "time_to_fraction_s"] < 60
-    assert math.isinf(s.loc["fixed", "time_to_fraction_s"]) and math.isinf(s.loc["exponential", "time_to_fraction_s"])
+    assert math.isinf(s.loc["fixed", "time_to_fraction_s"]) and math.isinf(
+        s.loc["exponential", "time_to_fraction_s"]
+    )
     assert s.loc["full", "attempts_per_device"] < s.loc["fixed", "attempts_per_device"] / 5
 
 
 def test_fleet_seeded_regression():
-    tl = backoff.simulate_fleet_reconnect(RetryPolicy("full_jitter", 1, 60), devices=10_000, horizon_s=60, seed=9)
+    tl = backoff.simulate_fleet_reconnect(
+        RetryPolicy("full_jitter", 1, 60), devices=10_000, horizon_s=60, seed=9
+    )
     s = backoff.summarize_fleet(tl)
     assert int(s["total_attempts"]) == 19_991
     assert s["time_to_fraction_s"] == pytest.approx(3.6)

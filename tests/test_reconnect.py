@@ -13,7 +13,9 @@ SMALL = reconnect.StormConfig(clients=80, accept_rate_per_s=200, burst=10, resta
 @pytest.mark.real
 def test_every_client_comes_back_and_jitter_flattens_the_peak():
     fixed = reconnect.run_reconnect_storm(RetryPolicy("fixed", 0.2, 0.2), SMALL, seed=1)
-    jitter = reconnect.run_reconnect_storm(RetryPolicy("full_jitter", 0.05, 1.0, initial_delay_s=0.5), SMALL, seed=1)
+    jitter = reconnect.run_reconnect_storm(
+        RetryPolicy("full_jitter", 0.05, 1.0, initial_delay_s=0.5), SMALL, seed=1
+    )
     n = fixed.attrs["clients"]
     s_fixed = reconnect.summarize_storm(fixed, n)
     s_jitter = reconnect.summarize_storm(jitter, n)

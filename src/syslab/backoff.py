@@ -188,7 +188,14 @@ def simulate_occ_contention(
     policy = RetryPolicy(strategy, base_s=base_s, cap_s=max(cap_s, base_s))
     rows = []
     for run in range(n_runs):
-        rows.append({"strategy": strategy, "clients": n_clients, "run": run, **_occ_run(policy, n_clients, mean, sd, rng)})
+        rows.append(
+            {
+                "strategy": strategy,
+                "clients": n_clients,
+                "run": run,
+                **_occ_run(policy, n_clients, mean, sd, rng),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -239,7 +246,9 @@ def _occ_run(policy: RetryPolicy, n_clients: int, mean: float, sd: float, rng: n
             if payload:
                 continue
             attempts[client] += 1
-            sleep_s = retry_delays_s(policy, np.array([attempts[client]]), np.array([previous[client]]), rng)[0]
+            sleep_s = retry_delays_s(policy, np.array([attempts[client]]), np.array([previous[client]]), rng)[
+                0
+            ]
             previous[client] = float(sleep_s)
             event = (now + delay() + 1000 * float(sleep_s), _READ, 0)
         heapq.heappush(queue, (event[0], sequence, event[1], client, event[2]))
@@ -473,7 +482,9 @@ def theory_fixed_interval_drain_s(devices: int, burst: int, interval_s: float) -
 # ------------------------------------------------------------------------- plots
 
 
-def plot_fleet_timeline(timelines: pd.DataFrame, ax: Axes | None = None, *, devices: int | None = None) -> Axes:
+def plot_fleet_timeline(
+    timelines: pd.DataFrame, ax: Axes | None = None, *, devices: int | None = None
+) -> Axes:
     """Connected fraction of the fleet against time, one line per policy."""
     ax = axes_or_new(ax)
     for name, group in timelines.groupby("policy", sort=False):

@@ -137,7 +137,9 @@ async def _storm(config: StormConfig, policy: RetryPolicy, seed: int) -> list[di
         while not stop.is_set():
             when = time.monotonic() - t0
             connection = await attempt()
-            events.append({"client": client, "t_s": when, "ok": connection is not None, "disconnected_s": disconnected})
+            events.append(
+                {"client": client, "t_s": when, "ok": connection is not None, "disconnected_s": disconnected}
+            )
             if connection is not None:
                 connection[1].close()
                 back.append(client)
@@ -210,7 +212,12 @@ def run_reconnect_storm(
     soft, _ = environment.file_descriptor_limits()
     clients = config.clients if soft < 0 else min(config.clients, max(1, (soft - 64) // 2))
     config = StormConfig(
-        clients, config.accept_rate_per_s, config.burst, config.restart_gap_s, config.observe_s, config.timeout_s
+        clients,
+        config.accept_rate_per_s,
+        config.burst,
+        config.restart_gap_s,
+        config.observe_s,
+        config.timeout_s,
     )
     result: dict[str, object] = {}
 
