@@ -199,6 +199,23 @@ def simulate_occ_contention(
     return pd.DataFrame(rows)
 
 
+def _scalar_delay_s(policy: RetryPolicy, attempt: int, previous_s: float, u: float) -> float:
+    """:func:`retry_delays_s` for one client, from one uniform draw ``u`` in [0, 1) (fast in a loop)."""
+    expo = min(policy.cap_s, policy.base_s * 2.0 ** min(attempt, 60))
+    if policy.strategy == "none":
+        return 0.0
+    if policy.strategy == "fixed":
+        return policy.base_s
+    if policy.strategy == "exponential":
+        return expo
+    if policy.strategy == "equal_jitter":
+        return expo / 2 + u * expo / 2
+    if policy.strategy == "full_jitter":
+        return u * expo
+    high = max(policy.base_s, previous_s * 3)
+    return min(policy.cap_s, policy.base_s + u * (high - policy.base_s))
+
+
 # Event kinds in the OCC simulation's queue.
 _READ, _READ_REPLY, _WRITE, _WRITE_REPLY = range(4)
 
@@ -214,6 +231,16 @@ def _occ_run(policy: RetryPolicy, n_clients: int, mean: float, sd: float, rng: n
             block, used = np.abs(rng.normal(mean, sd, 4096)), 0
         used += 1
         return float(block[used - 1])
+
+    uniforms = rng.random(4096)
+    used_u = 0
+
+    def uniform() -> float:
+        nonlocal uniforms, used_u
+        if used_u == len(uniforms):
+            uniforms, used_u = rng.random(4096), 0
+        used_u += 1
+        return float(uniforms[used_u - 1])
 
     version = 0
     calls = failures = 0
@@ -360,21 +387,24 @@ def simulate_fleet_reconnect(
     connected = 0
     out_attempts = np.zeros(n_steps, dtype=np.int64)
     out_accepted = np.zeros(n_steps, dtype=np.int64)
-    for step in range(n_steps):
-        if pending.size == 0:
+    step = 0
+    # Each pass handles one step in which some device is due, then jumps to the next such step
+    # (refilling the bucket for the quiet steps skipped): synchronised fleets are quiet most of the time.
+    for _ in range(n_steps):
+        if pending.size == 0 or step >= n_steps:
             break
         t_end = (step + 1) * dt
         due_mask = next_try[pending] < t_end
-        if not due_mask.any():
-            tokens = min(float(broker.burst), tokens + refill)
-            continue
         due = pending[due_mask]
         attempts[due] += 1
         room = broker.max_connections - connected
         admitted = int(min(due.size, math.floor(tokens), room))
-        tokens = min(float(broker.burst), tokens - admitted + refill)
-        order = rng.permutation(due.size)
-        failed = due[order[admitted:]]
+        # Which of the step's attempts get a token is random: the broker serves its accept queue
+        # in arrival order, and arrival order within a step is arbitrary.
+        lucky = rng.choice(due.size, size=admitted, replace=False) if admitted < due.size else np.arange(due.size)
+        refused = np.ones(due.size, dtype=bool)
+        refused[lucky] = False
+        failed = due[refused]
         connected += admitted
         out_attempts[step] = due.size
         out_accepted[step] = admitted
@@ -384,8 +414,14 @@ def simulate_fleet_reconnect(
         # and never in the same step (the device has to see the refusal first).
         next_try[failed] = np.maximum(next_try[failed] + broker.connect_timeout_s + sleep_s, t_end)
         keep = np.ones(pending.size, dtype=bool)
-        keep[np.flatnonzero(due_mask)[order[:admitted]]] = False
+        keep[np.flatnonzero(due_mask)[lucky]] = False
         pending = pending[keep]
+        tokens -= admitted
+        if pending.size == 0:
+            break
+        next_step = max(step + 1, int(next_try[pending].min() // dt))
+        tokens = min(float(broker.burst), tokens + refill * (next_step - step))
+        step = next_step
     t = np.arange(n_steps) * dt
     df = pd.DataFrame(
         {

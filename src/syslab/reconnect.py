@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from syslab import environment, validate
 from syslab.backoff import RetryPolicy, retry_delays_s
+from syslab.plot import axes_or_new, label
 
-__all__ = ["StormConfig", "run_reconnect_storm", "summarize_storm"]
+__all__ = ["StormConfig", "plot_storm_attempts", "run_reconnect_storm", "summarize_storm"]
 
 HOST = "127.0.0.1"
 
@@ -256,3 +258,16 @@ def summarize_storm(events: pd.DataFrame, clients: int, *, fraction: float = 0.9
             "peak_attempts_per_50ms": peak,
         }
     )
+
+
+def plot_storm_attempts(events: pd.DataFrame, ax: Axes | None = None, *, bin_s: float = 0.05) -> Axes:
+    """Reconnect attempts per ``bin_s`` against time after the restart, one line per ``policy``."""
+    ax = axes_or_new(ax)
+    width = validate.positive_float("bin_s", bin_s)
+    end = float(events["t_s"].max()) + width if len(events) else width
+    edges = np.arange(0.0, end + width, width)
+    for name, group in events.groupby("policy", sort=False):
+        counts, _ = np.histogram(group["t_s"], bins=edges)
+        ax.step(edges[:-1], counts, where="post", label=name)
+    label(ax, "time since the server went down (s)", f"attempts per {width * 1000:.0f} ms", legend=True)
+    return ax
