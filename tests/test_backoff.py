@@ -42,7 +42,8 @@ def test_scalar_delay_is_the_vector_delay(strategy, attempt, seed):
     # The OCC loop uses a scalar twin of retry_delays_s; fed the same uniform it must agree exactly.
     policy = RetryPolicy(strategy, base_s=0.005, cap_s=2.0)
     previous = 0.3
-    vector = backoff.retry_delays_s(policy, np.array([attempt]), np.array([previous]), np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    vector = backoff.retry_delays_s(policy, np.array([attempt]), np.array([previous]), rng)
     u = float(np.random.default_rng(seed).random())
     assert backoff._scalar_delay_s(policy, attempt, previous, u) == pytest.approx(float(vector[0]), rel=1e-12)
 

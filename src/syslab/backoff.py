@@ -401,7 +401,10 @@ def simulate_fleet_reconnect(
         admitted = int(min(due.size, math.floor(tokens), room))
         # Which of the step's attempts get a token is random: the broker serves its accept queue
         # in arrival order, and arrival order within a step is arbitrary.
-        lucky = rng.choice(due.size, size=admitted, replace=False) if admitted < due.size else np.arange(due.size)
+        if admitted < due.size:
+            lucky = rng.choice(due.size, size=admitted, replace=False)
+        else:
+            lucky = np.arange(due.size)
         refused = np.ones(due.size, dtype=bool)
         refused[lucky] = False
         failed = due[refused]
