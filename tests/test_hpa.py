@@ -146,3 +146,12 @@ def test_bad_input():
         hpa.min_replicas_schedule("magic", np.ones(10), [], [], HPAConfig(), PodConfig())
     with pytest.raises(TypeError, match="pod"):
         hpa.simulate_hpa([1.0], HPAConfig(), "pod")
+
+
+@pytest.mark.real
+def test_real_thread_pod_waits_grow_with_utilisation():
+    # Real threads and sleeps: numbers vary with the machine, the ordering must not.
+    table = hpa.measure_pod_queue([0.2, 0.95], service_time_s=0.01, workers=4, duration_s=1.0, seed=3)
+    assert (table["requests"] > 50).all()
+    assert table["mean_wait_ms"].iloc[1] > table["mean_wait_ms"].iloc[0]
+    assert table["mean_wait_ms_theory"].iloc[1] > 100 * table["mean_wait_ms_theory"].iloc[0]

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -45,6 +47,7 @@ __all__ = [
     "PodConfig",
     "compare_strategies",
     "desired_replicas",
+    "measure_pod_queue",
     "min_replicas_schedule",
     "mmc_p99_wait_s",
     "plot_strategy_costs",
@@ -715,3 +718,85 @@ def plot_strategy_costs(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_yscale("log")
     label(ax, "cost (pod-hours)", "requests dropped or over the SLO (fraction)", legend=True)
     return ax
+
+
+# ------------------------------------------------------------ a real pod's queue
+
+
+def measure_pod_queue(
+    utilisations: Sequence[float],
+    *,
+    service_time_s: float = 0.01,
+    workers: int = 4,
+    duration_s: float = 1.0,
+    seed: int = 0,
+    timeout_s: float = 60.0,
+) -> pd.DataFrame:
+    """Real threads as one pod: Poisson arrivals into a pool of ``workers`` threads.
+
+    For each utilisation, a dispatcher submits requests at Poisson times (rate
+    ``utilisation * workers / service_time_s``) to a ``ThreadPoolExecutor`` whose
+    tasks sleep for an exponential service time; the wait is measured from the
+    scheduled arrival to the moment a worker picks the request up. Sleep and
+    scheduler jitter make it an imperfect M/M/c queue; its waits should still
+    follow Erlang C's shape.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per utilisation: ``utilisation``, ``requests``, ``mean_wait_ms``
+        (measured), ``mean_wait_ms_theory`` (:func:`syslab.queueing.mmc_mean_queue_delay_s`)
+        and ``p99_wait_ms``.
+    """
+    levels = [
+        validate.float_in_range("utilisations[]", u, 0.0, 0.99, low_inclusive=False) for u in utilisations
+    ]
+    if not levels:
+        raise ValueError("utilisations must not be empty")
+    service = validate.positive_float("service_time_s", service_time_s)
+    c = validate.positive_int("workers", workers)
+    duration = validate.positive_float("duration_s", duration_s)
+    limit = validate.positive_float("timeout_s", timeout_s)
+    rng = validate.rng_from_seed(seed)
+    deadline = time.monotonic() + limit
+    rows = []
+    for u in levels:
+        lam = u * c / service
+        n = max(1, int(lam * duration))
+        arrivals = np.cumsum(rng.exponential(1 / lam, n))
+        services = rng.exponential(service, n)
+        measured = _run_thread_pod(arrivals, services, c, deadline)
+        rows.append(
+            {
+                "utilisation": u,
+                "requests": int(measured.size),
+                "mean_wait_ms": float(measured.mean() * 1000) if measured.size else math.nan,
+                "mean_wait_ms_theory": queueing.mmc_mean_queue_delay_s(lam, service, c) * 1000,
+                "p99_wait_ms": float(np.quantile(measured, 0.99) * 1000) if measured.size else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _run_thread_pod(arrivals: np.ndarray, services: np.ndarray, workers: int, deadline: float) -> np.ndarray:
+    # Submit each request at its arrival time; a worker records when it picks the request up.
+    waits = np.full(arrivals.size, np.nan)
+
+    def task(i: int, origin: float) -> None:
+        waits[i] = time.perf_counter() - (origin + arrivals[i])
+        time.sleep(services[i])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        origin = time.perf_counter()
+        futures = []
+        for i in range(arrivals.size):
+            delay = origin + arrivals[i] - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(task, i, origin))
+            if time.monotonic() > deadline:
+                break
+        wait(futures, timeout=max(0.1, deadline - time.monotonic()))
+        for future in futures:
+            future.cancel()
+    return waits[~np.isnan(waits)]
