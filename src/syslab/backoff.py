@@ -1,0 +1,550 @@
+"""Retry backoff and jitter, the AWS backoff simulation, and a fleet reconnect storm.
+
+Three layers, side by side so tests can hold one against the other:
+
+- **strategies** -- :func:`retry_delays_s` draws the sleep before retry ``n`` for
+  fixed, exponential, equal-jitter, full-jitter and decorrelated-jitter backoff,
+  vectorised over many clients;
+- **the published comparison** -- :func:`simulate_occ_contention` re-implements the
+  set-up of Marc Brooker's "Exponential Backoff And Jitter" (AWS Architecture Blog,
+  2015): clients racing to update one row under optimistic concurrency control;
+- **the fleet** -- :func:`simulate_fleet_reconnect` sends ~100,000 devices at a
+  broker that accepts a bounded number of connections per second (a token bucket),
+  after a restart or a configuration push disconnects them, and records the storm.
+
+Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_per_s`` per second.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import validate
+from syslab.plot import axes_or_new, label
+
+__all__ = [
+    "STRATEGIES",
+    "BrokerConfig",
+    "RetryPolicy",
+    "mqtt_keepalive_deadline_s",
+    "plot_fleet_timeline",
+    "plot_occ_comparison",
+    "retry_delays_s",
+    "simulate_fleet_reconnect",
+    "simulate_occ_contention",
+    "summarize_fleet",
+    "summarize_occ",
+    "sweep_fleet_strategies",
+    "theory_fixed_interval_drain_s",
+]
+
+STRATEGIES = ("none", "fixed", "exponential", "equal_jitter", "full_jitter", "decorrelated_jitter")
+
+# MQTT 3.1.1 section 3.1.2.10: the Keep Alive is a two-byte (16-bit) field in seconds.
+MQTT_MAX_KEEPALIVE_S = 2**16 - 1
+
+
+# --------------------------------------------------------------------- strategies
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a client waits between attempts.
+
+    Attributes
+    ----------
+    strategy : str
+        One of :data:`STRATEGIES`. ``none`` retries at once; ``fixed`` always
+        sleeps ``base_s``; the others grow from ``base_s`` and are capped at ``cap_s``.
+    base_s : float
+        First backoff (seconds).
+    cap_s : float
+        Largest backoff (seconds).
+    initial_delay_s : float
+        Before the *first* attempt after a disconnect, wait ``uniform(0, initial_delay_s)``
+        (0 = reconnect at once). Spreads a synchronised disconnect before any retry logic runs.
+    """
+
+    strategy: str = "full_jitter"
+    base_s: float = 1.0  # seconds
+    cap_s: float = 120.0  # seconds
+    initial_delay_s: float = 0.0  # seconds, upper bound of the uniform first delay
+
+    def __post_init__(self) -> None:
+        validate.choice("strategy", self.strategy, STRATEGIES)
+        validate.positive_float("base_s", self.base_s)
+        validate.positive_float("cap_s", self.cap_s)
+        validate.non_negative_float("initial_delay_s", self.initial_delay_s)
+        if self.cap_s < self.base_s:
+            raise ValueError(f"cap_s must be >= base_s, got cap_s={self.cap_s!r} < base_s={self.base_s!r}")
+
+
+def retry_delays_s(
+    policy: RetryPolicy,
+    attempt: np.ndarray,
+    previous_sleep_s: np.ndarray | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The sleep before the next attempt, for many clients at once.
+
+    Parameters
+    ----------
+    policy : RetryPolicy
+    attempt : numpy.ndarray of int
+        How many attempts each client has failed so far (>= 1).
+    previous_sleep_s : numpy.ndarray or None
+        Each client's previous sleep; only decorrelated jitter uses it (``None`` means ``base_s``).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds to sleep, same shape as ``attempt``.
+
+    Notes
+    -----
+    With ``expo(n) = min(cap, base * 2**n)`` (Brooker 2015): exponential sleeps
+    ``expo(n)``; equal jitter ``expo/2 + uniform(0, expo/2)``; full jitter
+    ``uniform(0, expo)``; decorrelated jitter ``min(cap, uniform(base, 3 * previous))``.
+    """
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
+    n = np.asarray(attempt)
+    if n.size and n.min() < 1:
+        raise ValueError(f"attempt must be >= 1, got minimum {n.min()!r}")
+    base, cap = policy.base_s, policy.cap_s
+    # 2**n overflows float64 past n = 1023; the cap is reached long before.
+    expo = np.minimum(cap, base * np.exp2(np.minimum(n, 60)))
+    if policy.strategy == "none":
+        return np.zeros(n.shape)
+    if policy.strategy == "fixed":
+        return np.full(n.shape, base)
+    if policy.strategy == "exponential":
+        return expo
+    if policy.strategy == "equal_jitter":
+        return expo / 2 + rng.uniform(0, expo / 2)
+    if policy.strategy == "full_jitter":
+        return rng.uniform(0, expo)
+    previous = np.full(n.shape, base) if previous_sleep_s is None else np.asarray(previous_sleep_s, float)
+    return np.minimum(cap, rng.uniform(base, np.maximum(base, previous * 3)))
+
+
+def mqtt_keepalive_deadline_s(keepalive_s: int) -> float:
+    """When an MQTT 3.1.1 server must disconnect a silent client: 1.5 x Keep Alive.
+
+    [MQTT-3.1.2-24]: if nothing arrives within one and a half times the Keep Alive
+    period, the server disconnects the client. The field is 16 bits, so at most
+    65,535 s; 0 switches the mechanism off (returns ``inf``).
+    """
+    k = validate.int_in_range("keepalive_s", keepalive_s, 0, MQTT_MAX_KEEPALIVE_S)
+    return math.inf if k == 0 else 1.5 * k
+
+
+# ----------------------------------------------------- the published comparison
+
+
+def simulate_occ_contention(
+    strategy: str,
+    clients: int,
+    *,
+    runs: int = 100,
+    base_ms: float = 5.0,
+    cap_ms: float = 2000.0,
+    net_mean_ms: float = 10.0,
+    net_sd_ms: float = 2.0,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Clients racing to update one row under optimistic concurrency (Brooker 2015's set-up).
+
+    Every client starts at time 0, reads the row's version, then writes it back
+    conditionally on that version. A write whose version is stale fails; the
+    client sleeps (``strategy``) and starts over with a new read. Each client stops
+    after its first successful write. Every message crosses a network whose delay
+    is ``|Normal(net_mean_ms, net_sd_ms)|``; the sleep before retry ``n`` uses
+    ``base_ms`` and ``cap_ms`` (the blog's simulator: 10 ms, 2 ms, 5 ms, 2000 ms).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``strategy``, ``clients``, ``run``, ``calls`` (writes the
+        server received: the *work*), ``failures`` and ``completion_ms`` (time of the
+        last message: when the last client is done).
+    """
+    validate.choice("strategy", strategy, STRATEGIES)
+    n_clients = validate.positive_int("clients", clients)
+    n_runs = validate.positive_int("runs", runs)
+    base_s = validate.positive_float("base_ms", base_ms) / 1000
+    cap_s = validate.positive_float("cap_ms", cap_ms) / 1000
+    mean = validate.positive_float("net_mean_ms", net_mean_ms)
+    sd = validate.non_negative_float("net_sd_ms", net_sd_ms)
+    rng = validate.rng_from_seed(seed)
+    policy = RetryPolicy(strategy, base_s=base_s, cap_s=max(cap_s, base_s))
+    rows = []
+    for run in range(n_runs):
+        rows.append(
+            {
+                "strategy": strategy,
+                "clients": n_clients,
+                "run": run,
+                **_occ_run(policy, n_clients, mean, sd, rng),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _scalar_delay_s(policy: RetryPolicy, attempt: int, previous_s: float, u: float) -> float:
+    """:func:`retry_delays_s` for one client, from one uniform draw ``u`` in [0, 1) (fast in a loop)."""
+    expo = min(policy.cap_s, policy.base_s * 2.0 ** min(attempt, 60))
+    if policy.strategy == "none":
+        return 0.0
+    if policy.strategy == "fixed":
+        return policy.base_s
+    if policy.strategy == "exponential":
+        return expo
+    if policy.strategy == "equal_jitter":
+        return expo / 2 + u * expo / 2
+    if policy.strategy == "full_jitter":
+        return u * expo
+    high = max(policy.base_s, previous_s * 3)
+    return min(policy.cap_s, policy.base_s + u * (high - policy.base_s))
+
+
+# Event kinds in the OCC simulation's queue.
+_READ, _READ_REPLY, _WRITE, _WRITE_REPLY = range(4)
+
+
+def _occ_run(policy: RetryPolicy, n_clients: int, mean: float, sd: float, rng: np.random.Generator) -> dict:
+    # Network delays are drawn in blocks: one numpy call per few thousand messages, not per message.
+    block = np.abs(rng.normal(mean, sd, 4096))
+    used = 0
+
+    def delay() -> float:
+        nonlocal block, used
+        if used == len(block):
+            block, used = np.abs(rng.normal(mean, sd, 4096)), 0
+        used += 1
+        return float(block[used - 1])
+
+    uniforms = rng.random(4096)
+    used_u = 0
+
+    def uniform() -> float:
+        nonlocal uniforms, used_u
+        if used_u == len(uniforms):
+            uniforms, used_u = rng.random(4096), 0
+        used_u += 1
+        return float(uniforms[used_u - 1])
+
+    version = 0
+    calls = failures = 0
+    attempts = [0] * n_clients
+    previous = [policy.base_s] * n_clients
+    # (time_ms, sequence, kind, client, payload); the sequence breaks ties in arrival order.
+    queue = [(delay(), i, _READ, i, 0) for i in range(n_clients)]
+    heapq.heapify(queue)
+    sequence = n_clients
+    now = 0.0
+    # Every client finishes after finitely many retries with probability 1; the bound only
+    # guards against a pathological configuration.
+    for _ in range(50_000_000):
+        if not queue:
+            break
+        now, _, kind, client, payload = heapq.heappop(queue)
+        if kind == _READ:
+            event = (now + delay(), _READ_REPLY, version)
+        elif kind == _READ_REPLY:
+            event = (now + delay(), _WRITE, payload)
+        elif kind == _WRITE:
+            calls += 1
+            success = payload == version
+            if success:
+                version += 1
+            else:
+                failures += 1
+            event = (now + delay(), _WRITE_REPLY, int(success))
+        else:
+            if payload:
+                continue
+            attempts[client] += 1
+            sleep_s = retry_delays_s(policy, np.array([attempts[client]]), np.array([previous[client]]), rng)[
+                0
+            ]
+            previous[client] = float(sleep_s)
+            event = (now + delay() + 1000 * float(sleep_s), _READ, 0)
+        heapq.heappush(queue, (event[0], sequence, event[1], client, event[2]))
+        sequence += 1
+    return {"calls": calls, "failures": failures, "completion_ms": now}
+
+
+def summarize_occ(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean calls and completion time per strategy and client count (the blog's two charts)."""
+    return (
+        runs.groupby(["clients", "strategy"], sort=False)[["calls", "completion_ms"]]
+        .mean()
+        .reset_index()
+        .rename(columns={"calls": "mean_calls", "completion_ms": "mean_completion_ms"})
+    )
+
+
+# ------------------------------------------------------------------------ the fleet
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """A broker that admits new connections through a token bucket.
+
+    Attributes
+    ----------
+    accept_rate_per_s : float
+        Sustained new connections per second it can complete (TLS handshake,
+        authentication, session restore).
+    burst : int
+        Bucket size: how many connections it can accept at once after a quiet spell.
+    max_connections : int
+        Connections it can hold; further attempts are refused.
+    connect_timeout_s : float
+        How long a refused or dropped attempt takes to fail on the device.
+    """
+
+    accept_rate_per_s: float = 5000.0  # connections per second
+    burst: int = 500  # connections
+    max_connections: int = 1_000_000  # connections
+    connect_timeout_s: float = 0.0  # seconds
+
+    def __post_init__(self) -> None:
+        validate.positive_float("accept_rate_per_s", self.accept_rate_per_s)
+        validate.positive_int("burst", self.burst)
+        validate.positive_int("max_connections", self.max_connections)
+        validate.non_negative_float("connect_timeout_s", self.connect_timeout_s)
+
+
+def simulate_fleet_reconnect(
+    policy: RetryPolicy,
+    broker: BrokerConfig = BrokerConfig(),
+    *,
+    devices: int = 100_000,
+    disconnect_window_s: float = 0.0,
+    horizon_s: float = 600.0,
+    step_s: float = 0.1,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """A fleet reconnecting to a rate-limited broker after a mass disconnect.
+
+    At time 0 the broker restarts (or a configuration push lands): every device
+    loses its connection at a time uniform in ``[0, disconnect_window_s]`` (0 =
+    all at once). Each device waits ``uniform(0, policy.initial_delay_s)`` and
+    tries to connect. In every time step the broker accepts as many of that step's
+    attempts as its token bucket allows, chosen at random; the rest fail after
+    ``connect_timeout_s`` and sleep according to ``policy``.
+
+    Parameters
+    ----------
+    policy : RetryPolicy
+    broker : BrokerConfig
+    devices : int
+        Fleet size.
+    disconnect_window_s : float
+        Spread of the disconnect itself (seconds).
+    horizon_s : float
+        Simulated time (seconds); devices not connected by then are reported as such.
+    step_s : float
+        Time step (seconds). The bucket refills ``accept_rate_per_s * step_s`` per step.
+    seed : int or Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per time step: ``t_s`` (start of the step), ``attempts``,
+        ``accepted``, ``connected`` (cumulative) and ``attempts_per_s``. The
+        mean number of attempts per device is ``df.attrs["attempts_per_device"]``.
+    """
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
+    if not isinstance(broker, BrokerConfig):
+        raise TypeError(f"broker must be a BrokerConfig, got {type(broker).__name__}")
+    n = validate.positive_int("devices", devices)
+    window = validate.non_negative_float("disconnect_window_s", disconnect_window_s)
+    horizon = validate.positive_float("horizon_s", horizon_s)
+    dt = validate.positive_float("step_s", step_s)
+    rng = validate.rng_from_seed(seed)
+    n_steps = int(math.ceil(horizon / dt))
+    if n_steps > 1_000_000:
+        raise ValueError(f"horizon_s / step_s must be <= 1,000,000 steps, got {n_steps}")
+
+    next_try = rng.uniform(0, window, n) + rng.uniform(0, policy.initial_delay_s, n)
+    attempts = np.zeros(n, dtype=np.int64)
+    previous = np.full(n, policy.base_s)
+    pending = np.arange(n)
+    refill = broker.accept_rate_per_s * dt
+    tokens = float(broker.burst)
+    connected = 0
+    out_attempts = np.zeros(n_steps, dtype=np.int64)
+    out_accepted = np.zeros(n_steps, dtype=np.int64)
+    step = 0
+    # Each pass handles one step in which some device is due, then jumps to the next such step
+    # (refilling the bucket for the quiet steps skipped): synchronised fleets are quiet most of the time.
+    for _ in range(n_steps):
+        if pending.size == 0 or step >= n_steps:
+            break
+        t_end = (step + 1) * dt
+        due_mask = next_try[pending] < t_end
+        due = pending[due_mask]
+        attempts[due] += 1
+        room = broker.max_connections - connected
+        admitted = int(min(due.size, math.floor(tokens), room))
+        # Which of the step's attempts get a token is random: the broker serves its accept queue
+        # in arrival order, and arrival order within a step is arbitrary.
+        if admitted < due.size:
+            lucky = rng.choice(due.size, size=admitted, replace=False)
+        else:
+            lucky = np.arange(due.size)
+        refused = np.ones(due.size, dtype=bool)
+        refused[lucky] = False
+        failed = due[refused]
+        connected += admitted
+        out_attempts[step] = due.size
+        out_accepted[step] = admitted
+        sleep_s = retry_delays_s(policy, attempts[failed], previous[failed], rng)
+        previous[failed] = sleep_s
+        # A failed attempt is retried after the failure is noticed and the sleep is over,
+        # and never in the same step (the device has to see the refusal first).
+        next_try[failed] = np.maximum(next_try[failed] + broker.connect_timeout_s + sleep_s, t_end)
+        keep = np.ones(pending.size, dtype=bool)
+        keep[np.flatnonzero(due_mask)[lucky]] = False
+        pending = pending[keep]
+        tokens -= admitted
+        if pending.size == 0:
+            break
+        next_step = max(step + 1, int(next_try[pending].min() // dt))
+        tokens = min(float(broker.burst), tokens + refill * (next_step - step))
+        step = next_step
+    t = np.arange(n_steps) * dt
+    df = pd.DataFrame(
+        {
+            "t_s": t,
+            "attempts": out_attempts,
+            "accepted": out_accepted,
+            "connected": np.cumsum(out_accepted),
+            "attempts_per_s": out_attempts / dt,
+        }
+    )
+    df.attrs["attempts_per_device"] = float(attempts.mean())
+    df.attrs["devices"] = n
+    df.attrs["step_s"] = dt
+    return df
+
+
+def summarize_fleet(timeline: pd.DataFrame, *, fraction: float = 0.99) -> pd.Series:
+    """Headline numbers of one storm.
+
+    Returns
+    -------
+    pandas.Series
+        ``time_to_fraction_s`` (when ``fraction`` of the fleet was connected; ``inf``
+        if never within the horizon), ``connected_fraction`` at the end,
+        ``attempts_per_device`` (mean), ``peak_attempts_per_s`` and ``total_attempts``.
+    """
+    frac = validate.float_in_range("fraction", fraction, 0.0, 1.0, low_inclusive=False)
+    n = int(timeline.attrs["devices"])
+    dt = float(timeline.attrs["step_s"])
+    reached = timeline.index[timeline["connected"] >= math.ceil(frac * n)]
+    time_to = float(timeline["t_s"].iloc[reached[0]] + dt) if len(reached) else math.inf
+    return pd.Series(
+        {
+            "time_to_fraction_s": time_to,
+            "connected_fraction": float(timeline["connected"].iloc[-1] / n),
+            "attempts_per_device": float(timeline.attrs["attempts_per_device"]),
+            "peak_attempts_per_s": float(timeline["attempts_per_s"].max()),
+            "total_attempts": int(timeline["attempts"].sum()),
+        }
+    )
+
+
+def sweep_fleet_strategies(
+    policies: dict[str, RetryPolicy],
+    broker: BrokerConfig = BrokerConfig(),
+    *,
+    devices: int = 100_000,
+    disconnect_window_s: float = 0.0,
+    horizon_s: float = 600.0,
+    step_s: float = 0.1,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run :func:`simulate_fleet_reconnect` for several named policies on the same fleet.
+
+    Returns
+    -------
+    (timelines, summary)
+        ``timelines``: the per-step rows of every run with a ``policy`` column;
+        ``summary``: one row per policy with the columns of :func:`summarize_fleet`.
+    """
+    if not isinstance(policies, dict) or not policies:
+        raise ValueError("policies must be a non-empty dict of name -> RetryPolicy")
+    frames, rows = [], []
+    for name, policy in policies.items():
+        timeline = simulate_fleet_reconnect(
+            policy,
+            broker,
+            devices=devices,
+            disconnect_window_s=disconnect_window_s,
+            horizon_s=horizon_s,
+            step_s=step_s,
+            seed=seed,
+        )
+        rows.append({"policy": name, **summarize_fleet(timeline)})
+        timeline.attrs = {}
+        frames.append(timeline.assign(policy=name))
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(rows)
+
+
+def theory_fixed_interval_drain_s(devices: int, burst: int, interval_s: float) -> float:
+    """Time for a perfectly synchronised fleet with a fixed retry interval to connect.
+
+    All devices fail together and retry together, so every wave finds a full
+    bucket of ``burst`` tokens and nothing more: ``ceil(devices / burst)`` waves,
+    ``interval_s`` apart (the first at time 0). Valid when ``interval_s`` is long
+    enough for the bucket to refill between waves.
+    """
+    n = validate.positive_int("devices", devices)
+    b = validate.positive_int("burst", burst)
+    interval = validate.positive_float("interval_s", interval_s)
+    return (math.ceil(n / b) - 1) * interval
+
+
+# ------------------------------------------------------------------------- plots
+
+
+def plot_fleet_timeline(
+    timelines: pd.DataFrame, ax: Axes | None = None, *, devices: int | None = None
+) -> Axes:
+    """Connected fraction of the fleet against time, one line per policy."""
+    ax = axes_or_new(ax)
+    for name, group in timelines.groupby("policy", sort=False):
+        total = devices or group.attrs.get("devices") or group["accepted"].sum()
+        ax.plot(group["t_s"], group["connected"] / total, label=name)
+    label(ax, "time since the disconnect (s)", "fraction of devices connected", legend=True)
+    ax.set_ylim(0, 1.02)
+    return ax
+
+
+def plot_occ_comparison(summary: pd.DataFrame, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
+    """Work (calls) and completion time against client count, one line per strategy."""
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    left, right = axes
+    for name, group in summary.groupby("strategy", sort=False):
+        left.plot(group["clients"], group["mean_calls"], marker="o", label=name)
+        right.plot(group["clients"], group["mean_completion_ms"], marker="o", label=name)
+    label(left, "competing clients", "work: write calls per run", legend=True)
+    right.set_yscale("log")
+    label(right, "competing clients", "time until all done (ms, log scale)")
+    return axes
