@@ -196,3 +196,18 @@ def test_bad_inputs_name_the_parameter():
         hashring.simulate_failure(1, 1)
     with pytest.raises(TypeError, match="values"):
         hashring.mix64(np.array([1.5]))
+
+
+@pytest.mark.real
+def test_python_hash_differs_between_processes_stable_hash_does_not():
+    table = hashring.python_hash_in_fresh_processes("user:42", n_processes=3)
+    assert table["stable_hash"].nunique() == 1
+    assert int(table["stable_hash"].iloc[0]) == hashring.stable_hash64_str("user:42")
+    # PYTHONHASHSEED=random: three equal 64-bit salted hashes would be a 2**-128 coincidence.
+    assert table["python_hash"].nunique() >= 2
+
+
+def test_redis_keyslot_command_doc_examples():
+    # CLUSTER KEYSLOT examples in the Redis command documentation.
+    assert hashring.redis_keyslot("somekey") == 11058
+    assert hashring.redis_keyslot("foo{hash_tag}") == hashring.redis_keyslot("bar{hash_tag}") == 2515

@@ -36,6 +36,11 @@ from syslab import validate
 from syslab.plot import axes_or_new, label
 
 __all__ = [
+    "plot_ranges",
+    "simulate_slot_skew",
+    "python_hash_in_fresh_processes",
+    "measure_lookup_speed",
+    "fat_month_events",
     "JUMP_MULTIPLIER",
     "REDIS_SLOTS",
     "Ring",
@@ -755,6 +760,134 @@ def partitions_touched(
     return pd.Series({"range_partitions": int(overlap.sum()), "hash_partitions": n_hash})
 
 
+def simulate_slot_skew(
+    n_keys: int = 200_000,
+    n_masters: int = 10,
+    n_tenants: int = 1000,
+    exponent: float = 1.2,
+    seed: int | np.random.Generator = 0,
+) -> pd.DataFrame:
+    """Keys per Redis Cluster master, with plain keys and with a per-tenant hash tag.
+
+    Slots are spread over the masters in equal contiguous ranges, as
+    ``redis-cli --cluster create`` does. ``user:<i>`` keys spread evenly over the
+    slots; ``{tenant<t>}:order:<i>`` keys with Zipf-popular tenants put each
+    tenant's keys in one slot, so a big tenant makes a hot master.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scheme, node): ``scheme``, ``node``, ``keys``, ``load_over_mean``,
+        and ``slots_used`` (distinct slots the scheme's keys landed in, repeated per row).
+    """
+    n = validate.positive_int("n_keys", n_keys)
+    masters = validate.int_in_range("n_masters", n_masters, 1, REDIS_SLOTS)
+    tenants = validate.positive_int("n_tenants", n_tenants)
+    rng = validate.rng_from_seed(seed)
+    weights = np.arange(1, tenants + 1, dtype=float) ** -validate.non_negative_float("exponent", exponent)
+    tenant_of = rng.choice(tenants, size=n, p=weights / weights.sum())
+    schemes = {
+        "user:<id>": [f"user:{i}" for i in range(n)],
+        "{tenant}:order:<id>": [f"{{tenant{t}}}:order:{i}" for i, t in enumerate(tenant_of)],
+    }
+    frames = []
+    for name, keys in schemes.items():
+        slots = redis_keyslots(keys)
+        node = slots * masters // REDIS_SLOTS
+        counts = np.bincount(node, minlength=masters)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "scheme": name,
+                    "node": np.arange(masters),
+                    "keys": counts,
+                    "load_over_mean": counts / counts.mean(),
+                    "slots_used": int(np.unique(slots).size),
+                }
+            )
+        )
+    return pd.DataFrame(pd.concat(frames, ignore_index=True))
+
+
+def fat_month_events(
+    n_events: int = 1_000_000,
+    n_months: int = 24,
+    fat_month: int = 10,
+    fat_factor: float = 10.0,
+    seed: int | np.random.Generator = 0,
+) -> np.ndarray:
+    """Sorted event timestamps (in months since the start) where one month gets ``fat_factor`` x the rest.
+
+    Uniform within each month: month m has weight 1, except ``fat_month`` with
+    weight ``fat_factor`` (a sale, a viral launch, a backfill).
+    """
+    n = validate.positive_int("n_events", n_events)
+    months = validate.positive_int("n_months", n_months)
+    fat = validate.int_in_range("fat_month", fat_month, 0, months - 1)
+    factor = validate.positive_float("fat_factor", fat_factor)
+    rng = validate.rng_from_seed(seed)
+    weights = np.ones(months)
+    weights[fat] = factor
+    month = rng.choice(months, size=n, p=weights / weights.sum())
+    return np.sort(month + rng.random(n))
+
+
+def measure_lookup_speed(n_keys: int = 1_000_000, n_nodes: int = 10, vnodes: int = 100) -> pd.DataFrame:
+    """Wall time to place ``n_keys`` keys with each method on this machine (numpy, one core).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method: ``method``, ``seconds``, ``keys_per_s``.
+    """
+    import time
+
+    hashes = key_hashes(n_keys, salt=5)
+    ring = build_ring(n_nodes, vnodes)
+    runs = {
+        "ring": lambda: ring_owner(ring, hashes),
+        "jump": lambda: jump_hash(hashes, n_nodes),
+        "rendezvous": lambda: rendezvous_owner(hashes, n_nodes),
+        "mod": lambda: mod_owner(hashes, n_nodes),
+    }
+    rows = []
+    for method, run in runs.items():
+        started = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - started
+        rows.append({"method": method, "seconds": seconds, "keys_per_s": n_keys / seconds})
+    return pd.DataFrame(rows)
+
+
+def python_hash_in_fresh_processes(key: str = "user:42", n_processes: int = 3) -> pd.DataFrame:
+    """Ask ``n_processes`` fresh interpreters for ``hash(key)`` and this module's stable hash.
+
+    Python salts ``hash()`` of str and bytes per process (PYTHONHASHSEED, PEP 456),
+    so clients that route with it disagree; a stable hash does not. Each child
+    runs ``python -m syslab.hash_probe KEY`` with ``PYTHONHASHSEED=random``
+    and a 10 s hard limit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per process: ``process``, ``python_hash``, ``stable_hash``.
+    """
+    from syslab.processes import ChildProcess
+
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {type(key).__name__}")
+    count = validate.int_in_range("n_processes", n_processes, 1, 20)
+    rows = []
+    for i in range(count):
+        with ChildProcess(
+            "syslab.hash_probe", [key], timeout_s=10, env={"PYTHONHASHSEED": "random"}
+        ) as child:
+            out, _ = child.process.communicate(timeout=10)
+        python_hash, stable = out.decode().split()
+        rows.append({"process": i, "python_hash": int(python_hash), "stable_hash": int(stable)})
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------- plots
 
 
@@ -784,10 +917,34 @@ def plot_node_loads(df: pd.DataFrame, value: str, group: str, ax: Axes | None = 
 
 
 def plot_misrouted(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Misrouted fraction against the share of clients on the new view, per method, with theory."""
+    """Misrouted fraction against the share of clients on the new view, per method, with theory.
+
+    The y axis is logarithmic, so the last step (everyone on the new view, zero misrouted) is left out.
+    """
     ax = axes_or_new(ax)
+    df = df[df["new_view_fraction"] < 1]
     for i, (method, part) in enumerate(df.groupby("method", sort=False)):
         ax.plot(part["new_view_fraction"], part["misrouted_theory"], "-", color=f"C{i}")
         ax.plot(part["new_view_fraction"], part["misrouted_fraction"], "o", color=f"C{i}", label=method)
     ax.set_yscale("log")
     return label(ax, "clients on the new ring (fraction)", "requests misrouted (fraction)", legend=True)
+
+
+def plot_ranges(before: pd.DataFrame, after: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Keys per range against the key axis: initial ranges as a step outline, split ranges as bars."""
+    ax = axes_or_new(ax)
+    ax.bar(
+        after["start_key"],
+        after["n_keys"],
+        width=after["end_key"] - after["start_key"],
+        align="edge",
+        edgecolor="white",
+        linewidth=0.5,
+        color="C0",
+        alpha=0.7,
+        label="after size-based splits",
+    )
+    edges = np.append(before["start_key"].to_numpy(), before["end_key"].to_numpy()[-1])
+    heights = np.append(before["n_keys"].to_numpy(), before["n_keys"].to_numpy()[-1])
+    ax.step(edges, heights, where="post", color="C1", label="one range per month")
+    return label(ax, "event time (months since start)", "keys in the range", legend=True)
