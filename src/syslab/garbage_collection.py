@@ -318,7 +318,7 @@ def simulate_mark_sweep(
     n_allocations: int = 2_000_000,
     *,
     gogc: float = 100.0,
-    min_heap_objects: int = 10_000,
+    min_heap_objects: int = 1_000,
     cost: CollectorCost = CollectorCost(),
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
@@ -370,7 +370,7 @@ def simulate_generational(
     *,
     nursery_objects: int = 2_000,
     gogc: float = 100.0,
-    min_old_objects: int = 10_000,
+    min_old_objects: int = 1_000,
     cost: CollectorCost = CollectorCost(),
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
@@ -718,38 +718,54 @@ def measure_cpython_churn(
 # ------------------------------------------------------------------------- plots
 
 
-def plot_collections(df: pd.DataFrame, axes: Sequence[Axes] | None = None, *, until: int | None = None):
-    """Left: heap size at each collection over allocation time; right: pause CCDF per collector/kind.
+def _sawtooth(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Occupancy of a collected space: up to ``heap_objects`` at a collection, then down to the live set."""
+    at = group["at_allocation"].to_numpy()
+    heap = group["heap_objects"].to_numpy()
+    live = group["live_objects"].to_numpy()
+    x = np.column_stack([at, at]).ravel()
+    y = np.column_stack([heap, live]).ravel()
+    return x, y
+
+
+def plot_collections(
+    df: pd.DataFrame, axes: Sequence[Axes] | None = None, *, window: tuple[float, float] | None = None
+):
+    """Left: occupancy of the collected space over time (sawtooth); right: pause CCDF per collector/kind.
 
     ``df`` concatenates :func:`simulate_mark_sweep` and :func:`simulate_generational`
-    output. ``until`` limits the left panel to the first allocations. Returns both axes.
+    output. The left panel shows the whole heap of the mark-sweep collector and the old
+    generation of the generational one, for collections inside ``window`` (first and last
+    allocation); the right panel uses every collection. Returns both axes.
     """
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
     if axes is None:
         import matplotlib.pyplot as plt
 
         _, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     left, right = axes
-    shown = df if until is None else df[df["at_allocation"] <= until]
-    for i, ((collector, kind), group) in enumerate(shown.groupby(["collector", "kind"], sort=False)):
-        if kind == "minor":
-            continue
-        left.plot(
-            group["at_allocation"],
-            group["heap_objects"],
-            color=f"C{i}",
-            lw=1,
-            label=f"{collector} {kind}: heap",
-        )
-        left.plot(
-            group["at_allocation"], group["live_objects"], color=f"C{i}", lw=1, ls="--", label="live after"
-        )
-    label(left, "time (allocations)", "objects in the collected space", legend=True)
+    shown = df if window is None else df[df["at_allocation"].between(window[0], window[1])]
+    names = {"full": "mark-sweep: whole heap", "major": "generational: old generation"}
+    for i, ((_, kind), group) in enumerate(df.groupby(["collector", "kind"], sort=False)):
+        if kind in names:
+            x, y = _sawtooth(
+                shown[(shown["collector"] == group["collector"].iloc[0]) & (shown["kind"] == kind)]
+            )
+            style = "-" if kind == "full" else "--"
+            left.plot(x, y, color=f"C{i}", lw=1.2, ls=style, label=names[kind])
+    label(left, "time (allocations)", "objects in the collected space")
+    left.legend(loc="lower right", framealpha=0.9)
+    left.ticklabel_format(axis="x", style="plain")
     for i, ((collector, kind), group) in enumerate(df.groupby(["collector", "kind"], sort=False)):
         pauses = np.sort(group["pause_us"].to_numpy())
         share = 1.0 - np.arange(pauses.size) / pauses.size
         right.step(pauses / 1000, share, where="post", color=f"C{i}", label=f"{collector}: {kind}")
     right.set_xscale("log")
     right.set_yscale("log")
+    right.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    right.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    right.xaxis.set_minor_formatter(NullFormatter())
     label(right, "pause (ms)", "share of collections with a longer pause", legend=True)
     return axes
 
