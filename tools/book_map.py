@@ -90,6 +90,12 @@ for caption, chapters in PARTS:
     toc += [f'  - caption: "{caption}"', "    numbered: true", "    chapters:"] + [
         f"      - file: chapters/{s}" for s in present
     ]
+toc += [
+    '  - caption: "Reference"',
+    "    chapters:",
+    "      - file: failure-modes",
+    "      - file: glossary",
+]
 open(f"{root}/_toc.yml", "w").write("\n".join(toc) + "\n")
 lines = []
 for i, (caption, chapters) in enumerate(PARTS, 1):

@@ -67,6 +67,7 @@ def main(argv: list[str]) -> int:
     if path.exists():
         print(f"{path} exists; not overwriting")
         return 1
+    path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(new_notebook(title), str(path))
     print(f"wrote {path}")
     return 0
