@@ -102,3 +102,15 @@ def test_bad_input():
         bloom.hash64(np.array([0.5]))
     with pytest.raises(ValueError, match="layouts"):
         bloom.sweep_false_positive_rate([10], [3], layouts=["fancy"])
+
+
+def test_plot_draws():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = bloom.sweep_false_positive_rate([6, 10], [3], n_keys=2000, n_queries=5000, seed=1)
+    ax = bloom.plot_false_positive_rate(df)
+    assert ax.get_yscale() == "log"
+    plt.close("all")

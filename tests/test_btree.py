@@ -163,3 +163,17 @@ def test_theory_churn_bad_input():
         btree.theory_churn_leaf_pages(10, 5, -0.1, 10)
     with pytest.raises(ValueError, match="fractions"):
         btree.sweep_stragglers([], 100)
+
+
+def test_plots_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history, level = btree.simulate_inserts(5_000, capacity_keys=20, buffer_pages=20, n_checkpoints=5)
+    btree.plot_fill_history([history])
+    btree.plot_buffer_pool([history], 20)
+    btree.plot_fill_histogram({"random": level})
+    btree.plot_churn([btree.simulate_churn(3_000, window=500, capacity_keys=20, n_checkpoints=3)])
+    plt.close("all")

@@ -93,3 +93,22 @@ def test_bad_input():
         lsm.LSMTree(config="leveled")
     with pytest.raises(ValueError, match="live_keys"):
         lsm.summarize_amplification(lsm.LSMTree(), 0)
+
+
+def test_sweep_and_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = lsm.sweep_size_ratio([2, 8], n_writes=20_000, memtable_entries=500, seed=1)
+    assert list(sweep.columns) == ["policy", "size_ratio", "write_amp", "space_amp", "mean_runs"]
+    tiered = sweep[sweep["policy"] == "tiered"].set_index("size_ratio")
+    # Tiered: a larger T means fewer rewrites but more runs to consult.
+    assert tiered.loc[8, "write_amp"] < tiered.loc[2, "write_amp"]
+    assert tiered.loc[8, "mean_runs"] > tiered.loc[2, "mean_runs"]
+    ax = lsm.plot_size_ratio_sweep(sweep)
+    _, events = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=500), n_writes=5_000, seed=1)
+    lsm.plot_amplification({"leveled": events}, ax=None)
+    plt.close("all")
+    assert ax.get_xlabel() == "size ratio T"
