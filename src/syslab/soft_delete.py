@@ -151,8 +151,8 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
     transaction. In memory, because this measures the *statements* -- the
     B-tree work per row -- and on a shared machine disk noise would drown it;
     the commit, which is the same for both methods, is measured on a real file
-    by :func:`run_commit_modes`. Methods are interleaved within each repeat so
-    that a change in machine load hits all three alike.
+    by :func:`run_commit_modes`. Each repeat runs every (index count, method)
+    once, so that a change in machine load hits all configurations alike.
 
     Returns
     -------
@@ -169,33 +169,35 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
     ids = (rng.choice(config.n_rows, size=config.n_ops, replace=False) + 1).tolist()
     rows = []
     table = sqlite3.connect(":memory:")
+    bases: dict[tuple[int, str], sqlite3.Connection] = {}
     try:
         # The table always has max(index_counts) integer columns; only how many are indexed varies.
         _build_table(table, values)
         for k in config.index_counts:
-            bases = {kind: sqlite3.connect(":memory:") for kind in ("full", "partial")}
-            try:
-                for kind, base in bases.items():
-                    table.backup(base)
-                    _add_indexes(base, k, kind)
-                for repeat in range(config.repeats):
-                    for method, (_sql, kind) in METHODS.items():
-                        seconds = _run_one(bases[kind], method, ids)
-                        rows.append(
-                            {
-                                "indexes": int(k),
-                                "method": method,
-                                "repeat": repeat,
-                                "ops": config.n_ops,
-                                "seconds": seconds,
-                                "us_per_op": 1e6 * seconds / config.n_ops,
-                                "rows_per_s": config.n_ops / seconds,
-                            }
-                        )
-            finally:
-                for base in bases.values():
-                    base.close()
+            for kind in ("full", "partial"):
+                bases[(k, kind)] = sqlite3.connect(":memory:")
+                table.backup(bases[(k, kind)])
+                _add_indexes(bases[(k, kind)], k, kind)
+        # Repeats outermost, every (k, method) once per repeat: a burst of load from other processes
+        # then lands on one run of many configurations instead of on all runs of one configuration.
+        for repeat in range(config.repeats):
+            for k in config.index_counts:
+                for method, (_sql, kind) in METHODS.items():
+                    seconds = _run_one(bases[(k, kind)], method, ids)
+                    rows.append(
+                        {
+                            "indexes": int(k),
+                            "method": method,
+                            "repeat": repeat,
+                            "ops": config.n_ops,
+                            "seconds": seconds,
+                            "us_per_op": 1e6 * seconds / config.n_ops,
+                            "rows_per_s": config.n_ops / seconds,
+                        }
+                    )
     finally:
+        for base in bases.values():
+            base.close()
         table.close()
     return pd.DataFrame(rows)
 
@@ -661,9 +663,10 @@ def plot_lock_wait(model: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ):
         raise ValueError("model must be a DataFrame from lock_wait_model")
     ax = axes_or_new(ax)
-    for method, part in model.groupby("method", sort=False):
+    styles = [{"lw": 3.0, "alpha": 0.5}, {"lw": 1.2, "ls": "--"}, {"lw": 1.0, "ls": ":"}]
+    for i, (method, part) in enumerate(model.groupby("method", sort=False)):
         finite = part[np.isfinite(part["wait_us"])]
-        ax.plot(finite["arrival_rate_per_s"], finite["wait_us"] / 1000, marker="o", ms=3, label=method)
+        ax.plot(finite["arrival_rate_per_s"], finite["wait_us"] / 1000, label=method, **styles[i % 3])
     ax.set_yscale("log")
     ax.set_xlabel("operations per second on the same row or table lock")
     ax.set_ylabel("mean wait for the lock (ms)")
