@@ -174,6 +174,22 @@ def test_bad_config(kwargs, name):
         soft_delete.BenchmarkConfig(**kwargs)
 
 
+def test_build_helpers():
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    soft_delete.build_accounts_table(conn, np.arange(12).reshape(4, 3))
+    soft_delete.add_indexes(conn, 2, "partial")
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert names == {"partial_c0", "partial_c1"}
+    assert conn.execute("SELECT count(*), sum(c2) FROM accounts").fetchone() == (4, 2 + 5 + 8 + 11)
+    with pytest.raises(ValueError, match="kind"):
+        soft_delete.add_indexes(conn, 1, "sparse")
+    with pytest.raises(ValueError, match="values"):
+        soft_delete.build_accounts_table(sqlite3.connect(":memory:"), np.zeros(3))
+    conn.close()
+
+
 def test_bad_inputs():
     with pytest.raises(TypeError, match="config"):
         soft_delete.run_benchmark({"n_rows": 10})

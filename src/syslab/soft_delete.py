@@ -43,6 +43,8 @@ from syslab.sqlite_tools import database_size_bytes, plan_uses_index, query_plan
 
 __all__ = [
     "METHODS",
+    "add_indexes",
+    "build_accounts_table",
     "BenchmarkConfig",
     "decision_table",
     "demo_cascade",
@@ -102,8 +104,16 @@ class BenchmarkConfig:
         validate.positive_int("repeats", self.repeats)
 
 
-def _build_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
-    """The ``accounts`` table with one integer column per column of ``values`` and no secondary index."""
+def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
+    """Create and fill ``accounts``: one integer column per column of ``values``, no secondary index.
+
+    Columns: ``id`` (1..n), ``email``, ``c0 .. c{m-1}`` and ``deleted_at`` (all NULL).
+    """
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"conn must be a sqlite3.Connection, got {type(conn).__name__}")
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[0] == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError("values must be a non-empty 2-D array of integers (rows x columns)")
     columns = [f"c{i}" for i in range(values.shape[1])]
     ddl = ", ".join(["id INTEGER PRIMARY KEY", "email TEXT NOT NULL", *[f"{c} INTEGER" for c in columns]])
     conn.execute(f"CREATE TABLE accounts ({ddl}, deleted_at TEXT)")
@@ -115,8 +125,10 @@ def _build_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
         )
 
 
-def _add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
+def add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
     """``k`` secondary indexes on ``c0 .. c{k-1}``: plain (``full``) or ``partial`` (live rows only)."""
+    k = validate.int_in_range("k", k, 0, 32)
+    kind = validate.choice("kind", kind, ("full", "partial"))
     where = " WHERE deleted_at IS NULL" if kind == "partial" else ""
     with conn:
         for i in range(k):
@@ -172,12 +184,12 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
     bases: dict[tuple[int, str], sqlite3.Connection] = {}
     try:
         # The table always has max(index_counts) integer columns; only how many are indexed varies.
-        _build_table(table, values)
+        build_accounts_table(table, values)
         for k in config.index_counts:
             for kind in ("full", "partial"):
                 bases[(k, kind)] = sqlite3.connect(":memory:")
                 table.backup(bases[(k, kind)])
-                _add_indexes(bases[(k, kind)], k, kind)
+                add_indexes(bases[(k, kind)], k, kind)
         # Repeats outermost, every (k, method) once per repeat: a burst of load from other processes
         # then lands on one run of many configurations instead of on all runs of one configuration.
         for repeat in range(config.repeats):
@@ -288,8 +300,8 @@ def run_commit_modes(
     try:
         base = sqlite3.connect(folder / "base.db")
         try:
-            _build_table(base, rng.integers(0, 2**40, size=(n_rows, indexes)))
-            _add_indexes(base, indexes, "full")
+            build_accounts_table(base, rng.integers(0, 2**40, size=(n_rows, indexes)))
+            add_indexes(base, indexes, "full")
         finally:
             base.close()
         for method in ("delete", "soft"):
