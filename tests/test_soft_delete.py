@@ -88,6 +88,19 @@ def test_commit_modes_commit_dominates():
     assert (result["us_per_op"] > 0).all()
 
 
+@pytest.mark.real
+def test_concurrent_writers_all_finish_and_methods_are_comparable():
+    ops = soft_delete.run_concurrent_writers(n_threads=3, ops_per_thread=8, indexes=2, n_rows=500, seed=2)
+    assert len(ops) == 2 * 3 * 8 and set(ops["method"]) == {"delete", "soft"}
+    assert (ops["latency_s"] > 0).all()
+    table = soft_delete.summarize_concurrent(ops)
+    assert list(table["threads"]) == [3, 3] and list(table["ops"]) == [24, 24]
+    with pytest.raises(ValueError, match="n_threads"):
+        soft_delete.run_concurrent_writers(n_threads=0)
+    with pytest.raises(ValueError, match="n_rows"):
+        soft_delete.run_concurrent_writers(n_threads=4, ops_per_thread=10, n_rows=20)
+
+
 def test_lock_wait_model_matches_md1():
     model = soft_delete.lock_wait_model(
         {"delete": 20.0, "soft": 5.0}, commit_us=980.0, arrival_rates_per_s=[0, 500]

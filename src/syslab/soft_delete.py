@@ -58,6 +58,8 @@ __all__ = [
     "plot_lock_wait",
     "run_benchmark",
     "run_commit_modes",
+    "run_concurrent_writers",
+    "summarize_concurrent",
     "summarize_benchmark",
     "theory_index_cost",
 ]
@@ -329,6 +331,110 @@ def run_commit_modes(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return pd.DataFrame(rows)
+
+
+def run_concurrent_writers(
+    n_threads: int = 4,
+    ops_per_thread: int = 25,
+    indexes: int = 4,
+    *,
+    n_rows: int = 10_000,
+    timeout_s: float = 30.0,
+    seed: int | np.random.Generator = 7,
+) -> pd.DataFrame:
+    """Real concurrency: threads delete or soft-delete rows of one SQLite file, one transaction each.
+
+    SQLite lets one writer in at a time, so every operation waits for the
+    database's write lock, held for the statement plus the commit. Each thread
+    has its own connection (``timeout`` = SQLite's busy handler, which retries
+    with short sleeps) and works through its own rows; all threads start
+    together. The two methods run one after the other on identical copies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per operation: ``method``, ``thread``, ``latency_s`` (from
+        calling ``execute`` to its return, lock wait included), ``finished_s``
+        (since the common start).
+    """
+    import threading
+
+    n_threads = validate.int_in_range("n_threads", n_threads, 1, 32)
+    per = validate.positive_int("ops_per_thread", ops_per_thread)
+    indexes = validate.int_in_range("indexes", indexes, 0, 32)
+    n_rows = validate.positive_int("n_rows", n_rows)
+    if n_threads * per > n_rows:
+        raise ValueError(f"n_threads * ops_per_thread must be <= n_rows ({n_rows})")
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    rng = validate.rng_from_seed(seed)
+    ids = (rng.choice(n_rows, size=n_threads * per, replace=False) + 1).tolist()
+    folder = Path(tempfile.mkdtemp(prefix="syslab-softdelete-"))
+    rows: list[dict] = []
+    try:
+        base = sqlite3.connect(folder / "base.db")
+        try:
+            build_accounts_table(base, rng.integers(0, 2**40, size=(n_rows, max(indexes, 1))))
+            add_indexes(base, indexes, "full")
+        finally:
+            base.close()
+        for method in ("delete", "soft"):
+            work = folder / f"{method}.db"
+            shutil.copyfile(folder / "base.db", work)
+            sql = METHODS[method][0]
+            barrier = threading.Barrier(n_threads + 1, timeout=timeout_s)
+            results: list[list[dict]] = [[] for _ in range(n_threads)]
+            errors: list[BaseException] = []
+
+            def worker(
+                t: int, work=work, sql=sql, method=method, barrier=barrier, results=results, errors=errors
+            ) -> None:
+                conn = sqlite3.connect(work, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+                try:
+                    barrier.wait()
+                    for row_id in ids[t * per : (t + 1) * per]:
+                        t0 = time.perf_counter()
+                        conn.execute(sql, (row_id,) if method == "delete" else (_DELETED_AT, row_id))
+                        t1 = time.perf_counter()
+                        results[t].append({"method": method, "thread": t, "latency_s": t1 - t0, "end": t1})
+                except BaseException as error:  # noqa: BLE001 - reported after join
+                    errors.append(error)
+                finally:
+                    conn.close()
+
+            threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)]
+            for thread in threads:
+                thread.start()
+            barrier.wait()
+            start = time.perf_counter()
+            for thread in threads:
+                thread.join(timeout=timeout_s)
+            if any(thread.is_alive() for thread in threads):
+                raise TimeoutError(f"writers did not finish within {timeout_s} s")
+            if errors:
+                raise RuntimeError(f"a writer failed: {errors[0]!r}") from errors[0]
+            for per_thread in results:
+                for record in per_thread:
+                    record["finished_s"] = record.pop("end") - start
+                    rows.append(record)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return pd.DataFrame(rows)
+
+
+def summarize_concurrent(ops: pd.DataFrame) -> pd.DataFrame:
+    """Throughput and latency per method from :func:`run_concurrent_writers`."""
+    if not isinstance(ops, pd.DataFrame) or not {"method", "latency_s", "finished_s"} <= set(ops.columns):
+        raise ValueError("ops must be a DataFrame from run_concurrent_writers")
+    grouped = ops.groupby("method", sort=False)
+    return pd.DataFrame(
+        {
+            "threads": grouped["thread"].nunique(),
+            "ops": grouped.size(),
+            "ops_per_s": grouped.size() / grouped["finished_s"].max(),
+            "mean_latency_ms": 1000 * grouped["latency_s"].mean(),
+            "p95_latency_ms": 1000 * grouped["latency_s"].quantile(0.95),
+        }
+    )
 
 
 def filesystem_type(path: str | Path | None = None) -> str:
