@@ -339,6 +339,8 @@ def run_concurrent_writers(
     indexes: int = 4,
     *,
     n_rows: int = 10_000,
+    rounds: int = 3,
+    wal: bool = False,
     timeout_s: float = 30.0,
     seed: int | np.random.Generator = 7,
 ) -> pd.DataFrame:
@@ -348,14 +350,22 @@ def run_concurrent_writers(
     database's write lock, held for the statement plus the commit. Each thread
     has its own connection (``timeout`` = SQLite's busy handler, which retries
     with short sleeps) and works through its own rows; all threads start
-    together. The two methods run one after the other on identical copies.
+    together. The two methods alternate for ``rounds`` rounds, each on a fresh
+    copy of the same table, so that the shared disk's changing fsync latency
+    hits both alike.
+
+    With ``wal=False`` SQLite runs as it does by default: rollback journal,
+    ``synchronous=FULL``, fsyncs at every commit. With ``wal=True`` it uses
+    ``journal_mode=WAL`` and ``synchronous=NORMAL``: a commit appends to the
+    log without an fsync (the last transactions can be lost on power failure),
+    so the commit is cheap and the statement is most of the lock hold time.
 
     Returns
     -------
     pandas.DataFrame
-        One row per operation: ``method``, ``thread``, ``latency_s`` (from
-        calling ``execute`` to its return, lock wait included), ``finished_s``
-        (since the common start).
+        One row per operation: ``durability``, ``round``, ``method``, ``thread``, ``latency_s``
+        (from calling ``execute`` to its return, lock wait included),
+        ``finished_s`` (since the round's common start).
     """
     import threading
 
@@ -365,6 +375,10 @@ def run_concurrent_writers(
     n_rows = validate.positive_int("n_rows", n_rows)
     if n_threads * per > n_rows:
         raise ValueError(f"n_threads * ops_per_thread must be <= n_rows ({n_rows})")
+    rounds = validate.positive_int("rounds", rounds)
+    if not isinstance(wal, bool):
+        raise TypeError(f"wal must be a bool, got {type(wal).__name__}")
+    durability = "WAL, synchronous=NORMAL" if wal else "rollback journal, synchronous=FULL"
     timeout_s = validate.positive_float("timeout_s", timeout_s)
     rng = validate.rng_from_seed(seed)
     ids = (rng.choice(n_rows, size=n_threads * per, replace=False) + 1).tolist()
@@ -375,10 +389,12 @@ def run_concurrent_writers(
         try:
             build_accounts_table(base, rng.integers(0, 2**40, size=(n_rows, max(indexes, 1))))
             add_indexes(base, indexes, "full")
+            if wal:
+                base.execute("PRAGMA journal_mode = WAL")  # stored in the file: copies inherit it
         finally:
             base.close()
-        for method in ("delete", "soft"):
-            work = folder / f"{method}.db"
+        for round_index, method in ((r, m) for r in range(rounds) for m in ("delete", "soft")):
+            work = folder / f"{method}-{round_index}.db"
             shutil.copyfile(folder / "base.db", work)
             sql = METHODS[method][0]
             barrier = threading.Barrier(n_threads + 1, timeout=timeout_s)
@@ -390,6 +406,7 @@ def run_concurrent_writers(
             ) -> None:
                 conn = sqlite3.connect(work, timeout=timeout_s, isolation_level=None, check_same_thread=False)
                 try:
+                    conn.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
                     barrier.wait()
                     for row_id in ids[t * per : (t + 1) * per]:
                         t0 = time.perf_counter()
@@ -415,22 +432,41 @@ def run_concurrent_writers(
             for per_thread in results:
                 for record in per_thread:
                     record["finished_s"] = record.pop("end") - start
-                    rows.append(record)
+                    rows.append({"durability": durability, "round": round_index, **record})
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{work}{suffix}").unlink(missing_ok=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return pd.DataFrame(rows)
 
 
 def summarize_concurrent(ops: pd.DataFrame) -> pd.DataFrame:
-    """Throughput and latency per method from :func:`run_concurrent_writers`."""
-    if not isinstance(ops, pd.DataFrame) or not {"method", "latency_s", "finished_s"} <= set(ops.columns):
+    """Throughput per round, then per (durability, method): median, lowest and highest round, latencies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``durability`` and ``method``: ``threads``, ``ops``,
+        ``median_ops_per_s``, ``min_ops_per_s``, ``max_ops_per_s`` (over
+        rounds), ``mean_latency_ms``, ``p95_latency_ms``.
+    """
+    needed = {"durability", "round", "method", "thread", "latency_s", "finished_s"}
+    if not isinstance(ops, pd.DataFrame) or not needed <= set(ops.columns):
         raise ValueError("ops must be a DataFrame from run_concurrent_writers")
-    grouped = ops.groupby("method", sort=False)
+    keys = ["durability", "method"]
+    per_round = ops.groupby([*keys, "round"], sort=False).agg(
+        n=("latency_s", "size"), span_s=("finished_s", "max")
+    )
+    per_round["ops_per_s"] = per_round["n"] / per_round["span_s"]
+    rate = per_round.groupby(level=keys, sort=False)["ops_per_s"]
+    grouped = ops.groupby(keys, sort=False)
     return pd.DataFrame(
         {
             "threads": grouped["thread"].nunique(),
             "ops": grouped.size(),
-            "ops_per_s": grouped.size() / grouped["finished_s"].max(),
+            "median_ops_per_s": rate.median(),
+            "min_ops_per_s": rate.min(),
+            "max_ops_per_s": rate.max(),
             "mean_latency_ms": 1000 * grouped["latency_s"].mean(),
             "p95_latency_ms": 1000 * grouped["latency_s"].quantile(0.95),
         }
