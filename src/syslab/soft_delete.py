@@ -750,9 +750,9 @@ def decision_table() -> pd.DataFrame:
             "keeps the live table and its indexes small",
         ),
         (
-            "Hot table, many secondary indexes, deletes in bulk",
+            "Many secondary indexes, and bulk deletes or cheap commits (WAL, group commit)",
             "soft delete, indexes without deleted_at",
-            "the update touches no index; measured faster",
+            "the update touches no index; measured faster, also under contention",
         ),
         (
             "Queries must skip deleted rows cheaply",
