@@ -93,6 +93,18 @@ def test_every_pattern_has_the_documented_plan_and_same_answer():
 
 
 @pytest.mark.real
+def test_patterns_can_run_twice_on_one_database():
+    with temporary_database() as (conn, _path):
+        config = sargable.DashboardConfig(n_matches=2_000, n_players=500, days=10, n_clans=20)
+        sargable.build_dashboard(conn, config, seed=1)
+        params = sargable.dashboard_parameters(conn, config)
+        setups = [p for p in sargable.PATTERNS if p.setup]
+        first = sargable.run_patterns(conn, params, setups, repeats=1)
+        second = sargable.run_patterns(conn, params, setups, repeats=1)
+        assert first["index_after"].all() and second["index_after"].all()
+
+
+@pytest.mark.real
 def test_selectivity_sweep_narrow_range_prefers_the_index(dashboard):
     conn, _info, _params = dashboard
     sweep = sargable.sweep_selectivity(conn, [1, 60], SMALL, repeats=3, max_total_s=0.5)

@@ -375,6 +375,15 @@ def _bind(sql: str, params: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in params.items() if f":{name}" in sql}
 
 
+def _execute_once(conn: sqlite3.Connection, statement: str) -> None:
+    """Run a set-up statement, tolerating that an earlier run already applied it (re-running a cell)."""
+    try:
+        conn.execute(statement)
+    except sqlite3.OperationalError as error:
+        if "already exists" not in str(error) and "duplicate column" not in str(error):
+            raise
+
+
 def run_pattern(
     conn: sqlite3.Connection,
     pattern: Pattern,
@@ -407,7 +416,7 @@ def run_pattern(
             started = time.perf_counter()
             with conn:
                 for statement in pattern.setup:
-                    conn.execute(statement)
+                    _execute_once(conn, statement)
             result["setup_s"] = time.perf_counter() - started
         bound = _bind(sql, params)
         plan = query_plan(conn, sql, bound)

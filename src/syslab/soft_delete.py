@@ -43,6 +43,8 @@ from syslab.sqlite_tools import database_size_bytes, plan_uses_index, query_plan
 
 __all__ = [
     "METHODS",
+    "add_indexes",
+    "build_accounts_table",
     "BenchmarkConfig",
     "decision_table",
     "demo_cascade",
@@ -56,6 +58,8 @@ __all__ = [
     "plot_lock_wait",
     "run_benchmark",
     "run_commit_modes",
+    "run_concurrent_writers",
+    "summarize_concurrent",
     "summarize_benchmark",
     "theory_index_cost",
 ]
@@ -102,8 +106,16 @@ class BenchmarkConfig:
         validate.positive_int("repeats", self.repeats)
 
 
-def _build_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
-    """The ``accounts`` table with one integer column per column of ``values`` and no secondary index."""
+def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
+    """Create and fill ``accounts``: one integer column per column of ``values``, no secondary index.
+
+    Columns: ``id`` (1..n), ``email``, ``c0 .. c{m-1}`` and ``deleted_at`` (all NULL).
+    """
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"conn must be a sqlite3.Connection, got {type(conn).__name__}")
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[0] == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError("values must be a non-empty 2-D array of integers (rows x columns)")
     columns = [f"c{i}" for i in range(values.shape[1])]
     ddl = ", ".join(["id INTEGER PRIMARY KEY", "email TEXT NOT NULL", *[f"{c} INTEGER" for c in columns]])
     conn.execute(f"CREATE TABLE accounts ({ddl}, deleted_at TEXT)")
@@ -115,8 +127,10 @@ def _build_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
         )
 
 
-def _add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
+def add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
     """``k`` secondary indexes on ``c0 .. c{k-1}``: plain (``full``) or ``partial`` (live rows only)."""
+    k = validate.int_in_range("k", k, 0, 32)
+    kind = validate.choice("kind", kind, ("full", "partial"))
     where = " WHERE deleted_at IS NULL" if kind == "partial" else ""
     with conn:
         for i in range(k):
@@ -151,8 +165,8 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
     transaction. In memory, because this measures the *statements* -- the
     B-tree work per row -- and on a shared machine disk noise would drown it;
     the commit, which is the same for both methods, is measured on a real file
-    by :func:`run_commit_modes`. Methods are interleaved within each repeat so
-    that a change in machine load hits all three alike.
+    by :func:`run_commit_modes`. Each repeat runs every (index count, method)
+    once, so that a change in machine load hits all configurations alike.
 
     Returns
     -------
@@ -169,33 +183,35 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
     ids = (rng.choice(config.n_rows, size=config.n_ops, replace=False) + 1).tolist()
     rows = []
     table = sqlite3.connect(":memory:")
+    bases: dict[tuple[int, str], sqlite3.Connection] = {}
     try:
         # The table always has max(index_counts) integer columns; only how many are indexed varies.
-        _build_table(table, values)
+        build_accounts_table(table, values)
         for k in config.index_counts:
-            bases = {kind: sqlite3.connect(":memory:") for kind in ("full", "partial")}
-            try:
-                for kind, base in bases.items():
-                    table.backup(base)
-                    _add_indexes(base, k, kind)
-                for repeat in range(config.repeats):
-                    for method, (_sql, kind) in METHODS.items():
-                        seconds = _run_one(bases[kind], method, ids)
-                        rows.append(
-                            {
-                                "indexes": int(k),
-                                "method": method,
-                                "repeat": repeat,
-                                "ops": config.n_ops,
-                                "seconds": seconds,
-                                "us_per_op": 1e6 * seconds / config.n_ops,
-                                "rows_per_s": config.n_ops / seconds,
-                            }
-                        )
-            finally:
-                for base in bases.values():
-                    base.close()
+            for kind in ("full", "partial"):
+                bases[(k, kind)] = sqlite3.connect(":memory:")
+                table.backup(bases[(k, kind)])
+                add_indexes(bases[(k, kind)], k, kind)
+        # Repeats outermost, every (k, method) once per repeat: a burst of load from other processes
+        # then lands on one run of many configurations instead of on all runs of one configuration.
+        for repeat in range(config.repeats):
+            for k in config.index_counts:
+                for method, (_sql, kind) in METHODS.items():
+                    seconds = _run_one(bases[(k, kind)], method, ids)
+                    rows.append(
+                        {
+                            "indexes": int(k),
+                            "method": method,
+                            "repeat": repeat,
+                            "ops": config.n_ops,
+                            "seconds": seconds,
+                            "us_per_op": 1e6 * seconds / config.n_ops,
+                            "rows_per_s": config.n_ops / seconds,
+                        }
+                    )
     finally:
+        for base in bases.values():
+            base.close()
         table.close()
     return pd.DataFrame(rows)
 
@@ -286,8 +302,8 @@ def run_commit_modes(
     try:
         base = sqlite3.connect(folder / "base.db")
         try:
-            _build_table(base, rng.integers(0, 2**40, size=(n_rows, indexes)))
-            _add_indexes(base, indexes, "full")
+            build_accounts_table(base, rng.integers(0, 2**40, size=(n_rows, indexes)))
+            add_indexes(base, indexes, "full")
         finally:
             base.close()
         for method in ("delete", "soft"):
@@ -315,6 +331,146 @@ def run_commit_modes(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return pd.DataFrame(rows)
+
+
+def run_concurrent_writers(
+    n_threads: int = 4,
+    ops_per_thread: int = 25,
+    indexes: int = 4,
+    *,
+    n_rows: int = 10_000,
+    rounds: int = 3,
+    wal: bool = False,
+    timeout_s: float = 30.0,
+    seed: int | np.random.Generator = 7,
+) -> pd.DataFrame:
+    """Real concurrency: threads delete or soft-delete rows of one SQLite file, one transaction each.
+
+    SQLite lets one writer in at a time, so every operation waits for the
+    database's write lock, held for the statement plus the commit. Each thread
+    has its own connection (``timeout`` = SQLite's busy handler, which retries
+    with short sleeps) and works through its own rows; all threads start
+    together. The two methods alternate for ``rounds`` rounds, each on a fresh
+    copy of the same table, so that the shared disk's changing fsync latency
+    hits both alike.
+
+    With ``wal=False`` SQLite runs as it does by default: rollback journal,
+    ``synchronous=FULL``, fsyncs at every commit. With ``wal=True`` it uses
+    ``journal_mode=WAL`` and ``synchronous=NORMAL``: a commit appends to the
+    log without an fsync (the last transactions can be lost on power failure),
+    so the commit is cheap and the statement is most of the lock hold time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per operation: ``durability``, ``round``, ``method``, ``thread``, ``latency_s``
+        (from calling ``execute`` to its return, lock wait included),
+        ``finished_s`` (since the round's common start).
+    """
+    import threading
+
+    n_threads = validate.int_in_range("n_threads", n_threads, 1, 32)
+    per = validate.positive_int("ops_per_thread", ops_per_thread)
+    indexes = validate.int_in_range("indexes", indexes, 0, 32)
+    n_rows = validate.positive_int("n_rows", n_rows)
+    if n_threads * per > n_rows:
+        raise ValueError(f"n_threads * ops_per_thread must be <= n_rows ({n_rows})")
+    rounds = validate.positive_int("rounds", rounds)
+    if not isinstance(wal, bool):
+        raise TypeError(f"wal must be a bool, got {type(wal).__name__}")
+    durability = "WAL, synchronous=NORMAL" if wal else "rollback journal, synchronous=FULL"
+    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    rng = validate.rng_from_seed(seed)
+    ids = (rng.choice(n_rows, size=n_threads * per, replace=False) + 1).tolist()
+    folder = Path(tempfile.mkdtemp(prefix="syslab-softdelete-"))
+    rows: list[dict] = []
+    try:
+        base = sqlite3.connect(folder / "base.db")
+        try:
+            build_accounts_table(base, rng.integers(0, 2**40, size=(n_rows, max(indexes, 1))))
+            add_indexes(base, indexes, "full")
+            if wal:
+                base.execute("PRAGMA journal_mode = WAL")  # stored in the file: copies inherit it
+        finally:
+            base.close()
+        for round_index, method in ((r, m) for r in range(rounds) for m in ("delete", "soft")):
+            work = folder / f"{method}-{round_index}.db"
+            shutil.copyfile(folder / "base.db", work)
+            sql = METHODS[method][0]
+            barrier = threading.Barrier(n_threads + 1, timeout=timeout_s)
+            results: list[list[dict]] = [[] for _ in range(n_threads)]
+            errors: list[BaseException] = []
+
+            def worker(
+                t: int, work=work, sql=sql, method=method, barrier=barrier, results=results, errors=errors
+            ) -> None:
+                conn = sqlite3.connect(work, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+                try:
+                    conn.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
+                    barrier.wait()
+                    for row_id in ids[t * per : (t + 1) * per]:
+                        t0 = time.perf_counter()
+                        conn.execute(sql, (row_id,) if method == "delete" else (_DELETED_AT, row_id))
+                        t1 = time.perf_counter()
+                        results[t].append({"method": method, "thread": t, "latency_s": t1 - t0, "end": t1})
+                except BaseException as error:  # noqa: BLE001 - reported after join
+                    errors.append(error)
+                finally:
+                    conn.close()
+
+            threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)]
+            for thread in threads:
+                thread.start()
+            barrier.wait()
+            start = time.perf_counter()
+            for thread in threads:
+                thread.join(timeout=timeout_s)
+            if any(thread.is_alive() for thread in threads):
+                raise TimeoutError(f"writers did not finish within {timeout_s} s")
+            if errors:
+                raise RuntimeError(f"a writer failed: {errors[0]!r}") from errors[0]
+            for per_thread in results:
+                for record in per_thread:
+                    record["finished_s"] = record.pop("end") - start
+                    rows.append({"durability": durability, "round": round_index, **record})
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{work}{suffix}").unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return pd.DataFrame(rows)
+
+
+def summarize_concurrent(ops: pd.DataFrame) -> pd.DataFrame:
+    """Throughput per round, then per (durability, method): median, lowest and highest round, latencies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``durability`` and ``method``: ``threads``, ``ops``,
+        ``median_ops_per_s``, ``min_ops_per_s``, ``max_ops_per_s`` (over
+        rounds), ``mean_latency_ms``, ``p95_latency_ms``.
+    """
+    needed = {"durability", "round", "method", "thread", "latency_s", "finished_s"}
+    if not isinstance(ops, pd.DataFrame) or not needed <= set(ops.columns):
+        raise ValueError("ops must be a DataFrame from run_concurrent_writers")
+    keys = ["durability", "method"]
+    per_round = ops.groupby([*keys, "round"], sort=False).agg(
+        n=("latency_s", "size"), span_s=("finished_s", "max")
+    )
+    per_round["ops_per_s"] = per_round["n"] / per_round["span_s"]
+    rate = per_round.groupby(level=keys, sort=False)["ops_per_s"]
+    grouped = ops.groupby(keys, sort=False)
+    return pd.DataFrame(
+        {
+            "threads": grouped["thread"].nunique(),
+            "ops": grouped.size(),
+            "median_ops_per_s": rate.median(),
+            "min_ops_per_s": rate.min(),
+            "max_ops_per_s": rate.max(),
+            "mean_latency_ms": 1000 * grouped["latency_s"].mean(),
+            "p95_latency_ms": 1000 * grouped["latency_s"].quantile(0.95),
+        }
+    )
 
 
 def filesystem_type(path: str | Path | None = None) -> str:
@@ -594,9 +750,9 @@ def decision_table() -> pd.DataFrame:
             "keeps the live table and its indexes small",
         ),
         (
-            "Hot table, many secondary indexes, deletes in bulk",
+            "Many secondary indexes, and bulk deletes or cheap commits (WAL, group commit)",
             "soft delete, indexes without deleted_at",
-            "the update touches no index; measured faster",
+            "the update touches no index; measured faster, also under contention",
         ),
         (
             "Queries must skip deleted rows cheaply",
@@ -661,9 +817,10 @@ def plot_lock_wait(model: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ):
         raise ValueError("model must be a DataFrame from lock_wait_model")
     ax = axes_or_new(ax)
-    for method, part in model.groupby("method", sort=False):
+    styles = [{"lw": 3.0, "alpha": 0.5}, {"lw": 1.2, "ls": "--"}, {"lw": 1.0, "ls": ":"}]
+    for i, (method, part) in enumerate(model.groupby("method", sort=False)):
         finite = part[np.isfinite(part["wait_us"])]
-        ax.plot(finite["arrival_rate_per_s"], finite["wait_us"] / 1000, marker="o", ms=3, label=method)
+        ax.plot(finite["arrival_rate_per_s"], finite["wait_us"] / 1000, label=method, **styles[i % 3])
     ax.set_yscale("log")
     ax.set_xlabel("operations per second on the same row or table lock")
     ax.set_ylabel("mean wait for the lock (ms)")
