@@ -57,6 +57,7 @@ __all__ = [
     "simulate_expiry",
     "steady_population",
     "simulate_free_stall",
+    "summarize_equilibrium",
     "summarize_expiry",
     "theory_batches_until_stop",
     "theory_active_expire_rate_per_s",
@@ -631,6 +632,52 @@ def summarize_expiry(run: pd.DataFrame, key_bytes: int = 100) -> pd.Series:
             "cleared_s": cleared,
         }
     )
+
+
+def summarize_equilibrium(
+    runs: pd.DataFrame, configs: dict, expiring_per_s: float, from_s: float
+) -> pd.DataFrame:
+    """Steady-state stale share of each labelled run against :func:`theory_equilibrium_stale_fraction`.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Concatenated :func:`simulate_expiry` outputs with a ``label`` column.
+    configs : dict
+        ``label -> ExpireConfig`` for the runs to compare.
+    expiring_per_s : float
+        Keys expiring per second in the steady state (the write rate of :func:`steady_population`).
+    from_s : float
+        Only slow cycles after this time count (the keyspace has settled).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by label: ``theory_perc``, ``capped_in_theory``, ``estimate_perc`` (mean
+        ``expired_stale_perc``), ``true_perc``, ``stale_keys`` (mean).
+    """
+    if not isinstance(runs, pd.DataFrame) or "label" not in runs.columns:
+        raise TypeError("runs must be simulate_expiry outputs with a 'label' column")
+    rate = validate.positive_float("expiring_per_s", expiring_per_s)
+    start = validate.non_negative_float("from_s", from_s)
+    steady = runs[(runs["kind"] == "slow") & (runs["t_s"] > start)]
+    rows = []
+    for name, config in configs.items():
+        theory = theory_equilibrium_stale_fraction(rate, config)
+        seen = steady[steady["label"] == name]
+        if seen.empty:
+            raise ValueError(f"no slow cycles after from_s={start} for label {name!r}")
+        rows.append(
+            {
+                "setting": name,
+                "theory_perc": 100 * theory["stale_fraction"],
+                "capped_in_theory": theory["capped"],
+                "estimate_perc": float(seen["expired_stale_perc"].mean()),
+                "true_perc": float(seen["true_stale_perc"].mean()),
+                "stale_keys": float(seen["stale_keys"].mean()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("setting")
 
 
 # --------------------------------------------------------------------------- freeing big keys
