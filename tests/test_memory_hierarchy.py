@@ -92,13 +92,15 @@ def test_bad_inputs():
         mh.estimate_cliffs(pd.DataFrame({"size_bytes": [1], "ns_per_access": [1.0]}), min_ratio=0)
 
 
-def test_single_cycle_visits_every_element():
-    following = mh._single_cycle(1000, np.random.default_rng(1))
+def test_single_cycle_visits_every_line():
+    # 1,600 int32 = 100 cache lines: the chase must visit the first element of each exactly once
+    # before coming back to where it started.
+    following = mh._single_cycle(1600, np.random.default_rng(1))
     position, seen = 0, set()
-    for _ in range(1000):
+    for _ in range(100):
         seen.add(position)
         position = int(following[position])
-    assert len(seen) == 1000 and position == 0
+    assert seen == set(range(0, 1600, 16)) and position == 0
 
 
 @pytest.mark.real

@@ -210,3 +210,16 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="config"):
         rx.simulate_expiry(np.ones(3), 1.0, config={"hz": 10})
     assert math.isinf(rx.theory_batches_until_stop(1.0))
+
+
+def test_summarize_equilibrium_table():
+    written, expires = rx.steady_population(1000.0, 5.0, 20.0, seed=2)
+    configs = {"default": rx.ExpireConfig()}
+    run = rx.simulate_expiry(expires, 20.0, configs["default"], seed=2, written_at_s=written).assign(
+        label="default"
+    )
+    table = rx.summarize_equilibrium(run, configs, 1000.0, 10.0)
+    assert list(table.index) == ["default"]
+    assert 0 < table.loc["default", "true_perc"] < table.loc["default", "estimate_perc"] < 60
+    with pytest.raises(ValueError, match="from_s"):
+        rx.summarize_equilibrium(run, configs, 1000.0, 25.0)

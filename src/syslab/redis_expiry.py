@@ -57,6 +57,7 @@ __all__ = [
     "simulate_expiry",
     "steady_population",
     "simulate_free_stall",
+    "summarize_equilibrium",
     "summarize_expiry",
     "theory_batches_until_stop",
     "theory_active_expire_rate_per_s",
@@ -143,11 +144,9 @@ def theory_repeat_probability(
     p = validate.probability("stale_fraction", stale_fraction)
     n = validate.positive_int("keys_per_loop", keys_per_loop)
     kind = validate.choice("algorithm", algorithm, ALGORITHMS)
-    total = 0.0
-    for k in range(n + 1):
-        if repeat_cycle(k, n, kind, acceptable_stale_perc):
-            total += math.comb(n, k) * p**k * (1 - p) ** (n - k)
-    return total
+    # The repeat test is monotone in the number expired, so find the smallest count that repeats.
+    first = next((k for k in range(n + 1) if repeat_cycle(k, n, kind, acceptable_stale_perc)), n + 1)
+    return float(sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(first, n + 1)))
 
 
 def theory_batches_until_stop(
@@ -194,7 +193,7 @@ def theory_equilibrium_stale_fraction(expiring_per_s: float, config: ExpireConfi
     rate = validate.positive_float("expiring_per_s", expiring_per_s)
     params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
     low, high = 0.0, 1.0
-    for _ in range(60):  # bisection on an increasing function
+    for _ in range(40):  # bisection on an increasing function: p to within 1e-12
         middle = 0.5 * (low + high)
         if theory_active_expire_rate_per_s(middle, settings) < rate:
             low = middle
@@ -334,6 +333,8 @@ class _Keyspace:
         self.n_written = 0
         self.alive = np.zeros(expire_at_s.size, dtype=bool)
         self.deleted = np.zeros(expire_at_s.size, dtype=bool)
+        self.n_deleted = 0
+        self.sorted_expire = np.sort(self.expire_at)
         self.n_alive = 0
         self.order = rng.permutation(expire_at_s.size)
         self.cursor = 0  # position in order
@@ -348,7 +349,9 @@ class _Keyspace:
             self.n_written = upto
 
     def stale(self, now_s: float) -> int:
-        return int(np.count_nonzero(self.alive & (self.expire_at < now_s)))
+        # Only expired keys are ever deleted, and a key expires after it is written, so the stale keys
+        # are "all keys whose expiry has passed" minus "keys deleted": two counts, no scan.
+        return int(np.searchsorted(self.sorted_expire, now_s, side="left")) - self.n_deleted
 
     def _maybe_compact(self) -> None:
         pending = self.order.size - self.n_written  # upper bound on unwritten keys still in order
@@ -391,7 +394,8 @@ class _Keyspace:
         if self.n_alive == 0:
             return np.empty(0, dtype=np.int64)
         for _ in range(64):  # bounded: after compaction a good share of the positions are live
-            draws = self.rng.integers(0, self.order.size, 2 * needed + 8)
+            live_share = max(self.n_alive / self.order.size, 0.01)
+            draws = self.rng.integers(0, self.order.size, int(1.2 * needed / live_share) + 8)
             good = draws[self.alive[self.order[draws]]][:needed]
             out.append(good)
             needed -= good.size
@@ -404,6 +408,7 @@ class _Keyspace:
         unique = unique[self.alive[unique]]
         self.alive[unique] = False
         self.deleted[unique] = True
+        self.n_deleted += int(unique.size)
         self.n_alive -= int(unique.size)
         return int(unique.size)
 
@@ -629,6 +634,52 @@ def summarize_expiry(run: pd.DataFrame, key_bytes: int = 100) -> pd.Series:
     )
 
 
+def summarize_equilibrium(
+    runs: pd.DataFrame, configs: dict, expiring_per_s: float, from_s: float
+) -> pd.DataFrame:
+    """Steady-state stale share of each labelled run against :func:`theory_equilibrium_stale_fraction`.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Concatenated :func:`simulate_expiry` outputs with a ``label`` column.
+    configs : dict
+        ``label -> ExpireConfig`` for the runs to compare.
+    expiring_per_s : float
+        Keys expiring per second in the steady state (the write rate of :func:`steady_population`).
+    from_s : float
+        Only slow cycles after this time count (the keyspace has settled).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by label: ``theory_perc``, ``capped_in_theory``, ``estimate_perc`` (mean
+        ``expired_stale_perc``), ``true_perc``, ``stale_keys`` (mean).
+    """
+    if not isinstance(runs, pd.DataFrame) or "label" not in runs.columns:
+        raise TypeError("runs must be simulate_expiry outputs with a 'label' column")
+    rate = validate.positive_float("expiring_per_s", expiring_per_s)
+    start = validate.non_negative_float("from_s", from_s)
+    steady = runs[(runs["kind"] == "slow") & (runs["t_s"] > start)]
+    rows = []
+    for name, config in configs.items():
+        theory = theory_equilibrium_stale_fraction(rate, config)
+        seen = steady[steady["label"] == name]
+        if seen.empty:
+            raise ValueError(f"no slow cycles after from_s={start} for label {name!r}")
+        rows.append(
+            {
+                "setting": name,
+                "theory_perc": 100 * theory["stale_fraction"],
+                "capped_in_theory": theory["capped"],
+                "estimate_perc": float(seen["expired_stale_perc"].mean()),
+                "true_perc": float(seen["true_stale_perc"].mean()),
+                "stale_keys": float(seen["stale_keys"].mean()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("setting")
+
+
 # --------------------------------------------------------------------------- freeing big keys
 
 
@@ -766,16 +817,19 @@ def simulate_eviction(
     members: list = []
     last_used: dict = {}
     pool: list = []  # [(idle when pooled, key)], ascending: the idlest candidate is last
+    # Uniform numbers drawn up front: one per sampled key (a numpy call per eviction would dominate).
+    uniforms = rng.random(sequence.size * k + k).tolist()
     for now, key in enumerate(sequence.tolist()):
         if key in slot_of:
             hits += 1
             last_used[key] = now
             continue
         if len(members) >= size:
+            draws = uniforms[now * k : now * k + k]
             if kind == "random":
-                victim = members[int(rng.integers(len(members)))]
+                victim = members[int(draws[0] * len(members))]
             else:
-                victim = _pool_evict(pool, members, last_used, slot_of, rng, k, now)
+                victim = _pool_evict(pool, members, last_used, slot_of, draws, now)
             _remove(victim, members, slot_of)
             del last_used[victim]
         slot_of[key] = len(members)
@@ -792,28 +846,27 @@ def _remove(key: object, members: list, slot_of: dict) -> None:
         slot_of[tail] = index
 
 
-def _pool_evict(
-    pool: list, members: list, last_used: dict, slot_of: dict, rng: np.random.Generator, k: int, now: int
-) -> object:
+def _pool_evict(pool: list, members: list, last_used: dict, slot_of: dict, draws: list, now: int) -> object:
     """evictionPoolPopulate then the pick in performEvictions (src/evict.c).
 
     Sampled keys enter the pool, sorted by idle time computed now, if it has a free slot or if they are
     idler than its least idle entry (which then drops out). The eviction takes the idlest entry whose
     key still exists -- without re-checking its idle time, as Redis does.
     """
-    for index in rng.integers(0, len(members), k).tolist():
-        candidate = members[index]
+    count = len(members)
+    for u in draws:
+        candidate = members[int(u * count)]
         idle = now - last_used[candidate]
         if len(pool) < EVPOOL_SIZE:
-            bisect.insort(pool, (idle, candidate), key=lambda entry: entry[0])
+            bisect.insort(pool, (idle, now, candidate))
         elif idle > pool[0][0]:
             pool.pop(0)
-            bisect.insort(pool, (idle, candidate), key=lambda entry: entry[0])
+            bisect.insort(pool, (idle, now, candidate))
     while pool:  # bounded by the pool size
-        _, candidate = pool.pop()
+        candidate = pool.pop()[2]
         if candidate in slot_of:
             return candidate
-    return members[int(rng.integers(len(members)))]  # every candidate was a ghost: fall back
+    return members[int(draws[0] * count)]  # every candidate was a ghost: fall back
 
 
 # --------------------------------------------------------------------------- reference tables
