@@ -99,6 +99,13 @@ def bib_keys() -> list[str]:
     return re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.MULTILINE)
 
 
+def test_bibliography_parses():
+    # Entries are merged from parallel branches with a union merge, which can drop a closing brace.
+    from pybtex.database import parse_file
+
+    assert len(parse_file(str(ROOT / "references.bib")).entries) == len(bib_keys())
+
+
 def test_bibliography_keys_are_unique():
     keys = bib_keys()
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
