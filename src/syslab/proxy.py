@@ -1,0 +1,595 @@
+"""Layer-4 and layer-7 load balancing: real asyncio proxies on 127.0.0.1, and a scale-out simulation.
+
+- **PROXY protocol v2** -- :func:`build_proxy_v2_header` and :func:`parse_proxy_v2_header`
+  write and read the binary header an L4 balancer prepends so the backend learns
+  the client's address (HAProxy's PROXY protocol specification, version 2).
+- **real proxies** -- :func:`run_balancing_experiment` starts three small HTTP/1.1
+  backends, a proxy in ``l4`` mode (pick a backend per *connection*, relay bytes,
+  optionally prepend a PROXY v2 header) or ``l7`` mode (parse every request, pick
+  a backend per *request* by path, host, header or sticky cookie, add
+  ``X-Forwarded-For``), and a client on one keep-alive connection. Every socket is
+  on 127.0.0.1; everything is closed on exit; a hard timeout bounds the run.
+- **simulation** -- :func:`simulate_scale_out`: long-lived multiplexed connections
+  (gRPC over HTTP/2, WebSockets) pinned by an L4 balancer stay on the old backends
+  after a scale-out; per-request (L7) balancing spreads them at once.
+
+Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_per_s`` per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import math
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from syslab import environment, queueing, validate
+from syslab.plot import axes_or_new, label
+
+__all__ = [
+    "PROXY_V2_SIGNATURE",
+    "ProxyConfig",
+    "build_proxy_v2_header",
+    "parse_proxy_v2_header",
+    "plot_scale_out",
+    "run_balancing_experiment",
+    "simulate_scale_out",
+    "summarize_scale_out",
+]
+
+HOST = "127.0.0.1"
+# PROXY protocol v2: a 12-byte signature that cannot start any text protocol.
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+_MAX_HEAD_BYTES = 16_384
+
+
+# ------------------------------------------------------------ PROXY protocol v2
+
+
+def build_proxy_v2_header(src: tuple[str, int], dst: tuple[str, int]) -> bytes:
+    """The PROXY protocol v2 header for a TCP connection from ``src`` to ``dst``.
+
+    Layout: the 12-byte signature; one byte version/command (``0x21``: version 2,
+    PROXY); one byte family/protocol (``0x11`` TCP over IPv4, ``0x21`` TCP over IPv6);
+    a 2-byte big-endian length of what follows; then source address, destination
+    address, source port, destination port. For IPv4 that is 12 + 1 + 1 + 2 + 12 =
+    28 bytes; for IPv6, 52.
+    """
+    src_ip, dst_ip = ipaddress.ip_address(src[0]), ipaddress.ip_address(dst[0])
+    if src_ip.version != dst_ip.version:
+        raise ValueError(f"src and dst must be the same IP version, got {src[0]!r} and {dst[0]!r}")
+    src_port = validate.int_in_range("src port", src[1], 0, 65535)
+    dst_port = validate.int_in_range("dst port", dst[1], 0, 65535)
+    family = 0x11 if src_ip.version == 4 else 0x21
+    body = src_ip.packed + dst_ip.packed + struct.pack("!HH", src_port, dst_port)
+    return PROXY_V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(body)) + body
+
+
+def parse_proxy_v2_header(data: bytes) -> tuple[dict[str, object], int]:
+    """Parse a PROXY v2 header at the start of ``data``.
+
+    Returns
+    -------
+    (fields, consumed)
+        ``fields``: ``command`` (``"PROXY"`` or ``"LOCAL"``), ``src_ip``, ``src_port``,
+        ``dst_ip``, ``dst_port`` (addresses only for TCP/UDP over IPv4/IPv6);
+        ``consumed``: header length in bytes, so the caller can skip it.
+
+    Raises
+    ------
+    ValueError
+        If the signature, version or length is wrong, or ``data`` is too short.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    if len(data) < 16 or data[:12] != PROXY_V2_SIGNATURE:
+        raise ValueError("data does not start with a PROXY v2 signature")
+    version, command = data[12] >> 4, data[12] & 0x0F
+    if version != 2 or command not in (0, 1):
+        raise ValueError(f"unsupported PROXY version/command byte 0x{data[12]:02x}")
+    family, length = data[13], struct.unpack("!H", data[14:16])[0]
+    if len(data) < 16 + length:
+        raise ValueError(f"data holds {len(data) - 16} address bytes, the header says {length}")
+    fields: dict[str, object] = {"command": "PROXY" if command == 1 else "LOCAL"}
+    address_len = {0x11: 4, 0x12: 4, 0x21: 16, 0x22: 16}.get(family)
+    if command == 1 and address_len is not None:
+        if length < 2 * address_len + 4:
+            raise ValueError(f"address block of {length} bytes is too short for family 0x{family:02x}")
+        block = data[16 : 16 + 2 * address_len + 4]
+        fields["src_ip"] = str(ipaddress.ip_address(block[:address_len]))
+        fields["dst_ip"] = str(ipaddress.ip_address(block[address_len : 2 * address_len]))
+        fields["src_port"], fields["dst_port"] = struct.unpack("!HH", block[2 * address_len :])
+    return fields, 16 + length
+
+
+# ------------------------------------------------------------------- HTTP helpers
+
+
+async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes] | None:
+    """One HTTP/1.1 message with a Content-Length body: (start line, headers, body), None at EOF."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    except asyncio.LimitOverrunError as error:
+        raise ValueError("HTTP head too large") from error
+    lines = head[:-4].split(b"\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length) if length else b""
+    return lines[0], headers, body
+
+
+def _render(start: bytes, headers: dict[str, str], body: bytes) -> bytes:
+    out = [start]
+    for name, value in headers.items():
+        out.append(f"{name}: {value}".encode("latin-1"))
+    return b"\r\n".join(out) + b"\r\n\r\n" + body
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+# ----------------------------------------------------------------- the servers
+
+
+async def _start_backend(index: int, expect_proxy_v2: bool, work_s: float) -> asyncio.base_events.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        proxied = ""
+        try:
+            if expect_proxy_v2:
+                first = await reader.readexactly(16)
+                rest = await reader.readexactly(struct.unpack("!H", first[14:16])[0])
+                fields, _ = parse_proxy_v2_header(first + rest)
+                proxied = f"{fields.get('src_ip')}:{fields.get('src_port')}"
+            while True:
+                message = await _read_message(reader)
+                if message is None:
+                    break
+                start, headers, _ = message
+                if work_s:
+                    await asyncio.sleep(work_s)
+                path = start.split(b" ")[1].decode("latin-1")
+                body = (
+                    f"backend={index} path={path} peer={peer[0]}:{peer[1]} "
+                    f"xff={headers.get('x-forwarded-for', '')} proxy_v2={proxied}"
+                ).encode()
+                writer.write(_render(b"HTTP/1.1 200 OK", {"content-length": str(len(body))}, body))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, HOST, 0)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How the proxy balances.
+
+    Attributes
+    ----------
+    mode : str
+        ``"l4"``: one backend per client connection, bytes relayed unchanged;
+        ``"l7"``: parse each request and pick a backend for it.
+    proxy_protocol : bool
+        L4 only: prepend a PROXY v2 header on each backend connection.
+    sticky_cookie : str or None
+        L7 only: name of a cookie that pins a client to a backend (set on first response).
+    path_routes : tuple of (prefix, backend)
+        L7 only: requests whose path starts with ``prefix`` go to ``backend``.
+    host_routes : tuple of (host, backend)
+        L7 only: requests for ``Host: host`` go to ``backend``.
+    header_route : str or None
+        L7 only: a header whose integer value names the backend (canary testing).
+    """
+
+    mode: str = "l7"
+    proxy_protocol: bool = False
+    sticky_cookie: str | None = None
+    path_routes: tuple[tuple[str, int], ...] = ()
+    host_routes: tuple[tuple[str, int], ...] = ()
+    header_route: str | None = None
+
+    def __post_init__(self) -> None:
+        validate.choice("mode", self.mode, ("l4", "l7"))
+
+
+async def _start_proxy(config: ProxyConfig, backends: Sequence[int]) -> asyncio.base_events.Server:
+    counter = itertools.count()
+
+    def next_backend() -> int:
+        return next(counter) % len(backends)
+
+    async def relay(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except ConnectionError:
+            pass
+        finally:
+            if dst.can_write_eof():
+                try:
+                    dst.write_eof()
+                except OSError:
+                    pass
+
+    async def handle_l4(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        choice = next_backend()
+        b_reader, b_writer = await asyncio.open_connection(HOST, backends[choice])
+        try:
+            if config.proxy_protocol:
+                b_writer.write(
+                    build_proxy_v2_header(
+                        writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+                    )
+                )
+            await asyncio.gather(relay(reader, b_writer), relay(b_reader, writer))
+        finally:
+            b_writer.close()
+            writer.close()
+
+    async def handle_l7(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client_ip = writer.get_extra_info("peername")[0]
+        upstream: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        try:
+            while True:
+                message = await _read_message(reader)
+                if message is None:
+                    break
+                start, headers, body = message
+                path = start.split(b" ")[1].decode("latin-1")
+                choice, set_cookie = _route_l7(config, headers, path, next_backend, len(backends))
+                previous = headers.get("x-forwarded-for")
+                headers["x-forwarded-for"] = f"{previous}, {client_ip}" if previous else client_ip
+                if choice not in upstream:
+                    upstream[choice] = await asyncio.open_connection(HOST, backends[choice])
+                b_reader, b_writer = upstream[choice]
+                b_writer.write(_render(start, headers, body))
+                await b_writer.drain()
+                response = await _read_message(b_reader)
+                if response is None:
+                    break
+                r_start, r_headers, r_body = response
+                if set_cookie:
+                    r_headers["set-cookie"] = f"{config.sticky_cookie}={choice}; Path=/"
+                writer.write(_render(r_start, r_headers, r_body))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            for _, b_writer in upstream.values():
+                b_writer.close()
+            writer.close()
+
+    return await asyncio.start_server(handle_l4 if config.mode == "l4" else handle_l7, HOST, 0)
+
+
+def _route_l7(
+    config: ProxyConfig, headers: dict[str, str], path: str, next_backend, n: int
+) -> tuple[int, bool]:
+    """Pick a backend for one request; the flag says whether to set the sticky cookie."""
+    if config.header_route and headers.get(config.header_route.lower(), "").isdigit():
+        return int(headers[config.header_route.lower()]) % n, False
+    host = headers.get("host", "").split(":")[0]
+    for name, backend in config.host_routes:
+        if host == name:
+            return backend % n, False
+    for prefix, backend in config.path_routes:
+        if path.startswith(prefix):
+            return backend % n, False
+    if config.sticky_cookie:
+        pinned = _cookie(headers, config.sticky_cookie)
+        if pinned is not None and pinned.isdigit() and int(pinned) < n:
+            return int(pinned), False
+        return next_backend(), True
+    return next_backend(), False
+
+
+# ------------------------------------------------------------------ the client
+
+
+async def _client(
+    port: int, requests: Sequence[tuple[str, dict[str, str]]], use_cookies: bool
+) -> list[dict[str, object]]:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    jar: dict[str, str] = {}
+    rows = []
+    try:
+        for i, (path, extra) in enumerate(requests):
+            headers = {"host": extra.pop("host", "localhost"), "content-length": "0", **extra}
+            if use_cookies and jar:
+                headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+            started = time.perf_counter()
+            writer.write(_render(f"GET {path} HTTP/1.1".encode(), headers, b""))
+            await writer.drain()
+            response = await _read_message(reader)
+            elapsed = time.perf_counter() - started
+            if response is None:
+                break
+            _, r_headers, body = response
+            if "set-cookie" in r_headers:
+                key, _, value = r_headers["set-cookie"].split(";")[0].partition("=")
+                jar[key] = value
+            fields = dict(part.split("=", 1) for part in body.decode().split(" "))
+            rows.append(
+                {
+                    "request": i,
+                    "path": path,
+                    "backend": int(fields["backend"]),
+                    "latency_ms": elapsed * 1000,
+                    "backend_peer": fields["peer"],
+                    "x_forwarded_for": fields["xff"],
+                    "proxy_v2_source": fields["proxy_v2"],
+                }
+            )
+    finally:
+        writer.close()
+    return rows
+
+
+# --------------------------------------------------------------- the experiment
+
+
+class _LoopThread:
+    """An event loop running in its own daemon thread (so it works inside Jupyter too)."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout_s: float):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.run(cancel_all(), 5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+
+def run_balancing_experiment(
+    config: ProxyConfig | None,
+    requests: Sequence[str | tuple[str, dict[str, str]]] | int = 300,
+    *,
+    backends: int = 3,
+    work_ms: float = 0.0,
+    timeout_s: float = 30.0,
+) -> pd.DataFrame:
+    """Send requests over one keep-alive connection through a proxy (or directly) to local backends.
+
+    Parameters
+    ----------
+    config : ProxyConfig or None
+        The proxy; ``None`` talks to backend 0 directly (the baseline for latency).
+    requests : int or sequence
+        A count of ``GET /item/<i>`` requests, or a list of paths or ``(path, headers)``.
+    backends : int
+        Number of local backends (default 3).
+    work_ms : float
+        Time each backend spends per request (0: answer at once).
+    timeout_s : float
+        Hard limit for the whole experiment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``request``, ``path``, ``backend``, ``latency_ms``,
+        ``backend_peer`` (the address the backend saw), ``x_forwarded_for`` and
+        ``proxy_v2_source`` (client address recovered from the PROXY header).
+        ``df.attrs`` has ``proxy_cpu_ms_per_request`` (CPU time of the proxy's
+        thread per request; 0 without a proxy) and ``environment``.
+    """
+    if config is not None and not isinstance(config, ProxyConfig):
+        raise TypeError(f"config must be a ProxyConfig or None, got {type(config).__name__}")
+    if isinstance(requests, int):
+        count = validate.positive_int("requests", requests)
+        plan = [(f"/item/{i}", {}) for i in range(count)]
+    else:
+        plan = [(r, {}) if isinstance(r, str) else (r[0], dict(r[1])) for r in requests]
+        if not plan:
+            raise ValueError("requests must not be empty")
+    n_backends = validate.int_in_range("backends", backends, 1, 64)
+    work_s = validate.non_negative_float("work_ms", work_ms) / 1000
+    limit = validate.positive_float("timeout_s", timeout_s)
+    with_v2 = bool(config and config.mode == "l4" and config.proxy_protocol)
+    servers_loop = _LoopThread("syslab-backends")
+    proxy_loop = _LoopThread("syslab-proxy") if config is not None else None
+    client_loop = _LoopThread("syslab-client")
+    started: list[tuple[_LoopThread, asyncio.base_events.Server]] = []
+    try:
+        ports = []
+        for i in range(n_backends):
+            server = servers_loop.run(_start_backend(i, with_v2, work_s), limit)
+            started.append((servers_loop, server))
+            ports.append(server.sockets[0].getsockname()[1])
+        entry = ports[0]
+        cpu_before = 0.0
+        if proxy_loop is not None:
+            proxy = proxy_loop.run(_start_proxy(config, ports), limit)
+            started.append((proxy_loop, proxy))
+            entry = proxy.sockets[0].getsockname()[1]
+            cpu_before = proxy_loop.run(_thread_cpu_s(), limit)
+        rows = client_loop.run(_client(entry, plan, use_cookies=True), limit)
+        cpu_ms = 0.0
+        if proxy_loop is not None:
+            cpu_ms = (proxy_loop.run(_thread_cpu_s(), limit) - cpu_before) * 1000
+    finally:
+        for loop, server in started:
+            try:
+                loop.run(_close_server(server), 5)
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                pass
+        for loop in (client_loop, proxy_loop, servers_loop):
+            if loop is not None:
+                loop.close()
+    df = pd.DataFrame(rows)
+    df.attrs["proxy_cpu_ms_per_request"] = cpu_ms / max(1, len(df))
+    df.attrs["environment"] = environment.describe()
+    return df
+
+
+async def _thread_cpu_s() -> float:
+    return time.thread_time()
+
+
+async def _close_server(server: asyncio.base_events.Server) -> None:
+    server.close()
+    if hasattr(server, "close_clients"):  # Python 3.13+
+        server.close_clients()
+    await asyncio.wait_for(server.wait_closed(), 2)
+
+
+# -------------------------------------------------------------------- simulation
+
+
+def simulate_scale_out(
+    mode: str,
+    *,
+    connections: int = 60,
+    mean_rps_per_connection: float = 50.0,
+    backends_before: int = 3,
+    backends_after: int = 6,
+    scale_out_s: float = 60.0,
+    duration_s: float = 300.0,
+    max_connection_age_s: float | None = None,
+    service_time_s: float = 0.01,
+    workers: int = 16,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Per-backend load when long-lived connections meet a scale-out.
+
+    ``connections`` clients each hold one multiplexed connection (gRPC over HTTP/2,
+    a WebSocket) and send requests at their own rate (lognormal around
+    ``mean_rps_per_connection``: a few chatty clients, many quiet ones). At
+    ``scale_out_s`` the backend pool grows from ``backends_before`` to ``backends_after``.
+
+    - ``l4``: a connection's backend is chosen when it (re)connects, to the backend
+      with the fewest connections; it stays there. With ``max_connection_age_s``
+      (gRPC's ``MAX_CONNECTION_AGE``) each connection reconnects when it reaches
+      that age (ages start staggered), so the pool rebalances over one age.
+    - ``l7``: every request is balanced on its own (round robin): each backend gets
+      an equal share of the total at every second.
+
+    Each backend is an M/M/c queue with ``workers`` servers and mean service time
+    ``service_time_s``; its mean queueing delay comes from
+    :func:`syslab.queueing.mmc_mean_queue_delay_s`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (second, backend) that exists: ``t_s``, ``backend``, ``rps``,
+        ``utilisation``, ``mean_wait_ms`` (``inf`` when overloaded) and ``connections``.
+    """
+    validate.choice("mode", mode, ("l4", "l7"))
+    n_conn = validate.positive_int("connections", connections)
+    mean_rate = validate.positive_float("mean_rps_per_connection", mean_rps_per_connection)
+    before = validate.positive_int("backends_before", backends_before)
+    after = validate.positive_int("backends_after", backends_after)
+    switch = validate.non_negative_float("scale_out_s", scale_out_s)
+    horizon = validate.positive_int("duration_s", int(math.ceil(duration_s)))
+    age = (
+        None
+        if max_connection_age_s is None
+        else validate.positive_float("max_connection_age_s", max_connection_age_s)
+    )
+    service = validate.positive_float("service_time_s", service_time_s)
+    c = validate.positive_int("workers", workers)
+    rng = validate.rng_from_seed(seed)
+    # Lognormal with sigma 1, scaled so the mean is mean_rate.
+    rates = rng.lognormal(mean=0.0, sigma=1.0, size=n_conn)
+    rates *= mean_rate / rates.mean()
+    assigned = np.zeros(n_conn, dtype=np.int64)
+    counts = np.zeros(after, dtype=np.int64)
+    for i in range(n_conn):
+        b = int(np.argmin(counts[:before]))
+        assigned[i], counts[b] = b, counts[b] + 1
+    # Staggered ages: the connections were opened at different times in the past.
+    next_reconnect = rng.uniform(0, age, n_conn) if age else np.full(n_conn, np.inf)
+    rows = []
+    for t in range(horizon):
+        active = after if t >= switch else before
+        if age:
+            due = np.flatnonzero(next_reconnect <= t)
+            for i in due:
+                counts[assigned[i]] -= 1
+                b = int(np.argmin(counts[:active]))
+                assigned[i], counts[b] = b, counts[b] + 1
+                next_reconnect[i] += age
+        arrivals = rng.poisson(rates)
+        if mode == "l4":
+            per_backend = np.bincount(assigned, weights=arrivals, minlength=after)[:active]
+        else:
+            per_backend = np.full(active, arrivals.sum() / active)
+        for b in range(active):
+            lam = float(per_backend[b])
+            rows.append(
+                {
+                    "t_s": float(t),
+                    "backend": b,
+                    "rps": lam,
+                    "utilisation": lam * service / c,
+                    "mean_wait_ms": queueing.mmc_mean_queue_delay_s(lam, service, c) * 1000,
+                    "connections": int(counts[b]) if mode == "l4" else n_conn,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarize_scale_out(run: pd.DataFrame, scale_out_s: float) -> pd.Series:
+    """After the scale-out: share of load on the new backends, busiest utilisation, idle backends."""
+    after = run[run["t_s"] >= scale_out_s]
+    per_backend = after.groupby("backend")["rps"].mean()
+    n_new = int(per_backend.index.max() + 1 - run.loc[run["t_s"] < scale_out_s, "backend"].nunique())
+    new = per_backend.iloc[-n_new:] if n_new > 0 else per_backend.iloc[:0]
+    return pd.Series(
+        {
+            "new_backend_share": float(new.sum() / per_backend.sum()) if per_backend.sum() else 0.0,
+            "fair_share": float(n_new / len(per_backend)) if len(per_backend) else 0.0,
+            "max_utilisation": float(after.groupby("backend")["utilisation"].mean().max()),
+            "min_utilisation": float(after.groupby("backend")["utilisation"].mean().min()),
+            "idle_backends": int((per_backend == 0).sum()),
+        }
+    )
+
+
+def plot_scale_out(run: pd.DataFrame, ax: Axes | None = None, *, scale_out_s: float | None = None) -> Axes:
+    """Requests per second on each backend against time (10 s averages)."""
+    ax = axes_or_new(ax)
+    for backend, group in run.groupby("backend"):
+        smooth = group.set_index("t_s")["rps"].rolling(10, min_periods=1).mean()
+        ax.plot(smooth.index, smooth.values, label=f"backend {backend}")
+    if scale_out_s is not None:
+        ax.axvline(scale_out_s, color="0.5", ls=":")
+    label(ax, "time (s)", "requests per second", legend=True)
+    return ax

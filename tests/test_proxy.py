@@ -1,0 +1,135 @@
+"""Tests for syslab.proxy: PROXY v2 bytes, the real L4/L7 proxies, the scale-out simulation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syslab import proxy
+from syslab.proxy import ProxyConfig
+
+# ------------------------------------------------------------------ PROXY v2
+
+
+def test_proxy_v2_ipv4_layout_is_28_bytes():
+    header = proxy.build_proxy_v2_header(("192.0.2.10", 51234), ("198.51.100.1", 443))
+    # 12-byte signature + version/command + family + 2-byte length + 12 address bytes.
+    assert len(header) == 28
+    assert header[:12] == b"\r\n\r\n\x00\r\nQUIT\n"
+    assert header[12:16] == bytes([0x21, 0x11, 0x00, 0x0C])
+    assert header[16:20] == bytes([192, 0, 2, 10])
+    assert header[24:26] == (51234).to_bytes(2, "big")
+
+
+def test_proxy_v2_ipv6_is_52_bytes():
+    header = proxy.build_proxy_v2_header(("2001:db8::1", 1), ("2001:db8::2", 2))
+    assert len(header) == 52
+    fields, used = proxy.parse_proxy_v2_header(header + b"GET / HTTP/1.1\r\n")
+    assert used == 52 and fields["src_ip"] == "2001:db8::1"
+
+
+@given(
+    a=st.integers(0, 2**32 - 1),
+    b=st.integers(0, 2**32 - 1),
+    p=st.integers(0, 65535),
+    q=st.integers(0, 65535),
+)
+@settings(max_examples=100, deadline=None)
+def test_proxy_v2_round_trip(a, b, p, q):
+    import ipaddress
+
+    src, dst = (str(ipaddress.IPv4Address(a)), p), (str(ipaddress.IPv4Address(b)), q)
+    fields, used = proxy.parse_proxy_v2_header(proxy.build_proxy_v2_header(src, dst) + b"payload")
+    assert used == 28
+    assert (fields["src_ip"], fields["src_port"], fields["dst_ip"], fields["dst_port"]) == (*src, *dst)
+
+
+def test_proxy_v2_rejects_garbage():
+    with pytest.raises(ValueError, match="signature"):
+        proxy.parse_proxy_v2_header(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    header = bytearray(proxy.build_proxy_v2_header(("10.0.0.1", 1), ("10.0.0.2", 2)))
+    with pytest.raises(ValueError, match="address bytes"):
+        proxy.parse_proxy_v2_header(bytes(header[:20]))
+    header[12] = 0x31
+    with pytest.raises(ValueError, match="version"):
+        proxy.parse_proxy_v2_header(bytes(header))
+    with pytest.raises(ValueError, match="same IP version"):
+        proxy.build_proxy_v2_header(("10.0.0.1", 1), ("::1", 2))
+
+
+# ------------------------------------------------------------------ real proxies
+
+
+@pytest.mark.real
+def test_l4_pins_one_connection_and_l7_spreads_it():
+    l4 = proxy.run_balancing_experiment(ProxyConfig("l4"), 300)
+    l7 = proxy.run_balancing_experiment(ProxyConfig("l7"), 300)
+    assert l4["backend"].nunique() == 1
+    # Round robin per request: exactly 100 each (the research notes' 1/3 +- 0.02 is met exactly).
+    assert l7["backend"].value_counts().tolist() == [100, 100, 100]
+
+
+@pytest.mark.real
+def test_client_ip_preservation_both_ways():
+    l7 = proxy.run_balancing_experiment(ProxyConfig("l7"), 5)
+    assert (l7["x_forwarded_for"] == "127.0.0.1").all()
+    l4 = proxy.run_balancing_experiment(ProxyConfig("l4", proxy_protocol=True), 5)
+    # The backend sees the proxy's socket as its peer, and the client's in the PROXY header:
+    # two different source ports on 127.0.0.1.
+    source = l4["proxy_v2_source"].iloc[0]
+    assert source.startswith("127.0.0.1:") and source != l4["backend_peer"].iloc[0]
+    plain = proxy.run_balancing_experiment(ProxyConfig("l4"), 5)
+    assert (plain["x_forwarded_for"] == "").all() and (plain["proxy_v2_source"] == "").all()
+
+
+@pytest.mark.real
+def test_sticky_cookie_and_routes():
+    sticky = proxy.run_balancing_experiment(ProxyConfig("l7", sticky_cookie="SYSLAB_BACKEND"), 30)
+    assert sticky["backend"].nunique() == 1
+    config = ProxyConfig(
+        "l7", path_routes=(("/static", 2),), host_routes=(("api.example", 1),), header_route="X-Canary"
+    )
+    routed = proxy.run_balancing_experiment(
+        config, [("/static/a.css", {}), ("/x", {"host": "api.example"}), ("/y", {"X-Canary": "0"})]
+    )
+    assert routed["backend"].tolist() == [2, 1, 0]
+
+
+# ------------------------------------------------------------------ simulation
+
+
+def test_l4_leaves_new_backends_idle_and_l7_shares_exactly():
+    l4 = proxy.summarize_scale_out(proxy.simulate_scale_out("l4", seed=1), 60)
+    l7 = proxy.summarize_scale_out(proxy.simulate_scale_out("l7", seed=1), 60)
+    assert l4["new_backend_share"] == 0.0 and l4["idle_backends"] == 3
+    # Per-request balancing gives every backend total/6 each second: exactly the fair share.
+    assert l7["new_backend_share"] == pytest.approx(0.5, abs=1e-12)
+    assert l4["max_utilisation"] > 1.8 * l7["max_utilisation"]
+
+
+def test_max_connection_age_rebalances_within_one_age():
+    run = proxy.simulate_scale_out("l4", max_connection_age_s=60, duration_s=300, seed=2)
+    late = run[run["t_s"] >= 60 + 60]
+    share = late.groupby("backend")["connections"].mean()
+    # After one full age every connection has reconnected to the least-loaded backend:
+    # connections differ by at most one between backends.
+    assert share.max() - share.min() <= 1.0 + 1e-9
+
+
+def test_scale_out_regression():
+    run = proxy.simulate_scale_out("l4", seed=3, duration_s=100)
+    assert round(float(run["rps"].sum()), 1) == 299_737.0
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="mode"):
+        ProxyConfig("l3")
+    with pytest.raises(ValueError, match="mode"):
+        proxy.simulate_scale_out("l5")
+    with pytest.raises(ValueError, match="connections"):
+        proxy.simulate_scale_out("l4", connections=0)
+    with pytest.raises(TypeError, match="config"):
+        proxy.run_balancing_experiment("l4")
+    with pytest.raises(TypeError, match="data"):
+        proxy.parse_proxy_v2_header("text")
