@@ -43,6 +43,7 @@ __all__ = [
     "MAIL_STRATEGIES",
     "MailSink",
     "plot_delivery",
+    "plot_lease_runs",
     "run_lease_queue",
     "run_mail_scenarios",
     "run_outbox",
@@ -537,3 +538,22 @@ def plot_delivery(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return label(
         ax, "probability a delivery crashes the worker", "share of messages duplicated or lost", legend=True
     )
+
+
+def plot_lease_runs(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Grouped bars per acknowledgement mode: worker crashes, duplicated effects and lost messages.
+
+    ``runs`` has one row per mode with the columns of :func:`run_lease_queue`.
+    """
+    ax = axes_or_new(ax)
+    x = np.arange(len(runs))
+    for i, (column, name) in enumerate(
+        (("crashes", "worker crashes"), ("duplicates", "duplicated effects"), ("lost", "lost messages"))
+    ):
+        ax.bar(x + (i - 1) * 0.27, runs[column], 0.27, label=name, color=f"C{i}")
+    ax.set_xticks(x, runs["mode"])
+    top = float(runs[["crashes", "duplicates", "lost"]].to_numpy().max())
+    ax.set_ylim(0, max(top, 1) * 1.35)  # room for the legend above the bars
+    label(ax, "acknowledgement mode", "messages")
+    ax.legend(loc="upper center", ncols=3)
+    return ax
