@@ -46,7 +46,7 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.vector_search` -- nearest-neighbour search over vectors: exact brute force, and two approximate indexes
 - :mod:`syslab.wal` -- a real write-ahead log: append-only file, a writer process that crashes, and replay
 - :mod:`syslab.websocket` -- webSocket sends vs HTTP requests: RFC 6455 framing, silent sends, idempotent POSTs, a delivery model
-- :mod:`syslab.ws_peer` -- rFC 6455 framing, and a one-connection WebSocket server run as ``python -m syslab.ws_peer``
+- :mod:`syslab.ws_peer` -- RFC 6455 framing, and a one-connection WebSocket server run as ``python -m syslab.ws_peer``
 """
 
 __version__ = "0.1.0"
