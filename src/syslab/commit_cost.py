@@ -36,6 +36,7 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 
 from syslab import validate
+from syslab.environment import filesystem_type  # re-exported: shared by the SQLite chapters
 from syslab.plot import axes_or_new, label
 from syslab.sqlite_tools import temporary_database
 
@@ -60,28 +61,6 @@ MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 
 
 # ------------------------------------------------------------------ the disk
-
-
-def filesystem_type(path: str | os.PathLike | None = None) -> str:
-    """The file-system type holding ``path`` (default: the temp folder), from /proc/mounts.
-
-    Returns ``"unknown"`` where /proc/mounts does not exist (macOS, Windows).
-    """
-    target = os.path.realpath(tempfile.gettempdir() if path is None else os.fspath(path))
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    best, best_type = "", "unknown"
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount = parts[1].replace("\\040", " ")
-        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) >= len(best):
-            best, best_type = mount, parts[2]
-    return best_type
 
 
 def measure_fsync(n: int = 200, *, block_bytes: int = 4096, max_total_s: float = 2.0) -> pd.DataFrame:

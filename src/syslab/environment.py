@@ -6,10 +6,12 @@ import os
 import platform
 import sqlite3
 import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["describe", "describe_table", "file_descriptor_limits"]
+__all__ = ["describe", "describe_table", "file_descriptor_limits", "filesystem_type"]
 
 
 def file_descriptor_limits() -> tuple[int, int]:
@@ -20,6 +22,29 @@ def file_descriptor_limits() -> tuple[int, int]:
         return (-1, -1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return (int(soft), int(hard))
+
+
+def filesystem_type(path: str | os.PathLike | None = None) -> str:
+    """The file-system type holding ``path`` (default: the temp folder), from /proc/mounts.
+
+    ``tmpfs`` means fsync costs nothing and commit timings understate a real disk.
+    Returns ``"unknown"`` where /proc/mounts does not exist (macOS, Windows).
+    """
+    target = os.path.realpath(tempfile.gettempdir() if path is None else os.fspath(path))
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    best, best_type = "", "unknown"
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = parts[1].replace("\\040", " ")  # /proc/mounts escapes spaces
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, best_type = mount, parts[2]
+    return best_type
 
 
 def describe() -> dict[str, object]:

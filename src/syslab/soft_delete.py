@@ -38,6 +38,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import queueing, validate
+from syslab.environment import filesystem_type  # re-exported: shared by the SQLite chapters
 from syslab.plot import axes_or_new
 from syslab.sqlite_tools import database_size_bytes, plan_uses_index, query_plan, temporary_database
 
@@ -471,29 +472,6 @@ def summarize_concurrent(ops: pd.DataFrame) -> pd.DataFrame:
             "p95_latency_ms": 1000 * grouped["latency_s"].quantile(0.95),
         }
     )
-
-
-def filesystem_type(path: str | Path | None = None) -> str:
-    """The file system holding ``path`` (default: the temporary folder), from ``/proc/mounts``.
-
-    ``tmpfs`` means fsync costs nothing and commit timings understate a real disk. Returns
-    ``"unknown"`` where ``/proc/mounts`` does not exist (macOS, Windows).
-    """
-    target = Path(path if path is not None else tempfile.gettempdir()).resolve()
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    best, kind = "", "unknown"
-    for line in mounts:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        mount_point = fields[1]
-        inside = target == Path(mount_point) or Path(mount_point) in target.parents
-        if inside and len(mount_point) > len(best):
-            best, kind = mount_point, fields[2]
-    return kind
 
 
 def lock_wait_model(
