@@ -59,6 +59,7 @@ __all__ = [
     "bson_in_query_bytes",
     "build_fleet",
     "chunked_page_cost",
+    "demo_device_move",
     "demo_revocation_staleness",
     "demo_revoked_mid_pagination",
     "demo_too_many_variables",
@@ -77,7 +78,12 @@ __all__ = [
     "simulate_revocation_exposure",
     "summarize_consistency",
     "sweep_bitmap_sizes",
+    "theory_revocation_exposure_mean_s",
     "theory_roaring_bytes",
+    "theory_stale_fraction",
+    "plan_lines",
+    "grant_groups",
+    "refresh_access_table",
 ]
 
 # Store limits, each from the store's own documentation (see the chapter's references).
@@ -159,7 +165,11 @@ def set_variable_limit(conn: sqlite3.Connection, limit: int = SQLITE_UPSTREAM_MA
     if not hasattr(conn, "setlimit"):  # pragma: no cover - Python < 3.11
         return {"compiled": None, "effective": None, "set": False}
     compiled = conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
-    return {"compiled": int(compiled), "effective": int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)), "set": True}
+    return {
+        "compiled": int(compiled),
+        "effective": int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)),
+        "set": True,
+    }
 
 
 def build_fleet(conn: sqlite3.Connection, config: FleetConfig = FleetConfig(), *, seed=7) -> pd.Series:
@@ -196,8 +206,10 @@ def build_fleet(conn: sqlite3.Connection, config: FleetConfig = FleetConfig(), *
         """
     )
     with conn:
-        conn.executemany("INSERT INTO devices VALUES (?, ?)", zip(range(config.n_devices), group_of.tolist()))
-        rows = zip(device.tolist(), group_of[device].tolist(), ts.tolist(), value.tolist())
+        conn.executemany(
+            "INSERT INTO devices VALUES (?, ?)", zip(range(config.n_devices), group_of.tolist(), strict=True)
+        )
+        rows = zip(device.tolist(), group_of[device].tolist(), ts.tolist(), value.tolist(), strict=True)
         conn.executemany("INSERT INTO readings (device_id, group_id, ts, value) VALUES (?, ?, ?, ?)", rows)
     conn.executescript(
         """
@@ -223,7 +235,9 @@ def grant_groups(conn: sqlite3.Connection, user_id: int, group_ids: Sequence[int
     conn = _check_connection(conn)
     user_id = validate.non_negative_int("user_id", user_id)
     with conn:
-        conn.executemany("INSERT OR IGNORE INTO user_groups VALUES (?, ?)", [(user_id, int(g)) for g in group_ids])
+        conn.executemany(
+            "INSERT OR IGNORE INTO user_groups VALUES (?, ?)", [(user_id, int(g)) for g in group_ids]
+        )
     _write_acl_doc(conn, user_id)
 
 
@@ -373,7 +387,9 @@ def _page(rows: list, request_bytes: int, n_requests: int, rows_fetched: int, sq
     }
 
 
-def _chunked_page(conn: sqlite3.Connection, ids: list[int], page_size: int, offset: int, chunk_size: int) -> dict:
+def _chunked_page(
+    conn: sqlite3.Connection, ids: list[int], page_size: int, offset: int, chunk_size: int
+) -> dict:
     # No chunk knows the others' rows, so each must return offset + page_size candidates; the application
     # merges them by the sort key and only then can skip the offset. Deep pages cost every chunk.
     want = offset + page_size
@@ -420,7 +436,13 @@ def _digits_total(n: int) -> int:
     return total
 
 
-_BSON_VALUE_BYTES = {"int32": 4, "int64": 8, "objectid": 12, "uuid_string": 4 + 36 + 1, "uuid_binary": 4 + 1 + 16}
+_BSON_VALUE_BYTES = {
+    "int32": 4,
+    "int64": 8,
+    "objectid": 12,
+    "uuid_string": 4 + 36 + 1,
+    "uuid_binary": 4 + 1 + 16,
+}
 
 
 def bson_in_query_bytes(n_ids: int, id_type: str = "int64", field: str = "device_id") -> int:
@@ -534,10 +556,28 @@ def limit_table(n_ids: int, *, id_space: int = 10_000_000, seed=7) -> pd.DataFra
         kind = "UUID strings" if uuid else "integer ids"
         rows += [
             ("Elasticsearch terms", kind, "terms", sizes["es_terms"], ES_MAX_TERMS_COUNT),
-            ("Elasticsearch Serverless terms", kind, "terms", sizes["es_terms"], ES_SERVERLESS_MAX_TERMS_COUNT),
-            ("ClickHouse SQL text", kind, "bytes", sizes["clickhouse_sql_bytes"], CLICKHOUSE_MAX_QUERY_SIZE_BYTES),
+            (
+                "Elasticsearch Serverless terms",
+                kind,
+                "terms",
+                sizes["es_terms"],
+                ES_SERVERLESS_MAX_TERMS_COUNT,
+            ),
+            (
+                "ClickHouse SQL text",
+                kind,
+                "bytes",
+                sizes["clickhouse_sql_bytes"],
+                CLICKHOUSE_MAX_QUERY_SIZE_BYTES,
+            ),
             ("MongoDB $in query (BSON)", kind, "bytes", sizes["mongodb_bson_bytes"], MONGODB_MAX_BSON_BYTES),
-            ("SQLite bound parameters", kind, "variables", sizes["sqlite_variables"], SQLITE_UPSTREAM_MAX_VARIABLES),
+            (
+                "SQLite bound parameters",
+                kind,
+                "variables",
+                sizes["sqlite_variables"],
+                SQLITE_UPSTREAM_MAX_VARIABLES,
+            ),
         ]
     table = pd.DataFrame(rows, columns=["store", "ids", "unit", "request", "limit"])
     table["request_over_limit"] = table["request"] / table["limit"]
@@ -586,7 +626,9 @@ def run_approach_sweep(
     ks = validate.sequence_of_positive_ints("k_values", k_values)
     for k in ks:
         if k % config.devices_per_group or k > config.n_devices:
-            raise ValueError(f"k_values must be multiples of {config.devices_per_group} up to n_devices, got {k}")
+            raise ValueError(
+                f"k_values must be multiples of {config.devices_per_group} up to n_devices, got {k}"
+            )
     page_size = validate.positive_int("page_size", page_size)
     chunk_size = validate.positive_int("chunk_size", chunk_size)
     repeats = validate.positive_int("repeats", repeats)
@@ -602,7 +644,9 @@ def run_approach_sweep(
         for approach in APPROACHES:
             kwargs = {"page_size": page_size, "ids": ids, "chunk_size": chunk_size, "bitmap": bitmap}
             result = fetch_page(conn, approach, user, **kwargs)
-            ms = 1000 * median_seconds(lambda a=approach: fetch_page(conn, a, user, **kwargs), repeats=repeats)
+            ms = 1000 * median_seconds(
+                lambda a=approach, u=user, kw=kwargs: fetch_page(conn, a, u, **kw), repeats=repeats
+            )
             records.append(
                 {
                     "approach": approach,
@@ -654,12 +698,15 @@ def plot_approaches(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> 
         _, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     left, right = axes
     markers = "osD^v<>"
-    for marker, (approach, group) in zip(markers, sweep.groupby("approach", sort=False)):
+    for marker, (approach, group) in zip(markers, sweep.groupby("approach", sort=False), strict=False):
         left.plot(group["k_devices"], group["request_bytes"], marker=marker, label=approach)
         right.plot(group["k_devices"], group["ms"], marker=marker, label=approach)
     left.axhline(CLICKHOUSE_MAX_QUERY_SIZE_BYTES, color="0.3", ls="--", lw=1)
-    left.annotate("ClickHouse max_query_size", (sweep["k_devices"].min(), CLICKHOUSE_MAX_QUERY_SIZE_BYTES * 1.3),
-                  fontsize=8)
+    left.annotate(
+        "ClickHouse max_query_size",
+        (sweep["k_devices"].min(), CLICKHOUSE_MAX_QUERY_SIZE_BYTES * 1.3),
+        fontsize=8,
+    )
     left.axhline(MONGODB_MAX_BSON_BYTES, color="0.3", ls=":", lw=1)
     left.annotate("MongoDB 16 MiB", (sweep["k_devices"].min(), MONGODB_MAX_BSON_BYTES * 1.3), fontsize=8)
     for ax in (left, right):
@@ -708,7 +755,9 @@ def theory_roaring_bytes(n_ids: int, id_space: int) -> float:
     return chunks * (container + ROARING_HEADER_BYTES_PER_CONTAINER)
 
 
-def sweep_bitmap_sizes(k_values: Sequence[int], id_space: int, *, group_size: int = 100, seed=7) -> pd.DataFrame:
+def sweep_bitmap_sizes(
+    k_values: Sequence[int], id_space: int, *, group_size: int = 100, seed=7
+) -> pd.DataFrame:
     """Sizes of one user's permission set as an id list, a dense bitmap and a roaring bitmap.
 
     Two layouts of the same number of ids: ``scattered`` (uniform over the id space) and ``grouped``
@@ -741,7 +790,9 @@ def sweep_bitmap_sizes(k_values: Sequence[int], id_space: int, *, group_size: in
                     "int64_list_bytes": 8 * k,
                     "dense_bytes": dense,
                     "roaring_bytes": roaring_size_bytes(ids),
-                    "theory_roaring_bytes": theory_roaring_bytes(k, id_space) if layout == "scattered" else np.nan,
+                    "theory_roaring_bytes": theory_roaring_bytes(k, id_space)
+                    if layout == "scattered"
+                    else np.nan,
                 }
             )
     return pd.DataFrame.from_records(records)
@@ -753,7 +804,7 @@ def plot_bitmap_sizes(sizes: pd.DataFrame, ax: Axes | None = None) -> Axes:
     first = sizes[sizes["layout"] == "scattered"]
     ax.plot(first["k_devices"], first["int64_list_bytes"], marker="o", label="list of 64-bit ids")
     ax.plot(first["k_devices"], first["dense_bytes"], ls="--", label="dense bitmap over the id space")
-    for marker, (layout, group) in zip("sD", sizes.groupby("layout", sort=False)):
+    for marker, (layout, group) in zip("sD", sizes.groupby("layout", sort=False), strict=False):
         ax.plot(group["k_devices"], group["roaring_bytes"], marker=marker, label=f"roaring, {layout} ids")
     ax.plot(first["k_devices"], first["theory_roaring_bytes"], ls=":", color="0.2", label="roaring theory")
     ax.set_xscale("log")
@@ -780,43 +831,48 @@ def demo_too_many_variables(conn: sqlite3.Connection, ids: Sequence[int]) -> dic
 
 
 def demo_revoked_mid_pagination(
-    conn: sqlite3.Connection, user_id: int, *, page_size: int = 50, n_revoke_groups: int = 2
+    conn: sqlite3.Connection, user_id: int, *, page_size: int = 50
 ) -> pd.DataFrame:
-    """Revoke groups between page 1 and page 2 and compare what four clients show on page 2.
+    """Revoke two groups between page 1 and page 2 and compare what four clients show on page 2.
 
-    The revoked groups are those of devices on page 1 (and so, in practice, also on page 2). Clients:
-    a cached id list captured with page 1, OFFSET pagination with a live join, keyset pagination with a
-    live join, and the precomputed table before its next refresh. The database is restored afterwards.
+    One revoked group owns the newest device on page 1 (its rows there have been seen; removing them
+    shifts every later row up by that many), the other owns the newest device on the page-2-to-be (its
+    rows must no longer be shown). Clients: a cached id list captured with page 1, OFFSET pagination with
+    a live join, keyset pagination with a live join, and the precomputed table before its next refresh.
+    The grants are restored afterwards.
 
     Returns
     -------
     pandas.DataFrame
         One row per client: ``client``, ``rows``, ``leaked`` (rows of revoked devices shown after the
-        revocation), ``skipped`` (permitted rows that belong on page 2 but never appear), ``duplicated``.
+        revocation), ``skipped`` (permitted rows that belong on page 2 but are not shown) and
+        ``duplicated`` (rows already shown on page 1). ``attrs["revoked_devices"]`` and
+        ``attrs["revoked_rows_page1"]`` say how much was revoked.
     """
     conn = _check_connection(conn)
     user_id = validate.non_negative_int("user_id", user_id)
     page_size = validate.positive_int("page_size", page_size)
-    n_revoke_groups = validate.positive_int("n_revoke_groups", n_revoke_groups)
     cached_ids = permitted_devices(conn, user_id).tolist()
     refresh_access_table(conn)
-    page1 = fetch_page(conn, "join ACL tables", user_id, page_size=page_size)["rows"]
-    if not page1:
-        raise ValueError(f"user {user_id} sees no readings")
-    last = page1[-1]
-    page1_devices = [row[1] for row in page1]
-    groups = []
-    for device in page1_devices:
-        g = conn.execute("SELECT group_id FROM devices WHERE device_id = ?", (device,)).fetchone()[0]
-        if g not in groups:
-            groups.append(g)
-    revoked_groups = groups[:n_revoke_groups]
+    first_two = fetch_page(conn, "join ACL tables", user_id, page_size=2 * page_size)["rows"]
+    if len(first_two) < 2 * page_size:
+        raise ValueError(f"user {user_id} sees fewer than two pages of readings")
+    page1, upcoming = first_two[:page_size], first_two[page_size:]
+
+    def group_of(device: int) -> int:
+        return conn.execute("SELECT group_id FROM devices WHERE device_id = ?", (device,)).fetchone()[0]
+
+    revoked_groups = sorted({group_of(page1[0][1]), group_of(upcoming[0][1])})
     marks = ",".join("?" * len(revoked_groups))
     revoked = {
-        r[0] for r in conn.execute(f"SELECT device_id FROM devices WHERE group_id IN ({marks})", revoked_groups)
+        r[0]
+        for r in conn.execute(f"SELECT device_id FROM devices WHERE group_id IN ({marks})", revoked_groups)
     }
     with conn:
-        conn.execute(f"DELETE FROM user_groups WHERE user_id = ? AND group_id IN ({marks})", (user_id, *revoked_groups))
+        conn.execute(
+            f"DELETE FROM user_groups WHERE user_id = ? AND group_id IN ({marks})", (user_id, *revoked_groups)
+        )
+    last = page1[-1]
     try:
         keyset_sql = (
             f"SELECT {_READING_COLUMNS} FROM user_groups ug JOIN devices d ON d.group_id = ug.group_id"
@@ -824,38 +880,87 @@ def demo_revoked_mid_pagination(
             f" AND (r.ts < ? OR (r.ts = ? AND r.reading_id < ?)) {_ORDER} LIMIT ?"
         )
         truth = conn.execute(keyset_sql, (user_id, last[2], last[2], last[0], page_size)).fetchall()
+        page2 = {"page_size": page_size, "offset": page_size}
         clients = {
-            "cached id list (IN)": fetch_page(
-                conn, "giant IN list", user_id, page_size=page_size, offset=page_size, ids=cached_ids
-            )["rows"],
-            "live join, OFFSET": fetch_page(conn, "join ACL tables", user_id, page_size=page_size, offset=page_size)[
+            "cached id list, OFFSET": fetch_page(conn, "giant IN list", user_id, ids=cached_ids, **page2)[
                 "rows"
             ],
+            "live join, OFFSET": fetch_page(conn, "join ACL tables", user_id, **page2)["rows"],
             "live join, keyset": truth,
-            "precomputed table, not refreshed": fetch_page(
-                conn, "precomputed access table", user_id, page_size=page_size, offset=page_size
+            "precomputed table before refresh, OFFSET": fetch_page(
+                conn, "precomputed access table", user_id, **page2
             )["rows"],
         }
     finally:
         grant_groups(conn, user_id, revoked_groups)
         refresh_access_table(conn)
     shown_before = {row[0] for row in page1}
-    truth_ids = {row[0] for row in truth if row[1] not in revoked}
+    truth_ids = {row[0] for row in truth}
     records = []
     for client, rows in clients.items():
-        ids = [row[0] for row in rows]
+        ids = {row[0] for row in rows}
         records.append(
             {
                 "client": client,
                 "rows": len(rows),
                 "leaked": sum(row[1] in revoked for row in rows),
-                "skipped": len(truth_ids - set(ids)),
-                "duplicated": len(shown_before & set(ids)),
+                "skipped": len(truth_ids - ids),
+                "duplicated": len(shown_before & ids),
             }
         )
     table = pd.DataFrame.from_records(records)
     table.attrs["revoked_devices"] = len(revoked)
+    table.attrs["revoked_rows_page1"] = sum(row[1] in revoked for row in page1)
     return table
+
+
+def demo_device_move(conn: sqlite3.Connection, device_id: int, new_group: int) -> pd.Series:
+    """Move a device to another group and count what the denormalised copy gets wrong until rewritten.
+
+    The source of truth (``devices.group_id``) changes in one row; every reading of the device carries
+    the old group id until a backfill rewrites it. Returns ``readings_to_rewrite``, ``rewrite_ms`` and,
+    between the two steps, the readings the old group's members still see and the new group's members
+    cannot see. The move is undone afterwards.
+    """
+    conn = _check_connection(conn)
+    device_id = validate.non_negative_int("device_id", device_id)
+    new_group = validate.non_negative_int("new_group", new_group)
+    row = conn.execute("SELECT group_id FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+    if row is None:
+        raise ValueError(f"device_id {device_id} does not exist")
+    old_group = row[0]
+    if old_group == new_group:
+        raise ValueError(f"device {device_id} is already in group {new_group}")
+
+    def visible(group: int) -> int:
+        sql = "SELECT count(*) FROM readings WHERE group_id = ? AND device_id = ?"
+        return int(conn.execute(sql, (group, device_id)).fetchone()[0])
+
+    try:
+        with conn:
+            conn.execute("UPDATE devices SET group_id = ? WHERE device_id = ?", (new_group, device_id))
+        total = int(
+            conn.execute("SELECT count(*) FROM readings WHERE device_id = ?", (device_id,)).fetchone()[0]
+        )
+        wrong_old, missing_new = visible(old_group), total - visible(new_group)
+        started = time.perf_counter()
+        with conn:
+            n = conn.execute(
+                "UPDATE readings SET group_id = ? WHERE device_id = ?", (new_group, device_id)
+            ).rowcount
+        rewrite_ms = 1000 * (time.perf_counter() - started)
+    finally:
+        with conn:
+            conn.execute("UPDATE devices SET group_id = ? WHERE device_id = ?", (old_group, device_id))
+            conn.execute("UPDATE readings SET group_id = ? WHERE device_id = ?", (old_group, device_id))
+    return pd.Series(
+        {
+            "readings_to_rewrite": int(n),
+            "old_group_still_sees": wrong_old,
+            "new_group_cannot_see": missing_new,
+            "rewrite_ms": rewrite_ms,
+        }
+    )
 
 
 def demo_revocation_staleness(conn: sqlite3.Connection, user_id: int, *, page_size: int = 50) -> pd.DataFrame:
@@ -887,13 +992,19 @@ def demo_revocation_staleness(conn: sqlite3.Connection, user_id: int, *, page_si
                 _write_acl_doc(conn, user_id)
             for approach in APPROACHES:
                 rows = fetch_page(conn, approach, user_id, page_size=page_size, ids=cached_ids)["rows"]
-                records.append({"stage": stage, "approach": approach, "leaked": sum(r[1] in revoked for r in rows)})
+                records.append(
+                    {"stage": stage, "approach": approach, "leaked": sum(r[1] in revoked for r in rows)}
+                )
     finally:
         grant_groups(conn, user_id, [group])
         refresh_access_table(conn)
-    return pd.DataFrame.from_records(records).pivot(index="approach", columns="stage", values="leaked")[
-        ["after revoke", "after table refresh", "after cache rebuild"]
-    ].loc[list(APPROACHES)]
+    return (
+        pd.DataFrame.from_records(records)
+        .pivot(index="approach", columns="stage", values="leaked")[
+            ["after revoke", "after table refresh", "after cache rebuild"]
+        ]
+        .loc[list(APPROACHES)]
+    )
 
 
 def simulate_revocation_exposure(
@@ -925,11 +1036,19 @@ def simulate_revocation_exposure(
     lag = rng.exponential(lag_mean, size=n) if lag_mean > 0 else np.zeros(n)
     wait = rng.uniform(0.0, refresh, size=n)
     residual = rng.uniform(0.0, ttl, size=n)
-    return pd.DataFrame({"lag_s": lag, "refresh_wait_s": wait, "cache_residual_s": residual,
-                         "exposure_s": lag + wait + residual})
+    return pd.DataFrame(
+        {
+            "lag_s": lag,
+            "refresh_wait_s": wait,
+            "cache_residual_s": residual,
+            "exposure_s": lag + wait + residual,
+        }
+    )
 
 
-def theory_revocation_exposure_mean_s(refresh_interval_s: float, cache_ttl_s: float, replication_lag_mean_s: float) -> float:
+def theory_revocation_exposure_mean_s(
+    refresh_interval_s: float, cache_ttl_s: float, replication_lag_mean_s: float
+) -> float:
     """Mean exposure: ``lag_mean + refresh/2 + ttl/2`` (each uniform wait averages half its interval)."""
     refresh = validate.non_negative_float("refresh_interval_s", refresh_interval_s)
     ttl = validate.non_negative_float("cache_ttl_s", cache_ttl_s)
@@ -950,97 +1069,142 @@ def plot_revocation_exposure(exposure: dict[str, pd.DataFrame], ax: Axes | None 
 
 
 def run_store_consistency(
-    n_events: int = 300,
+    n_steps: int = 400,
     *,
+    event_probability: float = 0.05,
     n_groups: int = 20,
-    lags_events: Sequence[int] = (0, 3, 25),
+    lags_steps: Sequence[int] = (0, 2, 10),
     store_names: Sequence[str] = ("MongoDB copy", "ClickHouse copy", "Elasticsearch copy"),
     seed=7,
 ) -> pd.DataFrame:
-    """Three real SQLite databases apply one permission log, each ``lag`` events behind; compare answers.
+    """Three real SQLite databases apply one permission log, each some steps behind; compare their answers.
 
-    The log toggles one user's membership of ``n_groups`` groups (event ``v`` has version ``v``). After
-    each event the primary is current and store ``s`` has applied versions ``<= v - lags_events[s]``. At
-    every step the application asks each store which groups the user may see. A *version-gated* read
-    sends the primary's version with the query and a store that has not applied it refuses (the
-    application waits or retries).
+    At each step a permission change happens with probability ``event_probability`` (it toggles one
+    user's membership of one of ``n_groups`` groups and gets the next version number), and the
+    application then asks every store which groups the user may see. The primary is current; store ``s``
+    has applied the changes made up to ``lags_steps[s]`` steps ago. A *version-gated* read sends the
+    primary's version with the query and a store that has not applied it refuses (the application waits
+    or retries elsewhere).
 
     Returns
     -------
     pandas.DataFrame
-        One row per event: ``version``, ``stores_disagree`` (the stores' answers differ),
-        ``stale_stores`` (stores whose answer differs from the primary), ``gated_refusals`` (stores that
-        refuse a version-gated read) and ``gated_inconsistent`` (answers served under the gate that
-        differ from the primary: always 0).
+        One row per step: ``step``, ``version``, ``stores_disagree`` (the stores' answers differ),
+        ``stale_stores`` (stores whose answer differs from the primary), ``stale_<i>`` per store,
+        ``gated_refusals`` (stores that refuse a version-gated read) and ``gated_inconsistent`` (answers
+        served under the gate that differ from the primary: 0 by construction, checked).
     """
-    n_events = validate.positive_int("n_events", n_events)
+    n_steps = validate.positive_int("n_steps", n_steps)
+    p_event = validate.probability("event_probability", event_probability)
     n_groups = validate.positive_int("n_groups", n_groups)
-    lags = [validate.non_negative_int(f"lags_events[{i}]", lag) for i, lag in enumerate(lags_events)]
+    lags = [validate.non_negative_int(f"lags_steps[{i}]", lag) for i, lag in enumerate(lags_steps)]
     names = list(store_names)
-    if len(names) != len(lags):
-        raise ValueError("store_names and lags_events must have the same length")
+    if len(names) != len(lags) or not lags:
+        raise ValueError("store_names and lags_steps must be non-empty and of the same length")
     rng = validate.rng_from_seed(seed)
-    toggles = rng.integers(0, n_groups, size=n_events).tolist()
+    happens = rng.random(n_steps) < p_event
+    toggled = rng.integers(0, n_groups, size=n_steps)
     log = []  # (version, group, granted)
+    version_at = np.zeros(n_steps, dtype=np.int64)  # primary's version after each step
     state = [False] * n_groups
-    for version, group in enumerate(toggles, start=1):
-        state[group] = not state[group]
-        log.append((version, group, state[group]))
+    for step in range(n_steps):
+        if happens[step]:
+            group = int(toggled[step])
+            state[group] = not state[group]
+            log.append((len(log) + 1, group, state[group]))
+        version_at[step] = len(log)
     records = []
     with contextlib.ExitStack() as stack:
         stores = [stack.enter_context(temporary_database(f"store{i}.db"))[0] for i in range(len(lags) + 1)]
         for db in stores:
+            db.isolation_level = None  # explicit BEGIN/COMMIT below
             db.executescript(
                 "CREATE TABLE acl (group_id INTEGER PRIMARY KEY);"
                 "CREATE TABLE meta (applied_version INTEGER); INSERT INTO meta VALUES (0);"
             )
         primary, replicas = stores[0], stores[1:]
-
-        def apply_upto(db: sqlite3.Connection, version: int) -> None:
-            applied = db.execute("SELECT applied_version FROM meta").fetchone()[0]
-            with db:  # one transaction: the ACL rows and the applied version move together
-                for v, group, granted in log[applied:max(version, applied)]:
-                    if granted:
-                        db.execute("INSERT OR IGNORE INTO acl VALUES (?)", (group,))
-                    else:
-                        db.execute("DELETE FROM acl WHERE group_id = ?", (group,))
-                    db.execute("UPDATE meta SET applied_version = ?", (v,))
-
-        def answer(db: sqlite3.Connection) -> tuple[int, frozenset]:
-            # Read version and ACL in one transaction so they belong together.
-            db.execute("BEGIN")
-            applied = db.execute("SELECT applied_version FROM meta").fetchone()[0]
-            groups = frozenset(r[0] for r in db.execute("SELECT group_id FROM acl"))
-            db.execute("COMMIT")
-            return applied, groups
-
-        for version in range(1, n_events + 1):
-            apply_upto(primary, version)
-            for db, lag in zip(replicas, lags):
-                apply_upto(db, version - lag)
-            _, current = answer(primary)
-            answers = [answer(db) for db in replicas]
+        for step in range(n_steps):
+            _apply_log(primary, log, int(version_at[step]))
+            for db, lag in zip(replicas, lags, strict=True):
+                _apply_log(db, log, int(version_at[step - lag]) if step >= lag else 0)
+            version = int(version_at[step])
+            _, current = _read_acl(primary)
+            answers = [_read_acl(db) for db in replicas]
             served = [groups for applied, groups in answers if applied >= version]
-            records.append(
-                {
-                    "version": version,
-                    "stores_disagree": len({groups for _, groups in answers}) > 1,
-                    "stale_stores": sum(groups != current for _, groups in answers),
-                    "gated_refusals": sum(applied < version for applied, _ in answers),
-                    "gated_inconsistent": sum(groups != current for groups in served),
-                }
-            )
+            record = {
+                "step": step,
+                "version": version,
+                "stores_disagree": len({groups for _, groups in answers}) > 1,
+                "stale_stores": sum(groups != current for _, groups in answers),
+                "gated_refusals": sum(applied < version for applied, _ in answers),
+                "gated_inconsistent": sum(groups != current for groups in served),
+            }
+            for i, (_, groups) in enumerate(answers):
+                record[f"stale_{i}"] = groups != current
+            records.append(record)
     frame = pd.DataFrame.from_records(records)
-    frame.attrs["stores"] = dict(zip(names, lags))
+    frame.attrs["stores"] = dict(zip(names, lags, strict=True))
     return frame
+
+
+def _apply_log(db: sqlite3.Connection, log: list, version: int) -> None:
+    # One transaction: the ACL rows and the applied version move together, so a reader sees both or neither.
+    applied = db.execute("SELECT applied_version FROM meta").fetchone()[0]
+    if version <= applied:
+        return
+    db.execute("BEGIN")
+    for _version, group, granted in log[applied:version]:
+        if granted:
+            db.execute("INSERT OR IGNORE INTO acl VALUES (?)", (group,))
+        else:
+            db.execute("DELETE FROM acl WHERE group_id = ?", (group,))
+    db.execute("UPDATE meta SET applied_version = ?", (version,))
+    db.execute("COMMIT")
+
+
+def _read_acl(db: sqlite3.Connection) -> tuple[int, frozenset]:
+    # Read the version and the ACL in one transaction so they belong together.
+    db.execute("BEGIN")
+    applied = db.execute("SELECT applied_version FROM meta").fetchone()[0]
+    groups = frozenset(r[0] for r in db.execute("SELECT group_id FROM acl"))
+    db.execute("COMMIT")
+    return int(applied), groups
+
+
+def theory_stale_fraction(event_probability: float, lag_steps: int, n_groups: int = 20) -> float:
+    """Probability that a store ``lag_steps`` behind answers differently from the primary.
+
+    It has missed ``k ~ Binomial(lag, p)`` toggles, each of a uniformly chosen one of ``G`` groups; its
+    answer is still right only if every group was toggled an even number of times. By the parity
+    (Fourier) identity on ``{0,1}^G``, ``P(all even | k) = 2^-G * sum_j C(G, j) ((G - 2j)/G)^k``.
+    Without cancellations this is ``1 - (1 - p)^lag``, an upper bound.
+    """
+    p = validate.probability("event_probability", event_probability)
+    lag = validate.non_negative_int("lag_steps", lag_steps)
+    groups = validate.positive_int("n_groups", n_groups)
+    ks = np.arange(lag + 1)
+    p_k = np.array([math.comb(lag, int(k)) * p**k * (1 - p) ** (lag - k) for k in ks])
+    js = np.arange(groups + 1)
+    # Binomial(G, 1/2) weights in log space, so large G neither overflows nor underflows.
+    log_w = [
+        math.lgamma(groups + 1) - math.lgamma(j + 1) - math.lgamma(groups - j + 1) for j in range(groups + 1)
+    ]
+    weights = np.exp(np.array(log_w) - groups * math.log(2.0))
+    all_even = (weights[None, :] * ((groups - 2 * js[None, :]) / groups) ** ks[:, None]).sum(axis=1)
+    return float(1.0 - (p_k * all_even).sum())
 
 
 def summarize_consistency(frame: pd.DataFrame) -> pd.Series:
     """Fractions of steps with disagreeing stores, with a stale answer, and with a gated refusal."""
     if not isinstance(frame, pd.DataFrame) or "stores_disagree" not in frame:
         raise ValueError("frame must come from run_store_consistency")
+    stale = {
+        f"stale_fraction_{name}": float(frame[f"stale_{i}"].mean())
+        for i, name in enumerate(frame.attrs.get("stores", {}))
+    }
     return pd.Series(
         {
+            **stale,
             "disagree_fraction": float(frame["stores_disagree"].mean()),
             "stale_answer_fraction": float((frame["stale_stores"] > 0).mean()),
             "gated_wait_fraction": float((frame["gated_refusals"] > 0).mean()),
