@@ -1247,7 +1247,7 @@ def theory_stale_fraction(event_probability: float, lag_steps: int, n_groups: in
     ]
     weights = np.exp(np.array(log_w) - groups * math.log(2.0))
     all_even = (weights[None, :] * ((groups - 2 * js[None, :]) / groups) ** ks[:, None]).sum(axis=1)
-    return float(1.0 - (p_k * all_even).sum())
+    return float(min(1.0, max(0.0, 1.0 - (p_k * all_even).sum())))  # clip rounding at 0 and 1
 
 
 def summarize_consistency(frame: pd.DataFrame) -> pd.Series:
