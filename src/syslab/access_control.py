@@ -967,6 +967,7 @@ def demo_revoked_mid_pagination(
     table = pd.DataFrame.from_records(records)
     table.attrs["revoked_devices"] = len(revoked)
     table.attrs["revoked_rows_page1"] = sum(row[1] in revoked for row in page1)
+    table.attrs["revoked_groups"] = len(revoked_groups)
     return table
 
 
