@@ -75,3 +75,30 @@ def test_page_shows_its_glued_numbers_and_figures(built_book, chapter):
     page = (built_book / "chapters" / f"{chapter.stem}.html").read_text()
     assert page.count("<img") >= figures, "a glued figure is missing from the page"
     assert "{glue" not in text, "an unresolved glue role reached the page"
+
+
+def test_internal_links_resolve(built_book):
+    """Every relative link and image on every page points at a file the build produced."""
+    broken = []
+    for page in built_book.rglob("*.html"):
+        if "_static" in page.parts or "_sources" in page.parts:
+            continue
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r'(?:href|src)="([^"#?]+)(?:[#?][^"]*)?"', text):
+            if target.startswith(("http:", "https:", "mailto:", "data:", "javascript:", "//")):
+                continue
+            if not (page.parent / target).resolve().exists():
+                broken.append(f"{page.relative_to(built_book)} -> {target}")
+    assert not broken, "broken internal links:\n" + "\n".join(sorted(set(broken))[:50])
+
+
+def test_pages_fit_the_weight_budget(built_book):
+    """A chapter page with the images it embeds stays within DESIGN.md's 2 MB."""
+    for page in (built_book / "chapters").glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        total = page.stat().st_size
+        for src in set(re.findall(r'<img[^>]+src="([^"]+)"', text)):
+            image = (page.parent / src).resolve()
+            if image.exists():
+                total += image.stat().st_size
+        assert total <= 2_000_000, f"{page.name} weighs {total / 1e6:.2f} MB with its images"
