@@ -49,7 +49,9 @@ def safe(line, start):
 total = 0
 for path in sorted(glob.glob(str(Path(__file__).resolve().parents[1] / "chapters" / "*.ipynb"))):
     nb = nbformat.read(path, as_version=4)
-    done = set()
+    # Terms this chapter already links stay linked once: running the script again changes nothing.
+    text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    done = {term for term in TERMS.values() if f"<{term}>`" in text}
     changed = False
     for cell in nb.cells:
         if cell.cell_type != "markdown" or cell is nb.cells[0]:
