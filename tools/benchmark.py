@@ -42,7 +42,11 @@ def toc_chapters() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     names = []
     for part in toc.get("parts", []):
-        names += [entry["file"].split("/")[-1] for entry in part.get("chapters", [])]
+        names += [
+            entry["file"].split("/")[-1]
+            for entry in part.get("chapters", [])
+            if entry["file"].startswith("chapters/")
+        ]
     return names
 
 
