@@ -21,8 +21,8 @@ def test_every_client_comes_back_and_jitter_flattens_the_peak():
     s_jitter = reconnect.summarize_storm(jitter, n)
     assert s_jitter["reconnected"] == n
     # Synchronised clients all try in the first instant; spread ones cannot.
-    assert s_fixed["peak_attempts_per_50ms"] == n
-    assert s_jitter["peak_attempts_per_50ms"] < n
+    assert s_fixed["peak_attempts_per_50ms"] >= 0.8 * n
+    assert s_jitter["peak_attempts_per_50ms"] < s_fixed["peak_attempts_per_50ms"] / 2
     assert s_jitter["attempts_per_client"] < s_fixed["attempts_per_client"]
     assert fixed.attrs["environment"]["python"]
 

@@ -38,7 +38,9 @@ from syslab.plot import axes_or_new, label
 __all__ = [
     "PROXY_V2_SIGNATURE",
     "ProxyConfig",
+    "TYPICAL_HEADERS",
     "build_proxy_v2_header",
+    "measure_proxy_costs",
     "parse_proxy_v2_header",
     "plot_scale_out",
     "run_balancing_experiment",
@@ -47,6 +49,17 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
+# What a browser-like client sends besides Host: about 400 bytes of headers the L7 proxy must parse.
+TYPICAL_HEADERS = {
+    "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Safari/537.36",
+    "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "accept-language": "en-GB,en;q=0.9",
+    "accept-encoding": "gzip, deflate, br",
+    "cache-control": "no-cache",
+    "x-request-id": "9f1c2a7e-5b3d-4e8a-9c61-2d7f0e4b8a13",
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+}
 # PROXY protocol v2: a 12-byte signature that cannot start any text protocol.
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 _MAX_HEAD_BYTES = 16_384
@@ -368,6 +381,8 @@ class _LoopThread:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # getaddrinfo ran in the loop's default executor: join its worker threads now.
+            await asyncio.get_running_loop().shutdown_default_executor()
 
         try:
             self.run(cancel_all(), 5)
@@ -393,7 +408,8 @@ def run_balancing_experiment(
     config : ProxyConfig or None
         The proxy; ``None`` talks to backend 0 directly (the baseline for latency).
     requests : int or sequence
-        A count of ``GET /item/<i>`` requests, or a list of paths or ``(path, headers)``.
+        A count of ``GET /item/<i>`` requests (with :data:`TYPICAL_HEADERS`), or a list of
+        paths or ``(path, headers)``.
     backends : int
         Number of local backends (default 3).
     work_ms : float
@@ -414,7 +430,7 @@ def run_balancing_experiment(
         raise TypeError(f"config must be a ProxyConfig or None, got {type(config).__name__}")
     if isinstance(requests, int):
         count = validate.positive_int("requests", requests)
-        plan = [(f"/item/{i}", {}) for i in range(count)]
+        plan = [(f"/item/{i}", dict(TYPICAL_HEADERS)) for i in range(count)]
     else:
         plan = [(r, {}) if isinstance(r, str) else (r[0], dict(r[1])) for r in requests]
         if not plan:
@@ -457,6 +473,45 @@ def run_balancing_experiment(
     df.attrs["proxy_cpu_ms_per_request"] = cpu_ms / max(1, len(df))
     df.attrs["environment"] = environment.describe()
     return df
+
+
+def measure_proxy_costs(
+    configs: dict[str, ProxyConfig | None],
+    *,
+    requests: int = 1000,
+    repeats: int = 3,
+    backends: int = 3,
+    timeout_s: float = 60.0,
+) -> pd.DataFrame:
+    """Latency and proxy CPU per request for several proxy set-ups, repeated and interleaved.
+
+    Each repeat runs every configuration once (interleaved, so a noisy moment on the
+    machine hits all of them alike).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (mode, repeat): ``mode``, ``repeat``, ``p50_us``, ``p99_us`` and
+        ``proxy_cpu_us`` (CPU time of the proxy's thread per request).
+    """
+    if not isinstance(configs, dict) or not configs:
+        raise ValueError("configs must be a non-empty dict of name -> ProxyConfig or None")
+    n = validate.positive_int("requests", requests)
+    reps = validate.positive_int("repeats", repeats)
+    rows = []
+    for repeat in range(reps):
+        for name, config in configs.items():
+            run = run_balancing_experiment(config, n, backends=backends, timeout_s=timeout_s)
+            rows.append(
+                {
+                    "mode": name,
+                    "repeat": repeat,
+                    "p50_us": float(run["latency_ms"].median() * 1000),
+                    "p99_us": float(run["latency_ms"].quantile(0.99) * 1000),
+                    "proxy_cpu_us": float(run.attrs["proxy_cpu_ms_per_request"] * 1000),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 async def _thread_cpu_s() -> float:
