@@ -6,13 +6,19 @@
    been declared" (a console error on every page). The duplicates survive every script list
    Sphinx exposes to extensions, so after the build we drop exact duplicate one-line
    ``<script>`` elements from each page's ``<head>``.
-2. pydata-sphinx-theme logs "Got invalid theme mode" when no default colour mode is set;
+2. Figures glued from notebooks get their file path as alt text
+   (``alt="../_images/7faf9e....png"``), which tells a screen-reader user nothing. Each image
+   inside a figure gets its caption as alt text instead; a plot shown straight from a code cell
+   (no caption) is described as such.
+3. pydata-sphinx-theme logs "Got invalid theme mode" when no default colour mode is set;
    we set it to "auto" (follow the reader's system setting), its documented default.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from docutils import nodes
 
 
 def without_duplicate_scripts(page: str) -> str:
@@ -42,6 +48,25 @@ def drop_duplicate_scripts(app, exception) -> None:
             path.write_text(cleaned, encoding="utf-8")
 
 
+def _is_path_like(alt: str, uri: str) -> bool:
+    return not alt.strip() or alt == uri or alt.endswith((".png", ".svg", ".jpg", ".jpeg", ".gif"))
+
+
+def describe_images(app, doctree, docname) -> None:
+    """Give every image a text alternative: its figure's caption, or a plain description."""
+    for image in doctree.findall(nodes.image):
+        if not _is_path_like(image.get("alt", ""), image.get("uri", "")):
+            continue
+        figure = image.parent
+        while figure is not None and not isinstance(figure, nodes.figure):
+            figure = figure.parent
+        captions = list(figure.findall(nodes.caption)) if figure is not None else []
+        if captions:
+            image["alt"] = " ".join(captions[0].astext().split())
+        else:
+            image["alt"] = "Plot produced by the code cell above (described in the surrounding text)."
+
+
 def set_default_mode(app, config) -> None:
     context = dict(config.html_context or {})
     context.setdefault("default_mode", "auto")
@@ -50,5 +75,6 @@ def set_default_mode(app, config) -> None:
 
 def setup(app):
     app.connect("config-inited", set_default_mode)
+    app.connect("doctree-resolved", describe_images)
     app.connect("build-finished", drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
