@@ -313,6 +313,22 @@ def _collection_row(kind: str, at: int, heap: int, live: int, marked: int, swept
     }
 
 
+def _mark_and_sweep(
+    space: np.ndarray, parent: np.ndarray, death: np.ndarray, now: int, kind: str, floor: int, g: float,
+    cost: CollectorCost,
+) -> tuple[np.ndarray, dict, int]:  # fmt: skip
+    """One full collection of ``space`` at allocation ``now``: survivors, its row, the next trigger.
+
+    Mark everything reachable, sweep the whole space, and set the next trigger by the
+    GOGC rule. The mark-sweep collector's every collection and the generational
+    collector's major ones are this same step.
+    """
+    live = mark_reachable(space, parent, death, float(now))
+    n_live = int(live.sum())
+    row = _collection_row(kind, now, space.size, n_live, n_live, space.size, 0, cost)
+    return space[live], row, max(floor, int(math.ceil(n_live * (1 + g))))
+
+
 def simulate_mark_sweep(
     mix: LifetimeMix = LifetimeMix(),
     n_allocations: int = 2_000_000,
@@ -354,11 +370,8 @@ def simulate_mark_sweep(
         next_id += grow
         if heap.size < trigger:
             break  # the program ended before the next collection
-        live = mark_reachable(heap, parent, death, float(next_id))
-        n_live = int(live.sum())
-        rows.append(_collection_row("full", next_id, heap.size, n_live, n_live, heap.size, 0, cost))
-        heap = heap[live]
-        trigger = max(floor, int(math.ceil(n_live * (1 + g))))
+        heap, row, trigger = _mark_and_sweep(heap, parent, death, next_id, "full", floor, g, cost)
+        rows.append(row)
     df = pd.DataFrame(rows)
     df.insert(0, "collector", "mark-sweep")
     return df
@@ -410,13 +423,8 @@ def simulate_generational(
         rows.append(_collection_row("minor", start + nursery, nursery, k, k, 0, k, cost))
         old = np.concatenate([old, young[survived]])
         if old.size >= trigger:
-            live = mark_reachable(old, parent, death, now)
-            n_live = int(live.sum())
-            rows.append(
-                _collection_row("major", start + nursery, old.size, n_live, n_live, old.size, 0, cost)
-            )
-            old = old[live]
-            trigger = max(floor, int(math.ceil(n_live * (1 + g))))
+            old, row, trigger = _mark_and_sweep(old, parent, death, start + nursery, "major", floor, g, cost)
+            rows.append(row)
     df = pd.DataFrame(rows)
     df.insert(0, "collector", "generational")
     return df
