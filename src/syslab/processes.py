@@ -15,7 +15,9 @@ Example
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -61,7 +63,8 @@ class ChildProcess:
         Hard limit on the child's life: :meth:`wait` never waits longer, and the
         context manager kills the whole process group on exit regardless.
     stdin, stdout, stderr :
-        As for :class:`subprocess.Popen` (default: stdout and stderr captured as pipes).
+        As for :class:`subprocess.Popen`. Default: all three are pipes. The stdin pipe is how a
+        child of :mod:`syslab.children` notices its parent's death (end of file), so keep it.
     env : dict, optional
         Extra environment variables.
     """
@@ -72,7 +75,7 @@ class ChildProcess:
         args: Sequence[str] = (),
         *,
         timeout_s: float = 30.0,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env: dict[str, str] | None = None,
@@ -90,6 +93,8 @@ class ChildProcess:
         )
         self.process: subprocess.Popen | None = None
         self._deadline = 0.0
+        self._buffer = b""
+        self.events: list[dict] = []  # every protocol event read so far, in order
 
     def __enter__(self) -> ChildProcess:
         self.process = subprocess.Popen(self.command, **self._popen_kwargs)
@@ -117,6 +122,88 @@ class ChildProcess:
         remaining = max(0.0, self._deadline - time.monotonic())
         limit = remaining if timeout_s is None else min(remaining, float(timeout_s))
         return self.process.wait(timeout=limit)
+
+    def expect(self, event: str, timeout_s: float = 10.0) -> dict:
+        """Read the child's JSON lines until one has ``"event": event``; return it.
+
+        Lines of other events are kept in :attr:`events`. Never waits past ``timeout_s`` or the
+        child's hard limit.
+
+        Parameters
+        ----------
+        event : str
+            The event wanted (``"ready"``, ``"result"``, ...).
+        timeout_s : float
+            Seconds to wait at most, > 0.
+
+        Returns
+        -------
+        dict
+            The event's fields (``{"event": "ready", "port": 41234}``).
+
+        Raises
+        ------
+        TimeoutError
+            No such event in time (the message quotes the child's stderr tail).
+        RuntimeError
+            The child reported ``error`` or exited first.
+        """
+        if not isinstance(event, str) or not event:
+            raise ValueError(f"event must be a non-empty string, got {event!r}")
+        timeout_s = validate.positive_float("timeout_s", timeout_s)
+        if self.process is None or self.process.stdout is None:
+            raise RuntimeError("expect needs a started child with stdout=PIPE; use it in a with block")
+        deadline = min(time.monotonic() + timeout_s, self._deadline)
+        fd = self.process.stdout.fileno()
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                message = self._parse(line)
+                if message is None:
+                    continue
+                self.events.append(message)
+                if message.get("event") == event:
+                    return message
+                if message.get("event") == "error":
+                    raise RuntimeError(f"child {self.command[2]} reported an error: {message.get('message')}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"child {self.command[2]} sent no {event!r} event within {timeout_s:g} s{self._stderr_tail()}"
+                )
+            readable, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.process.poll()
+                    raise RuntimeError(
+                        f"child {self.command[2]} exited (code {self.process.returncode}) before sending "
+                        f"{event!r}{self._stderr_tail()}"
+                    )
+                self._buffer += chunk
+
+    @staticmethod
+    def _parse(line: bytes) -> dict | None:
+        text = line.decode("utf-8", "replace").strip()
+        if not text.startswith("{"):
+            return None  # not a protocol line (a stray print); protocol lines are JSON objects
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return message if isinstance(message, dict) else None
+
+    def _stderr_tail(self, n_chars: int = 600) -> str:
+        """The end of the child's stderr if it has exited (never blocks on a live child)."""
+        process = self.process
+        if process is None or process.stderr is None or process.poll() is None:
+            return ""
+        try:
+            tail = process.stderr.read()[-n_chars:]
+        except (OSError, ValueError):
+            return ""
+        text = tail.decode("utf-8", "replace") if isinstance(tail, bytes) else str(tail)
+        return f"; its stderr ends: {text.strip()!r}" if text.strip() else ""
 
     def kill(self) -> None:
         """SIGKILL the child's whole process group and reap it."""
