@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib as mpl
+import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["STYLE_PATH", "axes_or_new", "figure_of", "use_style", "label"]
+__all__ = ["STYLE_PATH", "axes_or_new", "figure_of", "label", "panels", "use_style"]
 
 STYLE_PATH = Path(__file__).with_name("syslab.mplstyle")
 
@@ -54,3 +55,43 @@ def label(ax: Axes, x: str, y: str, *, legend: bool = False) -> Axes:
     if legend:
         ax.legend()
     return ax
+
+
+def panels(
+    ncols: int,
+    nrows: int = 1,
+    axes: object | None = None,
+    *,
+    figsize: tuple[float, float] | None = None,
+    sharey: bool = False,
+) -> np.ndarray:
+    """Return ``axes`` as a flat array of ``nrows * ncols`` Axes, or the axes of a new figure.
+
+    Every multi-panel ``plot_*`` helper starts with this, so callers may pass their own axes.
+
+    Parameters
+    ----------
+    ncols, nrows : int
+        Panel grid, 1 to 6 each.
+    axes : sequence of Axes, optional
+        The caller's axes (exactly ``nrows * ncols`` of them).
+    figsize : (float, float), optional
+        Inches; default from the house style, widened per column.
+    sharey : bool
+        Share the y axis between panels of a new figure.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D object array of Axes, row by row.
+    """
+    for name, value in (("ncols", ncols), ("nrows", nrows)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 6:
+            raise ValueError(f"{name} must be an int from 1 to 6, got {value!r}")
+    if axes is not None:
+        flat = np.asarray(axes, dtype=object).ravel()
+        if flat.size != nrows * ncols or not all(isinstance(a, Axes) for a in flat):
+            raise TypeError(f"axes must be {nrows * ncols} matplotlib Axes, got {axes!r}")
+        return flat
+    _, new = plt.subplots(nrows, ncols, figsize=figsize, sharey=sharey, squeeze=False)
+    return np.asarray(new, dtype=object).ravel()

@@ -180,6 +180,35 @@ def hikaricp_pool_size(core_count: int, effective_spindle_count: int = 0) -> int
 # --------------------------------------------------------------------- workload
 
 
+MAX_ARRIVALS = 50_000_000  # 400 MB of float64 times: the largest arrival stream a chapter may draw
+
+
+def poisson_arrival_times_s(n: int, arrival_rate_per_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times of a Poisson process: cumulative sums of exponential gaps.
+
+    The one place the library draws Poisson arrivals (every model with random arrivals
+    calls it, so they are drawn the same way).
+
+    Parameters
+    ----------
+    n : int
+        Number of arrivals, 1 to ``MAX_ARRIVALS``.
+    arrival_rate_per_s : float
+        Mean arrivals per second, > 0.
+    rng : numpy.random.Generator
+        The caller's stream (from ``validate.rng_from_seed``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of shape (n,), increasing, seconds from time 0.
+    """
+    n = validate.int_in_range("n", n, 1, MAX_ARRIVALS)
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    validate.instance("rng", rng, np.random.Generator)
+    return np.cumsum(rng.exponential(1.0 / rate, size=n))
+
+
 def draw_gaps_s(n: int, mean_s: float, cv: float, rng: np.random.Generator) -> np.ndarray:
     """Draw ``n`` positive durations with the given mean and coefficient of variation.
 

@@ -168,3 +168,67 @@ def rng_from_seed(seed: object, name: str = "seed") -> np.random.Generator:
     if seed < 0:
         raise ValueError(f"{name} must be >= 0, got {seed!r}")
     return np.random.default_rng(int(seed))
+
+
+def instance(name: str, value: object, kind: type | tuple[type, ...]) -> object:
+    """Return ``value`` if it is an instance of ``kind``; else a TypeError naming ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name.
+    value : object
+    kind : type or tuple of types
+
+    Returns
+    -------
+    object
+        ``value`` unchanged.
+    """
+    if not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        wanted = " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"{name} must be a {wanted}, got {_describe(value)}")
+    return value
+
+
+def frame_columns(name: str, frame: object, required: Iterable[str]) -> "pd.DataFrame":
+    """Return ``frame`` if it is a DataFrame with every ``required`` column.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name.
+    frame : object
+    required : iterable of str
+        Column names that must be present.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` unchanged.
+
+    Raises
+    ------
+    TypeError
+        Not a DataFrame.
+    ValueError
+        A column is missing (the message lists the missing and the present columns).
+    """
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {_describe(frame)}")
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing columns {missing}; it has {list(frame.columns)}")
+    return frame
+
+
+def bounded_int(name: str, value: object, high: int, *, low: int = 1) -> int:
+    """An integer count or size in ``[low, high]``; the bound is in the error message.
+
+    Every size, count and iteration limit in the library goes through this (or
+    :func:`int_in_range`), so no input can exhaust memory or time.
+    """
+    return int_in_range(name, value, low, high)
