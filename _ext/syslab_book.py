@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from docutils import nodes
@@ -74,6 +75,12 @@ def set_default_mode(app, config) -> None:
 
 
 def setup(app):
+    # Strict claims: a false claims.check() in any chapter fails the build instead of showing
+    # the reader's "On this machine" note. Set before any notebook executes; kernels inherit it.
+    os.environ["SYSLAB_CLAIMS"] = "strict"
+    # _static/syslab.js and syslab.css (navigation toggles below 992 px, no stray header band,
+    # tables scrolling in their own box, tap-to-enlarge figures) are added to every page by
+    # Jupyter Book itself, which links every .js/.css file in _static.
     app.connect("config-inited", set_default_mode)
     app.connect("doctree-resolved", describe_images)
     app.connect("build-finished", drop_duplicate_scripts)
