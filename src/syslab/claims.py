@@ -108,7 +108,9 @@ def check(claim: str, holds: object, *, observed: Mapping[str, object] | str) ->
     if len(claim) > MAX_CLAIM_CHARS:
         raise ValueError(f"claim must be at most {MAX_CLAIM_CHARS} characters, got {len(claim)}")
     if not isinstance(observed, (str, Mapping)):
-        raise TypeError(f"observed must be a mapping of names to values or a string, got {type(observed).__name__}")
+        raise TypeError(
+            f"observed must be a mapping of names to values or a string, got {type(observed).__name__}"
+        )
     try:
         verdict = bool(holds)
     except (TypeError, ValueError) as error:  # e.g. an array with more than one element

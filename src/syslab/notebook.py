@@ -40,7 +40,9 @@ def _plain(key: str, value: object) -> int | float | str | bool:
         return float(value)
     if isinstance(value, str):
         return value
-    raise TypeError(f"{key} must be an int, float, bool or str to glue into prose, got {type(value).__name__}")
+    raise TypeError(
+        f"{key} must be an int, float, bool or str to glue into prose, got {type(value).__name__}"
+    )
 
 
 def _format(value: int | float | str | bool) -> str:
@@ -162,7 +164,9 @@ def table(
         raise TypeError(f"columns must be a mapping of column to header, got {type(columns).__name__}")
     missing = [name for name in columns if name not in frame.columns]
     if missing:
-        raise ValueError(f"columns names columns the frame does not have: {missing}; it has {list(frame.columns)}")
+        raise ValueError(
+            f"columns names columns the frame does not have: {missing}; it has {list(frame.columns)}"
+        )
     shown = frame.loc[:, list(columns)].rename(columns=dict(columns)).reset_index(drop=True)
     formats = dict(formats or {})
     for header in shown.columns:

@@ -9,8 +9,11 @@ working directory, in its own process group, and guarantees it is gone when the
 Example
 -------
 >>> from syslab.processes import ChildProcess
->>> with ChildProcess("syslab.processes", ["--selftest"], timeout_s=10) as child:  # doctest: +SKIP
-...     child.wait(5)
+>>> with ChildProcess("syslab.children.ticker", ["--ticks", "2"], timeout_s=10) as child:
+...     ready = child.expect("ready", timeout_s=5)
+...     result = child.expect("result", timeout_s=5)
+>>> result["ticks"]
+2
 """
 
 from __future__ import annotations
