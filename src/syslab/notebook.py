@@ -106,9 +106,9 @@ def figure(key: str, artist: object) -> None:
     """
     if not isinstance(key, str) or not _KEY.match(key) or not key.startswith("fig_"):
         raise ValueError(f"key must be an identifier starting with 'fig_', got {key!r}")
+    import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    import matplotlib.pyplot as plt
     from myst_nb import glue
 
     target = artist

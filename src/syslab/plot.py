@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib as mpl
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 

@@ -15,8 +15,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "choice",
@@ -192,7 +196,7 @@ def instance(name: str, value: object, kind: type | tuple[type, ...]) -> object:
     return value
 
 
-def frame_columns(name: str, frame: object, required: Iterable[str]) -> "pd.DataFrame":
+def frame_columns(name: str, frame: object, required: Iterable[str]) -> pd.DataFrame:
     """Return ``frame`` if it is a DataFrame with every ``required`` column.
 
     Parameters
