@@ -15,7 +15,13 @@ __all__ = ["describe", "describe_table", "file_descriptor_limits", "filesystem_t
 
 
 def file_descriptor_limits() -> tuple[int, int]:
-    """The (soft, hard) RLIMIT_NOFILE of this process; (-1, -1) where the OS has no such limit."""
+    """The (soft, hard) RLIMIT_NOFILE of this process.
+
+    Returns
+    -------
+    tuple of int
+        ``(soft, hard)``; ``(-1, -1)`` where the OS has no such limit.
+    """
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
@@ -28,7 +34,16 @@ def filesystem_type(path: str | os.PathLike | None = None) -> str:
     """The file-system type holding ``path`` (default: the temp folder), from /proc/mounts.
 
     ``tmpfs`` means fsync costs nothing and commit timings understate a real disk.
-    Returns ``"unknown"`` where /proc/mounts does not exist (macOS, Windows).
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A path on the file system in question (default: the temp folder).
+
+    Returns
+    -------
+    str
+        ``"ext4"``, ``"tmpfs"``, ...; ``"unknown"`` where /proc/mounts does not exist (macOS, Windows).
     """
     target = os.path.realpath(tempfile.gettempdir() if path is None else os.fspath(path))
     try:
@@ -75,6 +90,17 @@ def describe() -> dict[str, object]:
 
 
 def describe_table(**extra: object) -> pd.DataFrame:
-    """:func:`describe` plus any extra facts, as a two-column table for display in a chapter."""
+    """:func:`describe` plus any extra facts, as a two-column table for display in a chapter.
+
+    Parameters
+    ----------
+    **extra
+        Further facts (name to value).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``fact``, column ``value`` (strings).
+    """
     facts = {**describe(), **extra}
     return pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]}).set_index("fact")

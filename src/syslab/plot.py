@@ -23,7 +23,12 @@ STYLE_PATH = Path(__file__).with_name("syslab.mplstyle")
 
 
 def use_style() -> None:
-    """Apply the house style (call once in a chapter's setup cell)."""
+    """Apply the house style (call once in a chapter's setup cell).
+
+    Returns
+    -------
+    None
+    """
     plt.style.use(STYLE_PATH)
     # A notebook shows figures inline; the book embeds them as PNG. SVG would be
     # sharper but a scatter of 10^5 points as SVG blows the page-weight budget.
@@ -31,7 +36,19 @@ def use_style() -> None:
 
 
 def axes_or_new(ax: Axes | None = None, *, figsize: tuple[float, float] | None = None) -> Axes:
-    """Return ``ax``, or the axes of a new figure when ``ax`` is None."""
+    """Return ``ax``, or the axes of a new figure when ``ax`` is None.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes, optional
+        The caller's axes.
+    figsize : (float, float), optional
+        Inches, for a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     if ax is not None:
         if not isinstance(ax, Axes):
             raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
@@ -41,7 +58,16 @@ def axes_or_new(ax: Axes | None = None, *, figsize: tuple[float, float] | None =
 
 
 def figure_of(ax: Axes) -> Figure:
-    """Return the figure an axes belongs to (for ``glue("fig-...", figure_of(ax))``)."""
+    """Return the figure an axes belongs to.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     figure = ax.get_figure()
     if figure is None:  # pragma: no cover - only for detached axes
         raise ValueError("ax is not attached to a figure")
@@ -49,7 +75,21 @@ def figure_of(ax: Axes) -> Figure:
 
 
 def label(ax: Axes, x: str, y: str, *, legend: bool = False) -> Axes:
-    """Set lowercase axis labels (units in the label, e.g. ``"pool size (connections)"``)."""
+    """Set lowercase axis labels (units in the label, e.g. ``"pool size (connections)"``).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    x, y : str
+        The x and y labels.
+    legend : bool
+        Also draw the legend.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``.
+    """
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     if legend:

@@ -36,7 +36,17 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 
 
 def package_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The current environment with ``syslab`` importable in a child, plus ``extra``."""
+    """The current environment with ``syslab`` importable in a child, plus ``extra``.
+
+    Parameters
+    ----------
+    extra : dict of str to str, optional
+        Variables to add or override.
+
+    Returns
+    -------
+    dict of str to str
+    """
     env = dict(os.environ)
     paths = [PACKAGE_PARENT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -47,7 +57,19 @@ def package_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def python_command(module: str, args: Sequence[str] = ()) -> list[str]:
-    """``[python, -m, module, *args]`` using this interpreter."""
+    """``[python, -m, module, *args]`` using this interpreter.
+
+    Parameters
+    ----------
+    module : str
+        A module runnable with ``python -m``.
+    args : sequence
+        Its arguments (converted with ``str``).
+
+    Returns
+    -------
+    list of str
+    """
     if not isinstance(module, str) or not module:
         raise ValueError(f"module must be a non-empty module name, got {module!r}")
     return [sys.executable, "-m", module, *map(str, args)]
@@ -111,12 +133,32 @@ class ChildProcess:
         return self.process.pid
 
     def send_signal(self, signum: int) -> None:
-        """Send ``signum`` to the child (not its group), if it is still running."""
+        """Send ``signum`` to the child (not its group), if it is still running.
+
+        Parameters
+        ----------
+        signum : int
+            A signal number (``signal.SIGTERM``).
+
+        Returns
+        -------
+        None
+        """
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signum)
 
     def wait(self, timeout_s: float | None = None) -> int:
         """Wait for exit, at most ``timeout_s`` and never past the hard limit; return the exit code.
+
+        Parameters
+        ----------
+        timeout_s : float, optional
+            Seconds to wait at most (default: until the hard limit).
+
+        Returns
+        -------
+        int
+            The exit code (negative: killed by that signal).
 
         Raises :class:`subprocess.TimeoutExpired` if the child is still running.
         """
@@ -209,7 +251,12 @@ class ChildProcess:
         return f"; its stderr ends: {text.strip()!r}" if text.strip() else ""
 
     def kill(self) -> None:
-        """SIGKILL the child's whole process group and reap it."""
+        """SIGKILL the child's whole process group and reap it.
+
+        Returns
+        -------
+        None
+        """
         if self.process is None:
             return
         if self.process.poll() is None:

@@ -10,26 +10,54 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from syslab import validate
+from syslab.timing import median_seconds  # re-exported: timing lives in syslab.timing
 
 __all__ = [
     "database_size_bytes",
     "median_seconds",
     "page_stats",
+    "plain_file_name",
     "plan_uses_index",
     "query_plan",
     "temporary_database",
 ]
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+def plain_file_name(name: object, parameter: str = "name") -> str:
+    """``name`` if it is a plain file name (no folder, no ``..``), for a file inside a temp folder.
+
+    Parameters
+    ----------
+    name : object
+        The candidate name.
+    parameter : str
+        The caller's parameter name, for the error message.
+
+    Returns
+    -------
+    str
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{parameter} must be a plain file name (str), got {type(name).__name__}")
+    if not _PLAIN_NAME.match(name) or name in {".", ".."} or ".." in name:
+        raise ValueError(
+            f"{parameter} must be a plain file name of letters, digits, '.', '_' or '-' "
+            f"(no folders), got {name!r}"
+        )
+    return name
 
 
 @contextlib.contextmanager
@@ -37,10 +65,26 @@ def temporary_database(name: str = "lab.db", **connect_kwargs) -> Iterator[tuple
     """Yield ``(connection, path)`` for a new SQLite file in a temporary folder, deleted afterwards.
 
     The folder (and any ``-wal``/``-journal`` files) is removed even if the block raises.
+
+    Parameters
+    ----------
+    name : str
+        A plain file name inside the temporary folder; paths (``../x.db``, ``/tmp/x.db``) are refused.
+    **connect_kwargs
+        Passed to :func:`sqlite3.connect` (``isolation_level=None``, ``timeout=...``).
+
+    Yields
+    ------
+    (sqlite3.Connection, pathlib.Path)
     """
+    name = plain_file_name(name)
     folder = Path(tempfile.mkdtemp(prefix="syslab-sqlite-"))
-    path = folder / name
-    conn = sqlite3.connect(path, **connect_kwargs)
+    try:
+        path = folder / name
+        conn = sqlite3.connect(path, **connect_kwargs)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     try:
         yield conn, path
     finally:
@@ -53,6 +97,18 @@ def query_plan(conn: sqlite3.Connection, sql: str, params: Sequence | dict = ())
 
     SQLite 3.36 changed the wording (``SCAN TABLE t`` became ``SCAN t``); callers
     should classify lines with :func:`plan_uses_index`, not by exact text.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+    sql : str
+        One SELECT (or other) statement, without ``EXPLAIN``.
+    params : sequence or dict
+        Its bound parameters.
+
+    Returns
+    -------
+    list of str
     """
     if not isinstance(sql, str) or not sql.strip():
         raise ValueError("sql must be a non-empty SQL string")
@@ -60,15 +116,34 @@ def query_plan(conn: sqlite3.Connection, sql: str, params: Sequence | dict = ())
     return [str(row[-1]) for row in rows]
 
 
-def plan_uses_index(plan: Sequence[str]) -> bool:
+def plan_uses_index(plan: str | Sequence[str]) -> bool:
     """True when every table access in ``plan`` is a SEARCH (an index or rowid lookup).
 
-    A ``SCAN`` line reads the whole table or index, except ``SCAN ... USING
-    COVERING INDEX`` which still reads every index entry and so counts as a scan.
-    Lines that are not table accesses (``USE TEMP B-TREE``, ``MULTI-INDEX OR``,
-    ``INDEX 1`` ...) are ignored.
+    Parameters
+    ----------
+    plan : str or sequence of str
+        The ``detail`` lines of ``EXPLAIN QUERY PLAN`` (what :func:`query_plan` returns), or a
+        single such line.
+
+    Returns
+    -------
+    bool
+        ``True`` when the plan has at least one table access and every one is a ``SEARCH``. A
+        ``SCAN`` line reads the whole table, and ``SCAN ... USING COVERING INDEX`` still reads
+        every entry of the index, so both count as scans. Lines that are not table accesses
+        (``USE TEMP B-TREE``, ``MULTI-INDEX OR``, ``INDEX 1`` ...) are ignored, and the
+        pre-3.36 wording (``SCAN TABLE t``) is read the same way.
     """
-    accesses = [line for line in plan if line.startswith(("SCAN", "SEARCH"))]
+    if isinstance(plan, str):
+        lines = [plan]
+    elif isinstance(plan, Sequence) and not isinstance(plan, (bytes, bytearray)):
+        lines = list(plan)
+    else:
+        raise TypeError(f"plan must be a plan line or a sequence of plan lines, got {type(plan).__name__}")
+    for index, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise TypeError(f"plan[{index}] must be a str, got {type(line).__name__}")
+    accesses = [line.strip() for line in lines if line.strip().startswith(("SCAN", "SEARCH"))]
     return bool(accesses) and all(line.startswith("SEARCH") for line in accesses)
 
 
@@ -121,23 +196,18 @@ def page_stats(conn: sqlite3.Connection, name: str | None = None) -> pd.DataFram
     return pd.DataFrame.from_dict(result, orient="index").rename_axis("name")
 
 
-def median_seconds(run: Callable[[], object], *, repeats: int = 5, max_total_s: float = 10.0) -> float:
-    """Median wall time of ``run()`` over ``repeats`` calls, stopping early after ``max_total_s``."""
-    repeats = validate.positive_int("repeats", repeats)
-    budget = validate.positive_float("max_total_s", max_total_s)
-    if not callable(run):
-        raise TypeError("run must be callable")
-    times = []
-    started = time.perf_counter()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() - started > budget:
-            break
-    return float(np.median(times))
-
-
 def database_size_bytes(path: str | os.PathLike) -> int:
-    """Size of a database file on disk, in bytes."""
+    """Size of a database file on disk, in bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file (an integer file descriptor is refused: it is never what a caller means).
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     return os.path.getsize(path)

@@ -52,7 +52,19 @@ def _real(name: str, value: object) -> float:
 
 
 def finite_float(name: str, value: object) -> float:
-    """Return ``value`` as a float, requiring it to be finite."""
+    """Return ``value`` as a float, requiring it to be finite.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+
+    Returns
+    -------
+    float
+    """
     result = _real(name, value)
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -60,7 +72,21 @@ def finite_float(name: str, value: object) -> float:
 
 
 def positive_float(name: str, value: object, *, allow_inf: bool = False) -> float:
-    """Return ``value`` as a float, requiring ``value > 0`` (and finite unless ``allow_inf``)."""
+    """Return ``value`` as a float, requiring ``value > 0`` (and finite unless ``allow_inf``).
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+    allow_inf : bool
+        Accept +inf (an unbounded quantity).
+
+    Returns
+    -------
+    float
+    """
     result = _real(name, value)
     if not result > 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -70,7 +96,21 @@ def positive_float(name: str, value: object, *, allow_inf: bool = False) -> floa
 
 
 def non_negative_float(name: str, value: object, *, allow_inf: bool = False) -> float:
-    """Return ``value`` as a float, requiring ``value >= 0`` (and finite unless ``allow_inf``)."""
+    """Return ``value`` as a float, requiring ``value >= 0`` (and finite unless ``allow_inf``).
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+    allow_inf : bool
+        Accept +inf.
+
+    Returns
+    -------
+    float
+    """
     result = _real(name, value)
     if result < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -88,7 +128,23 @@ def float_in_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> float:
-    """Return ``value`` as a float, requiring it to lie between ``low`` and ``high``."""
+    """Return ``value`` as a float, requiring it to lie between ``low`` and ``high``.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+    low, high : float
+        The bounds.
+    low_inclusive, high_inclusive : bool
+        Whether each bound is allowed.
+
+    Returns
+    -------
+    float
+    """
     result = _real(name, value)
     above = result >= low if low_inclusive else result > low
     below = result <= high if high_inclusive else result < high
@@ -100,7 +156,19 @@ def float_in_range(
 
 
 def probability(name: str, value: object) -> float:
-    """Return ``value`` as a float in [0, 1]."""
+    """Return ``value`` as a float in [0, 1].
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+
+    Returns
+    -------
+    float
+    """
     return float_in_range(name, value, 0.0, 1.0)
 
 
@@ -116,7 +184,19 @@ def _integer(name: str, value: object) -> int:
 
 
 def positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int, requiring ``value >= 1``."""
+    """Return ``value`` as an int, requiring ``value >= 1``.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+
+    Returns
+    -------
+    int
+    """
     result = _integer(name, value)
     if result < 1:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
@@ -124,7 +204,19 @@ def positive_int(name: str, value: object) -> int:
 
 
 def non_negative_int(name: str, value: object) -> int:
-    """Return ``value`` as an int, requiring ``value >= 0``."""
+    """Return ``value`` as an int, requiring ``value >= 0``.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+
+    Returns
+    -------
+    int
+    """
     result = _integer(name, value)
     if result < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -132,7 +224,21 @@ def non_negative_int(name: str, value: object) -> int:
 
 
 def int_in_range(name: str, value: object, low: int, high: int) -> int:
-    """Return ``value`` as an int in the closed range [low, high]."""
+    """Return ``value`` as an int in the closed range [low, high].
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+    low, high : int
+        The bounds, both allowed.
+
+    Returns
+    -------
+    int
+    """
     result = _integer(name, value)
     if not low <= result <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
@@ -140,7 +246,21 @@ def int_in_range(name: str, value: object, low: int, high: int) -> int:
 
 
 def choice(name: str, value: object, allowed: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``allowed`` (strings)."""
+    """Return ``value`` if it is one of ``allowed`` (strings).
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    value : object
+        The argument to check.
+    allowed : iterable of str
+        The accepted values.
+
+    Returns
+    -------
+    str
+    """
     options = tuple(allowed)
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
@@ -148,7 +268,19 @@ def choice(name: str, value: object, allowed: Iterable[str]) -> str:
 
 
 def sequence_of_positive_ints(name: str, values: object) -> list[int]:
-    """Return ``values`` as a non-empty list of ints, each ``>= 1``."""
+    """Return ``values`` as a non-empty list of ints, each ``>= 1``.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    values : object
+        A sequence of integers.
+
+    Returns
+    -------
+    list of int
+    """
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise TypeError(f"{name} must be a sequence of integers, got {_describe(values)}")
     if len(values) == 0:
@@ -162,6 +294,17 @@ def rng_from_seed(seed: object, name: str = "seed") -> np.random.Generator:
     Accepts an ``int`` (>= 0), a :class:`numpy.random.SeedSequence`, an existing
     ``Generator`` (returned unchanged, so callers can share one stream) or ``None``
     (fresh entropy: only for exploration, never for a published figure or a test).
+
+    Parameters
+    ----------
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
+        The caller's seed.
+    name : str
+        The caller's parameter name, used in error messages.
+
+    Returns
+    -------
+    numpy.random.Generator
     """
     if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
         return np.random.default_rng(seed)
@@ -234,5 +377,20 @@ def bounded_int(name: str, value: object, high: int, *, low: int = 1) -> int:
 
     Every size, count and iteration limit in the library goes through this (or
     :func:`int_in_range`), so no input can exhaust memory or time.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name.
+    value : object
+        The argument.
+    high : int
+        The largest value allowed (a module's ``MAX_*`` constant).
+    low : int
+        The smallest value allowed.
+
+    Returns
+    -------
+    int
     """
     return int_in_range(name, value, low, high)
