@@ -12,6 +12,12 @@
    (no caption) is described as such.
 3. pydata-sphinx-theme logs "Got invalid theme mode" when no default colour mode is set;
    we set it to "auto" (follow the reader's system setting), its documented default.
+4. Claims are strict in the build (``SYSLAB_CLAIMS=strict``, inherited by every kernel).
+5. Figures are drawn at 2x (200 dpi) in the build only, through a matplotlibrc the kernels
+   inherit (``MATPLOTLIBRC``); a reader's own Jupyter keeps 100 dpi.
+6. Chapters execute in parallel before Sphinx reads them (``syslab_prebuild``), and the build
+   report page is written from the same cache (``syslab_report``).
+7. ``notebooks.zip`` (every chapter notebook plus ``data/``) is written next to the pages.
 """
 
 from __future__ import annotations
@@ -74,6 +80,50 @@ def set_default_mode(app, config) -> None:
     config.html_context = context
 
 
+MATPLOTLIBRC = """# Written by _ext/syslab_book.py for the book build only: figures at 2x (200 dpi) so they stay
+# sharp on high-density screens. syslab.mplstyle leaves figure.dpi alone, so a reader's own
+# Jupyter keeps matplotlib's 100 dpi (explorers redraw faster).
+figure.dpi: 200
+"""
+
+
+def use_build_matplotlibrc(app) -> None:
+    """Point the kernels the build starts at a matplotlibrc with 2x figures."""
+    folder = Path(app.doctreedir).parent / "syslab-matplotlib"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "matplotlibrc").write_text(MATPLOTLIBRC, encoding="utf-8")
+    os.environ["MATPLOTLIBRC"] = str(folder)
+
+
+NOTEBOOKS_README = """The Systems Lab: every chapter as a Jupyter notebook, with the data it reads.
+
+The notebooks need the book's library, syslab. From a clone of the repository:
+    python3 -m pip install -r requirements.txt
+    jupyter lab chapters/
+Or open a notebook in Colab: its first code cells install syslab.
+"""
+
+
+def write_notebooks_zip(app, exception) -> None:
+    """``notebooks.zip`` next to the pages: every chapter notebook in the toc, plus data/."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import zipfile
+
+    from syslab_prebuild import toc_notebooks
+
+    srcdir = Path(app.srcdir)
+    target = Path(app.outdir) / "notebooks.zip"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("the-systems-lab/README.txt", NOTEBOOKS_README)
+        for path in toc_notebooks(srcdir):
+            archive.write(path, "the-systems-lab/" + path.relative_to(srcdir).as_posix())
+        for extra in ["requirements.txt", *sorted((srcdir / "data").rglob("*"))]:
+            path = srcdir / extra if isinstance(extra, str) else extra
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, "the-systems-lab/" + path.relative_to(srcdir).as_posix())
+
+
 def setup(app):
     # Strict claims: a false claims.check() in any chapter fails the build instead of showing
     # the reader's "On this machine" note. Set before any notebook executes; kernels inherit it.
@@ -81,7 +131,16 @@ def setup(app):
     # _static/syslab.js and syslab.css (navigation toggles below 992 px, no stray header band,
     # tables scrolling in their own box, tap-to-enlarge figures) are added to every page by
     # Jupyter Book itself, which links every .js/.css file in _static.
+    use_build_matplotlibrc(app)
     app.connect("config-inited", set_default_mode)
+    # Execute the toc's notebooks in parallel into myst-nb's jupyter-cache before reading
+    # (after myst-nb's own builder-inited handler has set the cache path).
+    import syslab_prebuild
+    import syslab_report
+
+    app.connect("builder-inited", syslab_prebuild.on_builder_inited, priority=900)
+    syslab_report.setup(app)
+    app.connect("build-finished", write_notebooks_zip)
     app.connect("doctree-resolved", describe_images)
     app.connect("build-finished", drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -95,6 +95,7 @@ toc += [
     "    chapters:",
     "      - file: failure-modes",
     "      - file: glossary",
+    "      - file: build-report",
 ]
 open(f"{root}/_toc.yml", "w").write("\n".join(toc) + "\n")
 lines = []
