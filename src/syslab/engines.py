@@ -233,7 +233,19 @@ class Engine:
 
 @dataclass(frozen=True)
 class Database:
-    """One experiment's own database on an :class:`Engine` (from :meth:`Engine.database`)."""
+    """One experiment's own database on an :class:`Engine` (from :meth:`Engine.database`).
+
+    Attributes
+    ----------
+    engine : Engine
+        The server it lives on.
+    name : str
+        The database's name (``syslab_<random>``), or the Redis database number as text.
+    dsn : str
+        URL of this database.
+    index : int or None
+        Redis: the logical database number; None for PostgreSQL and MariaDB.
+    """
 
     engine: Engine
     name: str
@@ -270,9 +282,22 @@ def postgres(*, options: Mapping[str, object] | None = None) -> Engine:
 
 
 def mariadb(*, options: Mapping[str, object] | None = None) -> Engine:
-    """The MariaDB server for this kernel; ``options`` are ``mariadbd`` settings (``--name=value``).
+    """The MariaDB server for this kernel (see the module docstring for where it comes from).
 
-    Raises :class:`EngineUnavailable` when there is none.
+    Parameters
+    ----------
+    options : mapping of str to str, optional
+        ``mariadbd`` settings (``--name=value``) for a private instance of its own, shared per kernel
+        per option set.
+
+    Returns
+    -------
+    Engine
+
+    Raises
+    ------
+    EngineUnavailable
+        No MariaDB here; ``reason`` says why.
     """
     return _get("mariadb", options, cluster=False)
 
@@ -329,7 +354,20 @@ def find(name: str, *, options: Mapping[str, object] | None = None, cluster: boo
 def unavailable_reason(
     name: str, *, options: Mapping[str, object] | None = None, cluster: bool = False
 ) -> str | None:
-    """Why the engine ``name`` is not available here, or None when it is (starts it if needed)."""
+    """Why the engine ``name`` is not available here, or None when it is (starts it if needed).
+
+    Parameters
+    ----------
+    name : str
+        ``postgres``, ``mariadb`` or ``redis``.
+    options, cluster :
+        As for :func:`postgres` / :func:`redis`.
+
+    Returns
+    -------
+    str or None
+        The reason, as the fallback note shows it.
+    """
     _check_name(name)
     try:
         _get(name, options, cluster=cluster)
@@ -339,7 +377,19 @@ def unavailable_reason(
 
 
 def stop_all(timeout_s: float = 15.0) -> None:
-    """Stop every private server this process started and remove their folders (also run at exit)."""
+    """Stop every private server this process started and remove their folders (also run at exit).
+
+    The next request for an engine starts a new server.
+
+    Parameters
+    ----------
+    timeout_s : float
+        How long to wait for each supervisor to stop its server before killing it.
+
+    Returns
+    -------
+    None
+    """
     with _lock:
         servers = list(_servers)
         _servers.clear()
@@ -476,7 +526,7 @@ def _from_url(name: str, url: str) -> Engine:
             f"(expected {schemes[name][0]}://user:password@host:port/...)",
         )
     try:
-        conn = _connect(name, url, {"timeout": URL_CONNECT_TIMEOUT_S})
+        conn = _connect(name, url, {"timeout": URL_CONNECT_TIMEOUT_S}, probe=True)
         try:
             product, version, settings = _inspect(name, conn, ())
         finally:
@@ -485,7 +535,7 @@ def _from_url(name: str, url: str) -> Engine:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EngineUnavailable(
             name,
-            f"{variable}={_redacted(url)} could not be reached within {URL_CONNECT_TIMEOUT_S} s: {message}",
+            f"{variable}={_redacted(url)} could not be reached (timeout {URL_CONNECT_TIMEOUT_S} s): {message}",
         ) from None
     return Engine(
         name=name,
@@ -501,10 +551,18 @@ def _from_url(name: str, url: str) -> Engine:
 # --------------------------------------------------------------------------- clients
 
 
-def _connect(name: str, dsn: str, kwargs: dict):
-    """Open a client connection; ``kwargs["timeout"]`` (ours) sets the connect timeout."""
+def _connect(name: str, dsn: str, kwargs: dict, *, probe: bool = False):
+    """Open a client connection; ``kwargs["timeout"]`` (ours) sets the connect timeout.
+
+    ``probe``: also bound every read and write by that timeout (a server that accepts the TCP
+    connection and never answers must not hang the caller).
+    """
     kwargs = dict(kwargs)
     timeout = kwargs.pop("timeout", 10)
+    if probe and name == "mariadb":
+        kwargs.update(read_timeout=timeout, write_timeout=timeout)
+    if probe and name == "redis":
+        kwargs.update(socket_timeout=timeout)
     if name == "postgres":
         import psycopg
 
@@ -837,6 +895,7 @@ class _Server:
         self.owner_pid = os.getpid()
         self.folder: str | None = None
         self.log_path: str | None = None
+        self.server_pid: int | None = None
         self._buffer = b""
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-S", SUPERVISOR, json.dumps(spec)],
@@ -947,29 +1006,38 @@ def _start_once(name, binary, source, opts, cluster, user, root) -> Engine:
         }[name]
         conn = None
         while conn is None:
-            event = server.next_event(0)
-            if event is not None and event.get("event") == "exited":
-                tail = (event.get("log_tail") or "").strip()
-                raise EngineStartError(
-                    name,
-                    f"{where} failed to start ({event.get('stage')} exited with code {event.get('code')}); "
-                    f"the end of its log:\n{tail[-1500:]}",
-                )
-            if server.process.poll() is not None and event is None:
+            exited = server.process.poll() is not None
+            while (event := server.next_event(0)) is not None:
+                if event.get("event") == "started":
+                    server.server_pid = int(event["pid"])
+                if event.get("event") == "exited":
+                    tail = (event.get("log_tail") or "").strip()
+                    raise EngineStartError(
+                        name,
+                        f"{where} failed to start ({event.get('stage')} exited with code {event.get('code')}); "
+                        f"the end of its log:\n{tail[-1500:]}",
+                    )
+            if exited:
                 raise EngineStartError(name, f"{where}: its supervisor exited; log:\n{server.log_tail(1500)}")
             if time.monotonic() > deadline:
                 raise EngineStartError(
                     name, f"{where} was not ready after {START_TIMEOUT_S:g} s; log:\n{server.log_tail(1500)}"
                 )
             try:
-                conn = _connect(name, dsn, {"timeout": 2})
-                if name == "redis":
-                    conn.ping()
+                conn = _connect(name, dsn, {"timeout": 2}, probe=True)
+                if not _is_ours(name, conn, server.folder):
+                    # Another program took the port between our probe and the server's bind: our
+                    # server will exit with "Address already in use" and we start again.
+                    raise ConnectionError("a different server answers on this port")
             except Exception:  # noqa: BLE001 - not ready yet
-                if conn is not None and name == "redis":
-                    conn.close()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
                 conn = None
                 time.sleep(0.02)
+        while server.server_pid is None and (event := server.next_event(5.0)) is not None:
+            if event.get("event") == "started":
+                server.server_pid = int(event["pid"])
         try:
             product, version, settings = _inspect(name, conn, opts)
             if cluster:
@@ -1000,6 +1068,22 @@ def _start_once(name, binary, source, opts, cluster, user, root) -> Engine:
         _server=server,
         _redis_slots=_Slots() if name == "redis" else None,
     )
+
+
+def _is_ours(name: str, conn, folder: str) -> bool:
+    """Whether the server behind ``conn`` keeps its data in ``folder`` (i.e. it is the one we started)."""
+    if name == "postgres":
+        with conn.cursor() as cur:
+            cur.execute("SHOW data_directory")
+            data = cur.fetchone()[0]
+        conn.rollback()
+    elif name == "mariadb":
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@datadir")
+            data = cur.fetchone()[0]
+    else:
+        data = conn.config_get("dir").get("dir", "")
+    return os.path.realpath(str(data)).startswith(os.path.realpath(folder))
 
 
 def _sweep_leftovers(root: str) -> None:
