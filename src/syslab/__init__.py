@@ -17,11 +17,10 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.connection_pool` -- a real connection pool over SQLite, and a load generator that measures it
 - :mod:`syslab.drain_server` -- child-process programs for the graceful-shutdown experiments (run with ``python -m``)
 - :mod:`syslab.environment` -- what machine an experiment ran on, read at run time (never assumed)
-- :mod:`syslab.exactly_once` -- exactly-once effect = at-least-once delivery + idempotence: a model and three real experiments
+- :mod:`syslab.exactly_once` -- exactly-once effect = at-least-once delivery + idempotence: a lease model, Redis Streams, PostgreSQL and SQLite experiments
 - :mod:`syslab.fanout` -- fan-out on write (push) vs fan-out on read (pull) vs a hybrid, on a heavy-tailed follower graph
 - :mod:`syslab.garbage_collection` -- garbage collection and its pauses: a collector model, a stop-the-world latency model, CPython measured
 - :mod:`syslab.garbage_collection_child` -- the child-process side of :mod:`syslab.garbage_collection`'s measurements of CPython's collector
-- :mod:`syslab.hash_probe` -- print Python's ``hash()`` of a string and a stable hash of it, from a fresh interpreter
 - :mod:`syslab.hashring` -- consistent hashing and its hotspots: rings, jump hash, rendezvous, bounded loads, slots, ranges
 - :mod:`syslab.hpa` -- a Horizontal Pod Autoscaler you can watch being late, and the traffic shapes that make it late
 - :mod:`syslab.id_exhaustion` -- running out of AUTO_INCREMENT: integer limits, how each engine fails, burn rate and runway
@@ -33,7 +32,6 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.plot` -- the house plotting style and the small helpers every chapter shares
 - :mod:`syslab.processes` -- child processes for real experiments: started from a syslab module, always cleaned up
 - :mod:`syslab.proxy` -- layer-4 and layer-7 load balancing: real asyncio proxies on 127.0.0.1, and a scale-out simulation
-- :mod:`syslab.queue_worker` -- worker processes for the exactly-once experiments, run as children by :mod:`syslab.exactly_once`
 - :mod:`syslab.queueing` -- queueing models: Little's law, Erlang C, Kingman, and a connection pool you can watch
 - :mod:`syslab.reconnect` -- a real reconnect storm on 127.0.0.1: asyncio clients against a rate-limited server that restarts
 - :mod:`syslab.redis_expiry` -- how Redis expires keys: a port of ``src/expire.c``'s active expiry, lazy expiry, freeing and eviction

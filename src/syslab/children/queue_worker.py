@@ -3,10 +3,11 @@
 Each role is a small loop over SQLite files that, at named crash points, kills
 *itself* with SIGKILL with probability ``--p-crash`` -- no cleanup, no
 ``finally``, no flushed buffers: the way a process dies when the kernel's OOM
-killer or a node failure takes it. Before dying it prints ``CRASH <point>`` on
-stdout (unbuffered) so the parent can count crashes per point.
+killer or a node failure takes it. Before dying it announces
+``{"event": "crash", "point": ...}`` on stdout (the JSON protocol of
+:mod:`syslab.children._protocol`) so the parent can count crashes per point.
 
-Roles (``python -m syslab.queue_worker ROLE ...``):
+Roles (``python -m syslab.children.queue_worker ROLE ...``):
 
 ``lease``
     Take messages from a SQLite lease queue, apply the effect, acknowledge.
@@ -25,8 +26,9 @@ as a child process, and when that child dies by SIGKILL it forks a fresh one
 (with the next seed) until one finishes, at most N times. A fork is a new
 process -- the SQLite connections, the random state and everything in memory
 die with the old one -- but it costs a millisecond instead of the hundreds of
-milliseconds a new interpreter takes on a busy machine. The supervisor prints
-``STARTS <n>`` and exits 0 when the work is done.
+milliseconds a new interpreter takes on a busy machine. The supervisor announces
+``{"event": "result", "starts": n}`` and exits 0 when the work is done, or
+``{"event": "error", ...}``.
 
 Only the standard library is imported so a child starts quickly.
 """
@@ -42,6 +44,8 @@ import sqlite3
 import sys
 import time
 
+from syslab.children import _protocol
+
 LEASE_MODES = ("ack-after", "ack-after-idempotent", "ack-before")
 MAIL_STRATEGIES = ("mail-in-transaction", "mail-after-commit", "outbox")
 MAIL_CRASH_POINTS = {
@@ -53,7 +57,7 @@ MAIL_CRASH_POINTS = {
 
 def crash(point: str) -> None:
     """Announce the crash point and SIGKILL this process (nothing after this line runs)."""
-    print(f"CRASH {point}", flush=True)
+    _protocol.announce("crash", point=point)
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(10)  # pragma: no cover - SIGKILL is not deliverable-late on Linux, but never fall through
 
@@ -241,7 +245,7 @@ def run_mail(args: argparse.Namespace) -> int:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m syslab.queue_worker")
+    parser = argparse.ArgumentParser(prog="python -m syslab.children.queue_worker")
     sub = parser.add_subparsers(dest="role", required=True)
     lease = sub.add_parser("lease")
     lease.add_argument("--db", required=True)
@@ -264,6 +268,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         role.add_argument("--seed", type=int, default=0)
         role.add_argument("--restarts", type=int, default=0, help="supervise: fork again after a SIGKILL")
         role.add_argument("--deadline-s", type=float, default=30.0)
+        _protocol.add_common_arguments(role)
     args = parser.parse_args(argv)
     args.start = 0
     return args
@@ -290,14 +295,14 @@ def supervise(run, args: argparse.Namespace) -> int:
         if os.WIFEXITED(status):
             code = os.WEXITSTATUS(status)
             if code == 0:
-                print(f"STARTS {start + 1}", flush=True)
+                _protocol.announce("result", starts=start + 1)
                 return 0
-            print(f"worker exited with code {code}", file=sys.stderr, flush=True)
+            _protocol.announce("error", message=f"worker exited with code {code}")
             return code
         if os.WTERMSIG(status) != signal.SIGKILL:
-            print(f"worker killed by signal {os.WTERMSIG(status)}", file=sys.stderr, flush=True)
+            _protocol.announce("error", message=f"worker killed by signal {os.WTERMSIG(status)}")
             return 4
-    print("supervisor gave up: too many restarts or deadline passed", file=sys.stderr, flush=True)
+    _protocol.announce("error", message="supervisor gave up: too many restarts or deadline passed")
     return 3
 
 
@@ -311,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         "mail": run_mail,
     }
     run = runners[args.role]
+    _protocol.start_guards(args.max_life_s)
+    _protocol.announce("ready", role=args.role)
     if args.restarts > 0:
         return supervise(run, args)
     return run(args)
