@@ -46,13 +46,18 @@ from syslab.plot import axes_or_new, label
 from syslab.sqlite_tools import page_stats, temporary_database
 
 __all__ = [
+    "INNODB_KEY_KINDS",
     "LeafLevel",
+    "PG_KEY_KINDS",
     "SPLIT_POLICIES",
+    "measure_innodb_keys",
+    "measure_postgres_keys",
     "plot_buffer_pool",
     "plot_churn",
     "plot_fill_histogram",
     "plot_fill_history",
     "run_online_index_build",
+    "run_postgres_queue",
     "run_sqlite_bloat",
     "run_sqlite_inserts",
     "simulate_churn",
@@ -533,8 +538,9 @@ def _sqlite_keys(kind: str, n: int, rng: np.random.Generator) -> list:
     if kind == "sequential":
         return list(range(1, n + 1))
     if kind == "random":
-        # random 62-bit rowids: the same width on disk as large sequential ones would take
-        return rng.integers(2**61, 2**62, size=n, dtype=np.int64).tolist()
+        # the same keys 1..n in random order: every key has the same varint width as in the
+        # sequential run, so a difference in pages is the split algorithm, not wider cells
+        return (rng.permutation(n) + 1).tolist()
     if kind == "uuid4":
         return [u.bytes for u in ids.uuid4_batch(n, seed=rng)]
     if kind == "uuid7":
@@ -747,3 +753,427 @@ def run_online_index_build(
         "index_ok": any("t_k_new" in line for line in plan),
         "sqlite": sqlite3.sqlite_version,
     }
+
+
+# =========================================================================== real engines
+
+PG_KEY_KINDS = ("bigint", "uuid4", "uuid7")
+INNODB_KEY_KINDS = ("auto_increment", "uuid_random", "uuid_ordered")
+MAX_ENGINE_ROWS = 5_000_000  # rows per table: ~10 s per million on a 2-core machine
+MAX_ENGINE_TIMEOUT_S = 600.0
+MAX_QUEUE_BATCHES = 1_000
+
+
+class _Deadline:
+    """One time budget for a whole experiment, set-up included."""
+
+    def __init__(self, timeout_s: float, what: str) -> None:
+        self.end = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+        self.what = what
+
+    def left_s(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{self.what} did not finish within timeout_s={self.timeout_s:g} s")
+        return left
+
+
+def _engine_arg(engine: object, product: str) -> object:
+    if not callable(getattr(engine, "database", None)) or getattr(engine, "name", None) != product:
+        raise TypeError(
+            f"engine must be a syslab.engines.Engine for {product!r} (engines.find({product!r})), got {engine!r}"
+        )
+    return engine
+
+
+def _pg_copy_payload(keys: np.ndarray) -> bytes:
+    """PostgreSQL binary COPY data for one column of fixed-width big-endian values."""
+    n, width = keys.shape
+    records = np.zeros(n, dtype=[("n_fields", ">i2"), ("length", ">i4"), ("value", f"V{width}")])
+    records["n_fields"] = 1
+    records["length"] = width
+    records["value"] = np.ascontiguousarray(keys).view(f"V{width}").ravel()
+    return b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + records.tobytes() + b"\xff\xff"
+
+
+def _pg_keys(kind: str, n: int, offset: int, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    from syslab import ids  # ids does not import btree
+
+    if kind == "bigint":
+        values = np.arange(offset + 1, offset + n + 1, dtype=">i8")
+        return "bigint", values.view(np.uint8).reshape(n, 8)
+    if kind == "uuid4":
+        return "uuid", ids.uuid4_array(n, seed=rng)
+    return "uuid", ids.uuid7_array(n, start_ms=1_735_689_600_000 + offset, seed=rng)
+
+
+def measure_postgres_keys(
+    engine: object,
+    n_rows: int = 1_000_000,
+    *,
+    key_kinds: Sequence[str] = PG_KEY_KINDS,
+    n_wal_rows: int = 50_000,
+    timeout_s: float = 120.0,
+    seed: int | np.random.Generator | None = 0,
+):
+    """Load ``n_rows`` keys of each kind into a PostgreSQL primary key; size, density and WAL.
+
+    Each kind gets a table ``CREATE TABLE t (id <type> PRIMARY KEY)`` in a fresh database; the keys
+    are made here (seeded) and sent with binary ``COPY``: ``bigint`` ascending 1..n (what an
+    identity column gives), ``uuid4`` random, ``uuid7`` ascending (:func:`syslab.ids.uuid7_array`).
+    Then ``pgstatindex`` (extension pgstattuple) reads the index. Finally, after a ``CHECKPOINT``,
+    ``n_wal_rows`` more keys of the same kind are inserted and the WAL they wrote is measured from
+    ``pg_current_wal_lsn()`` and ``pg_stat_wal`` (full-page images): the steady-state cost of an
+    insert into a large index, where random keys touch a new page after every checkpoint.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A PostgreSQL engine (``engines.find("postgres")``), version 14 or later.
+    n_rows : int
+        Keys per table, 1 to ``MAX_ENGINE_ROWS``.
+    key_kinds : sequence of {"bigint", "uuid4", "uuid7"}
+        Which key kinds, in order.
+    n_wal_rows : int
+        Keys in the WAL measurement after the load, 1 to ``n_rows``.
+    timeout_s : float
+        Budget for the whole experiment (database set-up included), at most ``MAX_ENGINE_TIMEOUT_S``;
+        enforced with ``statement_timeout``.
+    seed : int, numpy.random.Generator or None
+        Randomness of the UUIDs.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per key kind: ``key_kind``, ``key_type``, ``rows``, ``load_s`` (COPY
+        time), ``index_bytes`` (``pg_relation_size``), ``leaf_pages``, ``avg_leaf_density_pct``
+        (pgstatindex, 0-100), ``wal_bytes_per_row`` and ``fpi_per_1000_rows`` (the extra
+        ``n_wal_rows`` inserts after a checkpoint). ``summary``: ``rows``, ``n_wal_rows``.
+    """
+    from syslab.experiment import Run
+
+    engine = _engine_arg(engine, "postgres")
+    n = validate.bounded_int("n_rows", n_rows, MAX_ENGINE_ROWS)
+    n_wal = validate.bounded_int("n_wal_rows", n_wal_rows, n)
+    kinds = [validate.choice("key_kinds", kind, PG_KEY_KINDS) for kind in _kinds_list(key_kinds)]
+    budget = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_ENGINE_TIMEOUT_S)
+    if budget <= 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+    rng = validate.rng_from_seed(seed)
+    deadline = _Deadline(budget, "measure_postgres_keys")
+    rows = []
+    with engine.database() as db, db.connect(autocommit=True) as conn:
+
+        def run(sql: str, params: tuple = ()):
+            conn.execute(f"SET statement_timeout = {max(1, int(deadline.left_s() * 1000))}")
+            return conn.execute(sql, params)
+
+        run("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        for kind in kinds:
+            key_type, keys = _pg_keys(kind, n, 0, rng)
+            table = f"keys_{kind}"
+            run(f"CREATE TABLE {table} (id {key_type} PRIMARY KEY)")
+            payload = _pg_copy_payload(keys)
+            del keys
+            run("SELECT 1")  # sets statement_timeout for the COPY
+            started = time.perf_counter()
+            with conn.cursor().copy(f"COPY {table} (id) FROM STDIN (FORMAT binary)") as copy:
+                copy.write(payload)
+            load_s = time.perf_counter() - started
+            del payload
+            size, leaf_pages, density = run(
+                f"SELECT pg_relation_size('{table}_pkey'), s.leaf_pages, s.avg_leaf_density "
+                f"FROM pgstatindex('{table}_pkey') s"
+            ).fetchone()
+            _, extra = _pg_keys(kind, n_wal, n, rng)
+            extra_payload = _pg_copy_payload(extra)
+            run("CHECKPOINT")
+            run("SELECT pg_stat_force_next_flush()")
+            lsn0, fpi0 = run("SELECT pg_current_wal_lsn(), wal_fpi FROM pg_stat_wal").fetchone()
+            with conn.cursor().copy(f"COPY {table} (id) FROM STDIN (FORMAT binary)") as copy:
+                copy.write(extra_payload)
+            run("SELECT pg_stat_force_next_flush()")
+            wal_bytes, fpi1 = run(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn), wal_fpi FROM pg_stat_wal", (lsn0,)
+            ).fetchone()
+            rows.append(
+                {
+                    "key_kind": kind,
+                    "key_type": key_type,
+                    "rows": n,
+                    "load_s": load_s,
+                    "index_bytes": int(size),
+                    "leaf_pages": int(leaf_pages),
+                    "avg_leaf_density_pct": float(density),
+                    "wal_bytes_per_row": float(wal_bytes) / n_wal,
+                    "fpi_per_1000_rows": 1000.0 * float(fpi1 - fpi0) / n_wal,
+                }
+            )
+            run(f"DROP TABLE {table}")
+    return Run.create(pd.DataFrame(rows), {"rows": n, "n_wal_rows": n_wal}, engine=engine)
+
+
+def _kinds_list(key_kinds: object) -> list:
+    if isinstance(key_kinds, str) or not isinstance(key_kinds, Sequence):
+        raise TypeError(f"key_kinds must be a sequence of key kind names, got {key_kinds!r}")
+    if len(key_kinds) == 0:
+        raise ValueError("key_kinds must name at least one key kind, got an empty sequence")
+    return list(key_kinds)
+
+
+_INNODB_KEYS = {
+    # column definition, insert expression over MariaDB's Sequence engine (seq = 1..n)
+    "auto_increment": ("id BIGINT NOT NULL AUTO_INCREMENT", "NULL"),
+    "uuid_random": ("id BINARY(16) NOT NULL", "RANDOM_BYTES(16)"),
+    # UUIDv7 layout: 48-bit ms (1,000 keys per ms), version 7 + 12-bit sub-ms fraction, 64 random bits
+    "uuid_ordered": (
+        "id BINARY(16) NOT NULL",
+        "UNHEX(CONCAT(LPAD(HEX(1735689600000 + seq DIV 1000), 12, '0'), "
+        "LPAD(HEX(28672 | ((seq MOD 1000) * 4096 DIV 1000)), 4, '0'), HEX(RANDOM_BYTES(8))))",
+    ),
+}
+
+
+def measure_innodb_keys(
+    engine: object,
+    n_rows: int = 200_000,
+    *,
+    key_kinds: Sequence[str] = INNODB_KEY_KINDS,
+    timeout_s: float = 120.0,
+):
+    """Insert ``n_rows`` rows per primary-key kind into InnoDB; clustered size and page splits.
+
+    Each kind gets ``CREATE TABLE t (id <key> PRIMARY KEY, k INT NOT NULL, pad CHAR(20))``; rows are
+    generated server-side (``INSERT ... SELECT`` from the Sequence engine) in one transaction, with
+    the ``index_page_splits`` counter of ``information_schema.INNODB_METRICS`` (enabled with
+    ``innodb_monitor_enable``) read before and after. A secondary index on ``k`` is then built
+    (sorted, so its fill does not depend on the key order: its size shows the primary key each
+    entry carries), and ``ANALYZE TABLE`` fills ``mysql.innodb_index_stats``.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A MariaDB engine (``engines.find("mariadb")``), 10.10 or later (``RANDOM_BYTES``).
+    n_rows : int
+        Rows per table, 1 to ``MAX_ENGINE_ROWS``.
+    key_kinds : sequence of {"auto_increment", "uuid_random", "uuid_ordered"}
+        BIGINT AUTO_INCREMENT, 16 random bytes, or 16 bytes in UUIDv7 layout (time first).
+    timeout_s : float
+        Budget for the whole experiment, at most ``MAX_ENGINE_TIMEOUT_S``; enforced with
+        ``max_statement_time``.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per key kind: ``key_kind``, ``rows``, ``load_s``, ``page_splits``,
+        ``pk_leaf_pages``, ``pk_bytes`` (clustered index, pages x ``innodb_page_size``),
+        ``secondary_leaf_pages``, ``secondary_bytes``. ``summary``: ``rows``, ``page_size_bytes``.
+    """
+    from syslab.experiment import Run
+
+    engine = _engine_arg(engine, "mariadb")
+    n = validate.bounded_int("n_rows", n_rows, MAX_ENGINE_ROWS)
+    kinds = [validate.choice("key_kinds", kind, INNODB_KEY_KINDS) for kind in _kinds_list(key_kinds)]
+    budget = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_ENGINE_TIMEOUT_S)
+    if budget <= 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+    deadline = _Deadline(budget, "measure_innodb_keys")
+    rows = []
+    with engine.database() as db:
+        conn = db.connect()
+        try:
+            cur = conn.cursor()
+
+            def run(sql: str):
+                cur.execute(f"SET SESSION max_statement_time = {max(0.001, deadline.left_s()):.3f}")
+                cur.execute(sql)
+                return cur.fetchall()
+
+            run("SET GLOBAL innodb_monitor_enable = 'index_page_splits'")
+            page_size = int(run("SELECT @@innodb_page_size")[0][0])
+            splits_sql = (
+                "SELECT `COUNT` FROM information_schema.INNODB_METRICS WHERE NAME = 'index_page_splits'"
+            )
+            for kind in kinds:
+                column, expression = _INNODB_KEYS[kind]
+                table = f"keys_{kind}"
+                run(
+                    f"CREATE TABLE {table} ({column}, k INT NOT NULL, pad CHAR(20) NOT NULL DEFAULT 'x', PRIMARY KEY (id)) ENGINE=InnoDB"
+                )
+                splits0 = int(run(splits_sql)[0][0])
+                started = time.perf_counter()
+                run(f"INSERT INTO {table} (id, k) SELECT {expression}, seq MOD 1000 FROM seq_1_to_{n}")
+                conn.commit()
+                load_s = time.perf_counter() - started
+                splits = int(run(splits_sql)[0][0]) - splits0
+                run(f"ALTER TABLE {table} ADD INDEX k_idx (k)")
+                run(f"ANALYZE TABLE {table}")
+                stats = {
+                    (index, stat): int(value)
+                    for index, stat, value in run(
+                        "SELECT index_name, stat_name, stat_value FROM mysql.innodb_index_stats "
+                        f"WHERE database_name = DATABASE() AND table_name = '{table}' "
+                        "AND stat_name IN ('size', 'n_leaf_pages')"
+                    )
+                }
+                rows.append(
+                    {
+                        "key_kind": kind,
+                        "rows": n,
+                        "load_s": load_s,
+                        "page_splits": splits,
+                        "pk_leaf_pages": stats[("PRIMARY", "n_leaf_pages")],
+                        "pk_bytes": stats[("PRIMARY", "size")] * page_size,
+                        "secondary_leaf_pages": stats[("k_idx", "n_leaf_pages")],
+                        "secondary_bytes": stats[("k_idx", "size")] * page_size,
+                    }
+                )
+                run(f"DROP TABLE {table}")
+        finally:
+            conn.close()
+    return Run.create(pd.DataFrame(rows), {"rows": n, "page_size_bytes": page_size}, engine=engine)
+
+
+def run_postgres_queue(
+    engine: object,
+    *,
+    n_batches: int = 24,
+    batch_rows: int = 5_000,
+    window_rows: int = 10_000,
+    straggler_share: float = 0.0,
+    hold_xmin: bool = False,
+    reindex: bool = True,
+    timeout_s: float = 120.0,
+    seed: int | np.random.Generator | None = 0,
+):
+    """A PostgreSQL queue table under churn: index size and density after every batch.
+
+    ``jobs (id bigint identity PRIMARY KEY, stuck boolean, payload int)`` starts with
+    ``window_rows`` rows. Each batch inserts ``batch_rows`` new jobs (a ``straggler_share`` of them
+    marked ``stuck``: never deleted), deletes the ``batch_rows`` oldest jobs that are not stuck,
+    times the query a worker uses to find the oldest job, runs a plain ``VACUUM`` (autovacuum stays
+    on; this is vacuum keeping up perfectly), and reads ``pgstatindex('jobs_pkey')``. With
+    ``hold_xmin`` a second session opens a ``REPEATABLE READ`` transaction before the first batch
+    and keeps its snapshot until the churn ends: VACUUM may not remove what that snapshot could
+    still see. Then the holder commits, VACUUM runs, and (``reindex``) ``REINDEX INDEX
+    CONCURRENTLY jobs_pkey`` rebuilds the index; both are measured again.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A PostgreSQL engine (``engines.find("postgres")``).
+    n_batches : int
+        Batches of churn, 1 to ``MAX_QUEUE_BATCHES``.
+    batch_rows : int
+        Jobs inserted and deleted per batch, 1 to 100,000.
+    window_rows : int
+        Live jobs in the queue, 1 to ``MAX_ENGINE_ROWS``.
+    straggler_share : float
+        Share of new jobs (0-1) that are never deleted.
+    hold_xmin : bool
+        Keep one transaction's snapshot open during the churn.
+    reindex : bool
+        Finish with ``REINDEX INDEX CONCURRENTLY``.
+    timeout_s : float
+        Budget for the whole experiment, at most ``MAX_ENGINE_TIMEOUT_S`` (``statement_timeout``).
+    seed : int, numpy.random.Generator or None
+        Which jobs become stragglers (``setseed`` on the server).
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per measurement: ``stage`` ("start", "churn", "holder ended + VACUUM",
+        "REINDEX CONCURRENTLY"), ``batch``, ``operations`` (jobs inserted so far), ``live_rows``,
+        ``index_bytes``, ``leaf_pages``, ``avg_leaf_density_pct``, ``deleted_pages`` (pgstatindex),
+        ``oldest_job_ms`` (``SELECT id ... ORDER BY id LIMIT 1`` time). ``summary``: the
+        arguments, ``autovacuum`` (server setting) and ``stragglers`` (stuck jobs at the end).
+    """
+    from syslab.experiment import Run
+
+    engine = _engine_arg(engine, "postgres")
+    batches = validate.bounded_int("n_batches", n_batches, MAX_QUEUE_BATCHES)
+    batch = validate.bounded_int("batch_rows", batch_rows, 100_000)
+    window = validate.bounded_int("window_rows", window_rows, MAX_ENGINE_ROWS)
+    share = validate.probability("straggler_share", straggler_share)
+    for name, flag in (("hold_xmin", hold_xmin), ("reindex", reindex)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    budget = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_ENGINE_TIMEOUT_S)
+    if budget <= 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+    rng = validate.rng_from_seed(seed)
+    server_seed = float(rng.uniform(-1, 1))
+    deadline = _Deadline(budget, "run_postgres_queue")
+    rows: list[dict] = []
+    with engine.database() as db, db.connect(autocommit=True) as conn, db.connect() as holder:
+
+        def run(sql: str, params: tuple = ()):
+            conn.execute(f"SET statement_timeout = {max(1, int(deadline.left_s() * 1000))}")
+            return conn.execute(sql, params)
+
+        def measure(stage: str, batch_no: int) -> None:
+            started = time.perf_counter()
+            run("SELECT id FROM jobs WHERE NOT stuck ORDER BY id LIMIT 1").fetchone()
+            oldest_ms = 1000 * (time.perf_counter() - started)
+            size, leaf, density, deleted = run(
+                "SELECT pg_relation_size('jobs_pkey'), leaf_pages, avg_leaf_density, deleted_pages "
+                "FROM pgstatindex('jobs_pkey')"
+            ).fetchone()
+            rows.append(
+                {
+                    "stage": stage,
+                    "batch": batch_no,
+                    "operations": batch_no * batch,
+                    "live_rows": int(run("SELECT count(*) FROM jobs").fetchone()[0]),
+                    "index_bytes": int(size),
+                    "leaf_pages": int(leaf),
+                    "avg_leaf_density_pct": float(density),
+                    "deleted_pages": int(deleted),
+                    "oldest_job_ms": oldest_ms,
+                }
+            )
+
+        run("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        run(
+            "CREATE TABLE jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "stuck boolean NOT NULL DEFAULT false, payload int NOT NULL)"
+        )
+        run("SELECT setseed(%s)", (server_seed,))
+        run("INSERT INTO jobs (payload) SELECT g FROM generate_series(1, %s) g", (window,))
+        run("VACUUM ANALYZE jobs")
+        measure("start", 0)
+        try:
+            if hold_xmin:
+                holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                holder.execute("SELECT count(*) FROM jobs").fetchone()
+            for batch_no in range(1, batches + 1):
+                run(
+                    "INSERT INTO jobs (stuck, payload) SELECT random() < %s, g FROM generate_series(1, %s) g",
+                    (share, batch),
+                )
+                run(
+                    "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE NOT stuck ORDER BY id LIMIT %s)",
+                    (batch,),
+                )
+                run("VACUUM jobs")
+                measure("churn", batch_no)
+        finally:
+            holder.rollback()
+        run("VACUUM jobs")
+        measure("holder ended + VACUUM", batches)
+        if reindex:
+            run("REINDEX INDEX CONCURRENTLY jobs_pkey")
+            measure("REINDEX CONCURRENTLY", batches)
+        stragglers = int(run("SELECT count(*) FROM jobs WHERE stuck").fetchone()[0])
+        autovacuum = str(run("SHOW autovacuum").fetchone()[0])
+    summary = {
+        "n_batches": batches,
+        "batch_rows": batch,
+        "window_rows": window,
+        "straggler_share": share,
+        "hold_xmin": hold_xmin,
+        "autovacuum": autovacuum,
+        "stragglers": stragglers,
+    }
+    return Run.create(pd.DataFrame(rows), summary, engine=engine)

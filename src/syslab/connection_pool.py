@@ -14,6 +14,7 @@ run is bounded by ``duration_s`` plus the pool's acquire timeout.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -32,6 +33,8 @@ __all__ = [
     "best_pool_size",
     "PoolTimeout",
     "create_scan_table",
+    "find_pgbench",
+    "measure_pgbench",
     "measure_pool_sizes",
     "summarize_measurements",
     "SCAN_QUERY",
@@ -314,3 +317,204 @@ def best_pool_size(summary: pd.DataFrame, within: float = 0.05) -> int:
     best = summary["throughput_per_s"].max()
     good = summary[summary["throughput_per_s"] >= (1 - within) * best]
     return int(good["pool_size"].min())
+
+
+# =========================================================================== PostgreSQL with pgbench
+
+MAX_PGBENCH_CLIENTS = 90  # PostgreSQL's default max_connections is 100; keep room for the harness
+MAX_PGBENCH_DURATION_S = 60.0
+PGBENCH_RANGE_ROWS = 5_000  # rows each pgbench query aggregates: about a millisecond of CPU
+
+_PGBENCH_SCRIPT = (
+    "\\set aid random(1, {last_start})\n"
+    "SELECT count(*), sum(abalance) FROM pgbench_accounts WHERE aid BETWEEN :aid AND :aid + {span};\n"
+)
+
+
+def find_pgbench() -> str | None:
+    """The path of a ``pgbench`` binary (PATH, then Debian's and Homebrew's folders), or None.
+
+    Returns
+    -------
+    str or None
+        An executable ``pgbench``, preferring the newest major version.
+    """
+    import glob
+    import re
+    import shutil
+
+    for pattern in (
+        "/usr/lib/postgresql/*/bin/pgbench",
+        "/opt/homebrew/opt/postgresql@*/bin/pgbench",
+        "/usr/local/opt/postgresql@*/bin/pgbench",
+    ):
+        candidates = sorted(glob.glob(pattern), key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
+        if candidates:
+            return candidates[-1]
+    return shutil.which("pgbench")
+
+
+def _children_cpu_s(pid: int | None) -> float:
+    """CPU seconds of the reaped children of ``pid`` (the postmaster: its finished backends)."""
+    if pid is None:
+        return float("nan")
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[13]) + int(fields[14])) / ticks  # cutime + cstime
+
+
+def _postmaster_pid(conn) -> int | None:
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        with open(f"/proc/{backend}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None  # a server on another machine or in a container: CPU time is not readable
+
+
+def measure_pgbench(
+    engine: object,
+    pool_sizes: Sequence[int],
+    *,
+    duration_s: int = 2,
+    range_rows: int = PGBENCH_RANGE_ROWS,
+    timeout_s: float = 120.0,
+):
+    """Throughput and latency of a real PostgreSQL against the number of connections, via pgbench.
+
+    ``pgbench -i -s 1`` creates ``pgbench_accounts`` (100,000 rows) in a fresh database. Then, per
+    pool size ``c``, ``pgbench -c c -j min(c, 2) -T duration_s -M prepared`` runs a closed loop: each
+    of ``c`` connections sends its next query as soon as the last returns, so ``c`` is the pool
+    size of an application that always has work waiting. The query aggregates ``range_rows``
+    consecutive rows by primary key (CPU work on the server, no disk once cached). pgbench is a
+    separate C program, so no Python lock is in the measurement; it does share the machine's cores
+    with the server. Latencies come from pgbench's per-transaction log; the server's CPU time from
+    the postmaster's reaped children (Linux ``/proc``; NaN where it is not readable).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A PostgreSQL engine (``engines.find("postgres")``).
+    pool_sizes : sequence of int
+        Connections to measure, each 1 to ``MAX_PGBENCH_CLIENTS``.
+    duration_s : int
+        Whole seconds of load per pool size (pgbench's ``-T``), 1 to ``MAX_PGBENCH_DURATION_S``.
+    range_rows : int
+        Rows each query aggregates, 1 to 90,000.
+    timeout_s : float
+        Budget for the whole experiment; a pgbench run still going at the deadline is killed.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per pool size: ``pool_size``, ``transactions``, ``throughput_per_s``,
+        ``mean_latency_ms``, ``p50_latency_ms``, ``p99_latency_ms``, ``server_cpu_s``,
+        ``server_cores_used`` (server CPU seconds per second). ``summary``: ``cpu_count``,
+        ``duration_s``, ``range_rows``, ``pgbench`` (its version line), ``load_average_1m`` (before).
+    """
+    import subprocess
+    import tempfile
+
+    from syslab.experiment import Run
+
+    if not callable(getattr(engine, "database", None)) or getattr(engine, "name", None) != "postgres":
+        raise TypeError(
+            f"engine must be a syslab.engines.Engine for 'postgres' (engines.find('postgres')), got {engine!r}"
+        )
+    sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
+    for size in sizes:
+        validate.bounded_int("pool_sizes", size, MAX_PGBENCH_CLIENTS)
+    duration = validate.bounded_int("duration_s", duration_s, int(MAX_PGBENCH_DURATION_S))
+    span = validate.bounded_int("range_rows", range_rows, 90_000)
+    budget = validate.float_in_range("timeout_s", timeout_s, 1.0, 600.0)
+    binary = find_pgbench()
+    if binary is None:
+        raise FileNotFoundError(
+            "pgbench is not installed (Debian: apt install postgresql-15 or postgresql-client)"
+        )
+    end = time.monotonic() + budget
+
+    def left() -> float:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"measure_pgbench did not finish within timeout_s={budget:g} s")
+        return remaining
+
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    load_1m = os.getloadavg()[0]
+    rows = []
+    with engine.database() as db, tempfile.TemporaryDirectory(prefix="syslab-") as folder:
+        script = Path(folder) / "range.sql"
+        script.write_text(_PGBENCH_SCRIPT.format(last_start=100_000 - span, span=span - 1))
+        subprocess.run(
+            [binary, "-i", "-s", "1", "-q", "-n", db.dsn],
+            capture_output=True,
+            text=True,
+            timeout=left(),
+            check=True,
+            cwd=folder,
+        )
+        with db.connect(autocommit=True) as conn:
+            postmaster = _postmaster_pid(conn)
+            conn.execute("VACUUM ANALYZE pgbench_accounts")
+            conn.execute("SELECT count(*), sum(abalance) FROM pgbench_accounts").fetchone()  # warm the cache
+        for size in sizes:
+            if duration + 5 > left():
+                raise TimeoutError(f"measure_pgbench did not finish within timeout_s={budget:g} s")
+            log_dir = Path(folder) / f"c{size}"
+            log_dir.mkdir()
+            cpu_before = _children_cpu_s(postmaster)
+            subprocess.run(
+                [
+                    binary,
+                    "-n",
+                    "-f",
+                    str(script),
+                    "-c",
+                    str(size),
+                    "-j",
+                    str(min(size, 2)),
+                    "-T",
+                    str(duration),
+                    "-M",
+                    "prepared",
+                    "-l",
+                    "--log-prefix",
+                    str(log_dir / "log"),
+                    db.dsn,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=left(),
+                check=True,
+                cwd=folder,
+            )
+            time.sleep(0.05)  # let the postmaster reap the finished backends
+            server_cpu = _children_cpu_s(postmaster) - cpu_before
+            latencies_us = np.concatenate(
+                [np.loadtxt(path, usecols=2, ndmin=1) for path in log_dir.iterdir() if path.stat().st_size]
+            )
+            rows.append(
+                {
+                    "pool_size": size,
+                    "transactions": int(latencies_us.size),
+                    "throughput_per_s": latencies_us.size / duration,
+                    "mean_latency_ms": float(latencies_us.mean() / 1000),
+                    "p50_latency_ms": float(np.percentile(latencies_us, 50) / 1000),
+                    "p99_latency_ms": float(np.percentile(latencies_us, 99) / 1000),
+                    "server_cpu_s": server_cpu,
+                    "server_cores_used": server_cpu / duration,
+                }
+            )
+    summary = {
+        "cpu_count": os.cpu_count() or 1,
+        "duration_s": duration,
+        "range_rows": span,
+        "pgbench": version,
+        "load_average_1m": load_1m,
+    }
+    return Run.create(pd.DataFrame(rows), summary, engine=engine)

@@ -39,8 +39,10 @@ __all__ = [
     "simulate_snowflake_burst",
     "snowflake_decode",
     "snowflake_encode",
+    "uuid4_array",
     "uuid4_batch",
     "uuid7",
+    "uuid7_array",
     "uuid7_batch",
     "uuid7_timestamp_ms",
 ]
@@ -133,6 +135,75 @@ def uuid4_batch(n: int, *, seed: object = 0) -> list[uuid.UUID]:
         value = (value & ~(0b11 << 62)) | (0b10 << 62)
         result.append(uuid.UUID(int=value))
     return result
+
+
+MAX_KEY_ARRAY = 10_000_000  # keys per array: 160 MB of UUIDs, the most a chapter loads into an engine
+
+
+def uuid4_array(n_keys: int, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """``n_keys`` version-4 UUIDs as raw bytes, vectorised (for bulk loads into an engine).
+
+    Parameters
+    ----------
+    n_keys : int
+        How many UUIDs, 1 to ``MAX_KEY_ARRAY``.
+    seed : int, numpy.random.Generator or None
+        Randomness for the 122 random bits.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` array of shape ``(n_keys, 16)``: each row one UUID in network byte order
+        (version nibble 4, variant bits ``10``).
+    """
+    n = validate.bounded_int("n_keys", n_keys, MAX_KEY_ARRAY)
+    rng = validate.rng_from_seed(seed)
+    keys = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    keys[:, 6] = (keys[:, 6] & 0x0F) | 0x40
+    keys[:, 8] = (keys[:, 8] & 0x3F) | 0x80
+    return keys
+
+
+def uuid7_array(
+    n_keys: int,
+    *,
+    start_ms: int = 1_735_689_600_000,
+    ids_per_ms: int = 1000,
+    seed: int | np.random.Generator | None = 0,
+) -> np.ndarray:
+    """``n_keys`` strictly ascending UUIDv7s as raw bytes, vectorised.
+
+    ``ids_per_ms`` keys share each millisecond; ``rand_a`` holds the position within the
+    millisecond scaled to 12 bits (the sub-millisecond fraction, RFC 9562 method 3, which is how
+    PostgreSQL 18's ``uuidv7()`` keeps one session's values ascending), ``rand_b`` is random.
+
+    Parameters
+    ----------
+    n_keys : int
+        How many UUIDs, 1 to ``MAX_KEY_ARRAY``.
+    start_ms : int
+        Unix milliseconds of the first key.
+    ids_per_ms : int
+        Keys per millisecond, 1 to 4096.
+    seed : int, numpy.random.Generator or None
+        Randomness for ``rand_b``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` array of shape ``(n_keys, 16)`` in ascending byte order.
+    """
+    n = validate.bounded_int("n_keys", n_keys, MAX_KEY_ARRAY)
+    start = validate.int_in_range("start_ms", start_ms, 0, 2**48 - 1 - n)
+    per_ms = validate.int_in_range("ids_per_ms", ids_per_ms, 1, 4096)
+    keys = uuid4_array(n, seed=seed)
+    position = np.arange(n, dtype=np.int64)
+    ms = (start + position // per_ms).astype(">u8").view(np.uint8).reshape(n, 8)
+    keys[:, :6] = ms[:, 2:]
+    fraction = (position % per_ms) * 4096 // per_ms
+    keys[:, 6] = 0x70 | (fraction >> 8).astype(np.uint8)
+    keys[:, 7] = (fraction & 0xFF).astype(np.uint8)
+    return keys
 
 
 # =========================================================================== Snowflake

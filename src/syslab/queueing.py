@@ -47,6 +47,9 @@ __all__ = [
     "replicate_pool",
     "simulate_closed_pool",
     "simulate_pool",
+    "simulate_pool_retries",
+    "summarize_retries",
+    "theory_allen_cunneen_queue_delay_s",
     "summarize_littles_law",
     "summarize_pool",
     "sweep_kingman",
@@ -56,6 +59,8 @@ __all__ = [
 ]
 
 OUTCOMES = ("served", "timeout")
+MAX_SERVERS = 100_000  # servers in a closed form: Erlang C loops once per server
+MAX_RETRIES = 20  # retries per request in simulate_pool_retries
 
 
 # --------------------------------------------------------------------------- theory
@@ -101,7 +106,7 @@ def erlang_c(servers: int, offered_load_erlangs: float) -> float:
         P(wait) in [0, 1]; 1.0 when ``a >= c`` (the queue is unstable and every
         arrival eventually waits).
     """
-    c = validate.positive_int("servers", servers)
+    c = validate.bounded_int("servers", servers, MAX_SERVERS)
     a = validate.non_negative_float("offered_load_erlangs", offered_load_erlangs)
     if a == 0:
         return 0.0
@@ -120,11 +125,47 @@ def mmc_mean_queue_delay_s(arrival_rate_per_s: float, mean_service_s: float, ser
     """
     lam = validate.non_negative_float("arrival_rate_per_s", arrival_rate_per_s)
     s = validate.positive_float("mean_service_s", mean_service_s)
-    c = validate.positive_int("servers", servers)
+    c = validate.bounded_int("servers", servers, MAX_SERVERS)
     capacity_per_s = c / s
     if lam >= capacity_per_s:
         return math.inf
     return erlang_c(c, lam * s) / (capacity_per_s - lam)
+
+
+def theory_allen_cunneen_queue_delay_s(
+    arrival_rate_per_s: float,
+    mean_service_s: float,
+    servers: int,
+    cv_arrival: float = 1.0,
+    cv_service: float = 1.0,
+) -> float:
+    """Mean wait for a server in G/G/c by the Allen-Cunneen approximation.
+
+    ``Wq(G/G/c) ~ Wq(M/M/c) * (cv_arrival**2 + cv_service**2) / 2``: Erlang C's wait scaled by
+    the same variability factor as Kingman's formula (Allen 1990, *Probability, Statistics, and
+    Queueing Theory*, 2nd ed., section 6.4). Exact for M/M/c (both CVs 1); an approximation
+    otherwise, best at high utilisation.
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Mean arrival rate (requests per second), >= 0.
+    mean_service_s : float
+        Mean time a request holds a server (seconds), > 0.
+    servers : int
+        Servers (pool connections) c, 1 to ``MAX_SERVERS``.
+    cv_arrival, cv_service : float
+        Coefficients of variation of the gaps between arrivals and of service times (>= 0;
+        1 for Poisson arrivals and exponential service).
+
+    Returns
+    -------
+    float
+        Mean queueing delay in seconds (``inf`` when lambda >= c / mean_service_s).
+    """
+    ca = validate.non_negative_float("cv_arrival", cv_arrival)
+    cs = validate.non_negative_float("cv_service", cv_service)
+    return mmc_mean_queue_delay_s(arrival_rate_per_s, mean_service_s, servers) * (ca**2 + cs**2) / 2
 
 
 def kingman_queue_delay_s(
@@ -425,6 +466,131 @@ def simulate_pool(
             "outcome": np.where(served, "served", "timeout"),
         }
     )
+
+
+def simulate_pool_retries(
+    config: PoolConfig,
+    arrivals_s: Sequence[float] | np.ndarray,
+    *,
+    mean_service_s: float = 0.005,
+    cv_service: float = 1.0,
+    max_retries: int = 0,
+    retry_delay_s: float = 0.0,
+    caller_deadline_s: float = math.inf,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """A FIFO pool whose callers retry after an acquire timeout; one row per request.
+
+    Each request arrives at its time in ``arrivals_s`` and waits at most
+    ``config.acquire_timeout_s`` for a connection. If it times out it tries again
+    ``retry_delay_s`` later, joining the back of the queue, up to ``max_retries`` times. Its caller
+    gives up ``caller_deadline_s`` after the first attempt: a query that finishes later is work
+    the database did for nobody. Requests are handled in the order they (re)join the queue, the
+    same recursion as :func:`simulate_pool`, so with ``max_retries=0`` the two agree exactly.
+
+    Parameters
+    ----------
+    config : PoolConfig
+        Pool size and acquire timeout.
+    arrivals_s : array-like
+        Sorted first-attempt times in seconds (e.g. :func:`poisson_arrival_times_s`), at most
+        ``MAX_ARRIVALS``.
+    mean_service_s, cv_service : float
+        Mean (seconds, > 0) and coefficient of variation of the time a query holds a connection.
+    max_retries : int
+        Retries after the first attempt, 0 to ``MAX_RETRIES``.
+    retry_delay_s : float
+        Seconds between a timeout and the retry, >= 0.
+    caller_deadline_s : float
+        Seconds after the first attempt at which the caller stops waiting (``inf``: never).
+    seed : int, numpy.random.Generator or None
+        Source of the service times.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``request_id``, ``arrival_s``, ``attempts`` (1 + retries used),
+        ``start_s`` (when it got a connection; NaN if it never did), ``service_s``,
+        ``finish_s`` (NaN if never served) and ``outcome``: ``"ok"`` (finished within the caller's
+        deadline), ``"late"`` (served after the caller gave up) or ``"failed"`` (every attempt
+        timed out).
+    """
+    if not isinstance(config, PoolConfig):
+        raise TypeError(f"config must be a PoolConfig, got {type(config).__name__}")
+    arrivals = np.asarray(arrivals_s, dtype=float)
+    if arrivals.ndim != 1 or arrivals.size == 0 or arrivals.size > MAX_ARRIVALS:
+        raise ValueError(f"arrivals_s must be a 1-D sequence of 1 to {MAX_ARRIVALS:,} times in seconds")
+    if not np.all(np.isfinite(arrivals)) or np.any(arrivals < 0) or np.any(np.diff(arrivals) < 0):
+        raise ValueError("arrivals_s must hold finite, sorted times >= 0")
+    retries = validate.int_in_range("max_retries", max_retries, 0, MAX_RETRIES)
+    delay = validate.non_negative_float("retry_delay_s", retry_delay_s)
+    deadline = validate.positive_float("caller_deadline_s", caller_deadline_s, allow_inf=True)
+    rng = validate.rng_from_seed(seed)
+    services = draw_gaps_s(arrivals.size, mean_service_s, cv_service, rng)
+    timeout = config.acquire_timeout_s
+    free = [0.0] * config.size  # when each connection is next free
+    heapq.heapify(free)
+    queue = [(float(t), i, 1) for i, t in enumerate(arrivals)]
+    heapq.heapify(queue)
+    attempts = np.ones(arrivals.size, dtype=np.int64)
+    starts = np.full(arrivals.size, np.nan)
+    while queue:
+        at, i, attempt = heapq.heappop(queue)
+        earliest = free[0]
+        start = max(at, earliest)
+        if start - at > timeout:
+            attempts[i] = attempt
+            if attempt <= retries:
+                heapq.heappush(queue, (at + timeout + delay, i, attempt + 1))
+            continue
+        heapq.heapreplace(free, start + services[i])
+        attempts[i] = attempt
+        starts[i] = start
+    finish = starts + services
+    outcome = np.where(np.isnan(starts), "failed", np.where(finish - arrivals <= deadline, "ok", "late"))
+    return pd.DataFrame(
+        {
+            "request_id": np.arange(arrivals.size),
+            "arrival_s": arrivals,
+            "attempts": attempts,
+            "start_s": starts,
+            "service_s": services,
+            "finish_s": finish,
+            "outcome": outcome,
+        }
+    )
+
+
+def summarize_retries(df: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
+    """Goodput over time from :func:`simulate_pool_retries`: what the callers got, per time bin.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Output of :func:`simulate_pool_retries`.
+    bin_s : float
+        Width of a time bin in seconds (> 0), by first-attempt time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin: ``time_s`` (bin start), ``requests``, ``ok_share`` (0-1: answered within
+        the caller's deadline), ``late_share`` (served for nobody), ``failed_share``,
+        ``attempts_per_request``.
+    """
+    frame = validate.frame_columns("df", df, ["arrival_s", "attempts", "outcome"])
+    width = validate.positive_float("bin_s", bin_s)
+    bins = np.floor(frame["arrival_s"].to_numpy() / width) * width
+    grouped = frame.assign(time_s=bins).groupby("time_s")
+    return pd.DataFrame(
+        {
+            "requests": grouped.size(),
+            "ok_share": grouped["outcome"].apply(lambda o: float((o == "ok").mean())),
+            "late_share": grouped["outcome"].apply(lambda o: float((o == "late").mean())),
+            "failed_share": grouped["outcome"].apply(lambda o: float((o == "failed").mean())),
+            "attempts_per_request": grouped["attempts"].mean(),
+        }
+    ).reset_index()
 
 
 # -------------------------------------------------------------------- summaries
