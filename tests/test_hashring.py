@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syslab import hashring
+from syslab import engines, hashing, hashring
 
 
 def jump_reference(key: int, n: int) -> int:
@@ -55,8 +55,9 @@ def test_jump_hash_matches_reference_loop():
 
 
 def test_seeded_regression_values():
-    assert int(hashring.mix64(0)) == 0xE220A8397B1DCDAF  # SplitMix64's first output for seed 0
-    assert hashring.stable_hash64_str("node-1") == hashring.stable_hash64_str(b"node-1")
+    # key_hashes keeps its published values after moving to syslab.hashing: key 0 with salt 0 is
+    # mix64(0 ^ mix64(0)) = mix64(SplitMix64's first output for seed 0).
+    assert int(hashring.key_hashes(1)[0]) == int(hashing.mix64(np.uint64(0xE220A8397B1DCDAF)))
     failure = hashring.simulate_failure(10, 1, n_keys=100_000)
     assert int(failure["received"].max()) == int(failure.loc[0, "keys_before"])
 
@@ -194,17 +195,85 @@ def test_bad_inputs_name_the_parameter():
         hashring.redis_keyslot(12)
     with pytest.raises(ValueError, match="n_nodes"):
         hashring.simulate_failure(1, 1)
-    with pytest.raises(TypeError, match="values"):
-        hashring.mix64(np.array([1.5]))
+    with pytest.raises(TypeError, match="hashes"):
+        hashring.ring_owner(hashring.build_ring(3), np.array([1.5]))
+    with pytest.raises(TypeError, match="hashes"):
+        hashring.owners("ring", None, 5)
+    with pytest.raises(TypeError, match="weights"):
+        ring = hashring.build_ring(3)
+        hashring.bounded_load_assign(ring, hashring.key_hashes(3), None, 1.25)
+    with pytest.raises(TypeError, match="vnodes"):
+        hashring.theory_load_cv(5, None)
+    with pytest.raises(TypeError, match="vnodes"):
+        hashring.theory_load_cv(5, float("nan"))
+    with pytest.raises(ValueError, match="boundaries"):
+        hashring.split_ranges(np.arange(5.0), [0, float("nan")], 2)
+    with pytest.raises(ValueError, match="sorted_keys"):
+        hashring.split_ranges(np.array([0.0, np.nan]), [0, 10], 2)
+    with pytest.raises(TypeError, match="tokens"):
+        hashring.Ring(tokens=None, token_node=np.array([0]), nodes=(0,), vnodes=1)
+    with pytest.raises(TypeError, match="factors"):
+        hashring.simulate_skewed_load(factors=None)
+    with pytest.raises(ValueError, match="n_requests"):
+        hashring.simulate_rollout(5, n_requests=0)
+
+
+def test_ring_loads_refuses_unsorted_hashes():
+    ring = hashring.build_ring(5, 10)
+    hashes = np.sort(hashring.key_hashes(1000))
+    assert hashring.ring_loads(ring, hashes).sum() == 1000
+    with pytest.raises(ValueError, match="sorted_hashes must be sorted"):
+        hashring.ring_loads(ring, hashes[::-1])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: hashring.key_hashes(10**12),
+        lambda: hashring.build_ring(10**12),
+        lambda: hashring.build_ring(5, 10**12),
+        lambda: hashring.build_ring(1000, 10_000),
+        lambda: hashring.rendezvous_owner(hashring.key_hashes(10), 10**12),
+        lambda: hashring.theory_max_over_mean_one_token(10**12),
+        lambda: hashring.simulate_load_spread(5, [1, 10], n_seeds=10**12),
+        lambda: hashring.simulate_slot_skew(n_keys=10**12),
+        lambda: hashring.fat_month_events(n_months=10**12),
+        lambda: hashring.zipf_requests(10**12, 10, 1.0),
+        lambda: hashring.remap_table(5, 10**12),
+        lambda: hashring.measure_lookup_speed(n_nodes=10**12),
+    ],
+)
+def test_huge_sizes_are_refused_with_the_bound(call):
+    with pytest.raises(ValueError, match=r"at most|must be in \["):
+        call()
 
 
 @pytest.mark.real
 def test_python_hash_differs_between_processes_stable_hash_does_not():
-    table = hashring.python_hash_in_fresh_processes("user:42", n_processes=3)
-    assert table["stable_hash"].nunique() == 1
-    assert int(table["stable_hash"].iloc[0]) == hashring.stable_hash64_str("user:42")
+    run = hashring.run_hash_in_fresh_processes("user:42", n_processes=3)
+    table = run.frame
+    assert table["stable_hash"].nunique() == 1 == run.summary["distinct_stable_hashes"]
+    assert int(table["stable_hash"].iloc[0]) == hashing.stable_hash64_str("user:42")
     # PYTHONHASHSEED=random: three equal 64-bit salted hashes would be a 2**-128 coincidence.
     assert table["python_hash"].nunique() >= 2
+
+
+@pytest.mark.real
+def test_cluster_keyslot_of_a_real_redis_agrees_on_many_keys_hash_tags_included():
+    redis = engines.find("redis", cluster=True)
+    if redis is None:
+        pytest.skip(engines.unavailable_reason("redis"))
+    rng = np.random.default_rng(16)
+    keys = [f"user:{i}" for i in range(2000)]
+    keys += [f"{{tenant{t}}}:order:{i}" for i, t in enumerate(rng.integers(0, 500, 2000))]
+    # Edge cases of the tag rule: empty tag, unclosed brace, two tags, braces only, bytes.
+    keys += ["{}", "{}x", "x{}y", "{", "}", "a{b", "{a}{b}", "{{a}}", "a}b{c}", "", "{user1000}.following"]
+    keys += [bytes(rng.integers(0, 256, 12, dtype=np.uint8)) for _ in range(500)]
+    run = hashring.measure_cluster_keyslots(redis, keys)
+    assert run.summary["keys"] == len(keys)
+    assert run.summary["mismatches"] == 0
+    assert run.summary["tagged_keys"] >= 2000
+    assert run.environment["engine_settings"].get("cluster-enabled") == "yes"
 
 
 def test_redis_keyslot_command_doc_examples():
