@@ -1,7 +1,7 @@
 """Report Python's ``hash()`` of a string and a stable hash of it, from a fresh interpreter.
 
 Run as ``python -m syslab.children.hash_probe KEY`` by
-:func:`syslab.hashring.python_hash_in_fresh_processes`. It announces one JSON line
+:func:`syslab.hashring.run_hash_in_fresh_processes`. It announces one JSON line
 ``{"event": "result", "python_hash": ..., "stable_hash": ...}``; the stable hash is
 :func:`syslab.hashing.stable_hash64_str`, the one the library uses everywhere.
 """
