@@ -641,3 +641,154 @@ def run_enforcer_checker(
         dtype=object,
     )
     return summary, table
+
+
+# ------------------------------------------------------- the real engines
+
+MAX_ENGINE_CHILD_ROWS = 2_000_000  # children loaded into a real engine for run_engine_cascade
+MAX_ENGINE_TIMEOUT_S = 120.0
+
+
+def run_engine_cascade(
+    engine: object,
+    *,
+    n_parents: int = 100,
+    children_per_parent: int = 500,
+    n_delete: int = 20,
+    child_index: bool = True,
+    timeout_s: float = 60.0,
+):
+    """``ON DELETE CASCADE`` on a real PostgreSQL or MariaDB, with or without an index on the child's key.
+
+    Loads ``n_parents`` parents with ``children_per_parent`` children each (server-side, in one
+    statement), creates the foreign key with ``ON DELETE CASCADE`` and, if ``child_index``, an
+    index on ``children.parent_id``; then deletes ``n_delete`` parents in one transaction and
+    times the ``DELETE``. InnoDB needs an index on a foreign key's columns and creates one itself
+    when there is none; the run records whether it did (``index_created_by_engine``). On MariaDB it
+    also reads, before the commit, how many row locks the cascade holds
+    (``information_schema.INNODB_TRX.trx_rows_locked``).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A running PostgreSQL or MariaDB.
+    n_parents : int
+        Parent rows, 1 to 100,000.
+    children_per_parent : int
+        Children per parent, 1 to 100,000; ``n_parents * children_per_parent`` at most
+        :data:`MAX_ENGINE_CHILD_ROWS`.
+    n_delete : int
+        Parents deleted by the one ``DELETE``, 1 to ``n_parents``.
+    child_index : bool
+        Create an index on ``children.parent_id`` before the delete.
+    timeout_s : float
+        Bound on the whole experiment, loading included (s), at most :data:`MAX_ENGINE_TIMEOUT_S`.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row with ``engine``, ``child_index`` (asked for), ``index_created_by_engine``
+        (bool), ``child_rows``, ``children_deleted``, ``delete_ms`` (the DELETE statement),
+        ``rowcount`` (what the driver reports), ``rows_locked`` (MariaDB; NaN on PostgreSQL, which
+        keeps row locks in the rows themselves) and ``load_s``. ``summary``: the same values.
+    """
+    from syslab import _engine_sql as sql
+    from syslab.experiment import Run
+
+    kind = sql.kind_of(engine)
+    parents = validate.int_in_range("n_parents", n_parents, 1, 100_000)
+    per = validate.int_in_range("children_per_parent", children_per_parent, 1, 100_000)
+    if parents * per > MAX_ENGINE_CHILD_ROWS:
+        raise ValueError(
+            f"n_parents * children_per_parent must be at most {MAX_ENGINE_CHILD_ROWS:,}, got {parents * per:,}"
+        )
+    doomed = validate.int_in_range("n_delete", n_delete, 1, parents)
+    indexed = validate.instance("child_index", child_index, bool)
+    timeout = validate.float_in_range("timeout_s", timeout_s, 1.0, MAX_ENGINE_TIMEOUT_S)
+    deadline = sql.deadline_after(timeout)
+    with sql.fresh_database(engine, deadline) as db:
+        s = sql.open_session(kind, db, deadline)
+        try:
+            t0 = time.perf_counter()
+            if kind == "postgres":
+                s.execute("CREATE TABLE parents (id integer PRIMARY KEY)")
+                s.execute(
+                    "CREATE TABLE children (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                    " parent_id integer NOT NULL, v integer)"
+                )
+                s.execute("INSERT INTO parents SELECT generate_series(1, %s)", (parents,))
+                s.execute(
+                    "INSERT INTO children (parent_id, v) SELECT p, 0 FROM generate_series(1, %s) p,"
+                    " generate_series(1, %s) c",
+                    (parents, per),
+                )
+                s.execute(
+                    "ALTER TABLE children ADD FOREIGN KEY (parent_id) REFERENCES parents (id)"
+                    " ON DELETE CASCADE"
+                )
+                if indexed:
+                    s.execute("CREATE INDEX children_parent ON children (parent_id)")
+                s.execute("ANALYZE parents")
+                s.execute("ANALYZE children")
+                count_indexes = (
+                    "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+                    " AND a.attnum = i.indkey[0] WHERE i.indrelid = 'children'::regclass"
+                    " AND a.attname = 'parent_id'"
+                )
+            else:
+                # The key is declared with the table: InnoDB then builds the index it needs at once
+                # (named after the constraint) unless one already leads with parent_id.
+                s.execute("CREATE TABLE parents (id INT PRIMARY KEY) ENGINE=InnoDB")
+                s.execute(
+                    "CREATE TABLE children (id BIGINT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,"
+                    " v INT"
+                    + (", INDEX children_parent (parent_id)" if indexed else "")
+                    + ", FOREIGN KEY (parent_id) REFERENCES parents (id) ON DELETE CASCADE) ENGINE=InnoDB"
+                )
+                s.execute(f"INSERT INTO parents SELECT seq FROM seq_1_to_{parents}")
+                s.execute(
+                    f"INSERT INTO children (parent_id, v) SELECT p.seq, 0 FROM seq_1_to_{parents} p,"
+                    f" seq_1_to_{per} c"
+                )
+                count_indexes = (
+                    "SELECT count(DISTINCT index_name) FROM information_schema.STATISTICS"
+                    " WHERE table_schema = DATABASE() AND table_name = 'children'"
+                    " AND column_name = 'parent_id' AND seq_in_index = 1"
+                )
+            n_indexes = int(s.scalar(count_indexes))
+            load_s = time.perf_counter() - t0
+            before = int(s.scalar("SELECT count(*) FROM children"))
+            s.begin()
+            t1 = time.perf_counter()
+            if kind == "postgres":
+                cur = s.conn.execute("DELETE FROM parents WHERE id <= %s", (doomed,))
+                rowcount = cur.rowcount
+            else:
+                with s.conn.cursor() as cur:
+                    rowcount = cur.execute("DELETE FROM parents WHERE id <= %s", (doomed,))
+            delete_ms = 1000 * (time.perf_counter() - t1)
+            rows_locked = float("nan")
+            if kind == "mariadb":
+                # INNODB_TRX is a cache refreshed after 0.1 s without readers: wait it out.
+                time.sleep(0.15)
+                value = s.scalar(
+                    "SELECT trx_rows_locked FROM information_schema.INNODB_TRX"
+                    " WHERE trx_mysql_thread_id = CONNECTION_ID()"
+                )
+                rows_locked = float("nan") if value is None else float(value)
+            s.commit()
+            after = int(s.scalar("SELECT count(*) FROM children"))
+        finally:
+            s.close()
+    row = {
+        "engine": str(getattr(engine, "label", kind)),
+        "child_index": indexed,
+        "index_created_by_engine": bool(n_indexes > 0 and not indexed),
+        "child_rows": before,
+        "children_deleted": before - after,
+        "delete_ms": delete_ms,
+        "rowcount": int(rowcount),
+        "rows_locked": rows_locked,
+        "load_s": load_s,
+    }
+    return Run.create(pd.DataFrame([row]), row, engine=engine)

@@ -618,3 +618,334 @@ def run_sqlite_wall(n_after_max: int = 5) -> tuple[pd.DataFrame, dict[str, objec
     # Keep rowids as exact Python ints: 2^63 - 1 does not survive a float64 column.
     frame["rowid"] = pd.Series([r["rowid"] for r in rows], dtype=object)
     return frame, environment.describe()
+
+
+# ------------------------------------------------------------------ real PostgreSQL and MariaDB
+
+MAX_WALL_INSERTS = 20  # inserts attempted per case at the wall
+MAX_BURN_STATEMENTS = 1_000  # statements of each kind in measure_burned_ids
+MAX_BULK_ROWS = 100_000  # rows of one INSERT ... SELECT in measure_burned_ids
+MAX_ENGINE_TIMEOUT_S = 120.0
+
+
+def _wall_cases(kind: str) -> list[dict[str, object]]:
+    """The walls to hit on one engine: DDL, how to put the counter one below the top, the insert."""
+    if kind == "mariadb":
+        cases = []
+        for sql_mode, mode_name in (("STRICT_TRANS_TABLES", "strict"), ("", "not strict")):
+            for column_type, top in (("INT", INT_MAX), ("INT UNSIGNED", 2**32 - 1)):
+                cases.append(
+                    {
+                        "case": f"{column_type} AUTO_INCREMENT, {mode_name}",
+                        "column_type": column_type,
+                        "setting": f"sql_mode='{sql_mode}'",
+                        "setup": [
+                            f"SET SESSION sql_mode = '{sql_mode}'",
+                            f"CREATE TABLE t (id {column_type} NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT)"
+                            f" ENGINE=InnoDB AUTO_INCREMENT={top - 1}",
+                        ],
+                        "insert": "INSERT INTO t (v) VALUES (1)",
+                        "top": top,
+                    }
+                )
+        # An application that writes its own ids (a copy job, a "max(id)+1" generator): outside strict
+        # mode the out-of-range value is clamped to the maximum with a warning and then collides.
+        cases.append(
+            {
+                "case": "INT, explicit id past the top, not strict",
+                "column_type": "INT",
+                "setting": "sql_mode=''",
+                "setup": [
+                    "SET SESSION sql_mode = ''",
+                    "CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB",
+                ],
+                "insert": f"INSERT INTO t (id, v) VALUES ({INT_MAX + 1}, 1)",
+                "top": INT_MAX,
+            }
+        )
+        return cases
+    return [
+        {
+            "case": "serial",
+            "column_type": "integer",
+            "setting": "serial (integer sequence)",
+            "setup": [
+                "CREATE TABLE t (id serial PRIMARY KEY, v int)",
+                f"SELECT setval('t_id_seq', {INT_MAX - 2})",
+            ],
+            "insert": "INSERT INTO t (v) VALUES (1) RETURNING id",
+            "top": INT_MAX,
+        },
+        {
+            "case": "integer identity",
+            "column_type": "integer",
+            "setting": "GENERATED ALWAYS AS IDENTITY",
+            "setup": [
+                "CREATE TABLE t (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)",
+                f"SELECT setval(pg_get_serial_sequence('t', 'id'), {INT_MAX - 2})",
+            ],
+            "insert": "INSERT INTO t (v) VALUES (1) RETURNING id",
+            "top": INT_MAX,
+        },
+        {
+            # What serial was before PostgreSQL 10, and what a half-done migration leaves behind
+            # (ALTER SEQUENCE ... AS bigint without widening the column).
+            "case": "integer column fed by a bigint sequence",
+            "column_type": "integer",
+            "setting": "CREATE SEQUENCE ... AS bigint",
+            "setup": [
+                "CREATE SEQUENCE t_id_seq AS bigint",
+                "CREATE TABLE t (id integer PRIMARY KEY DEFAULT nextval('t_id_seq'), v int)",
+                f"SELECT setval('t_id_seq', {INT_MAX - 2})",
+            ],
+            "insert": "INSERT INTO t (v) VALUES (1) RETURNING id",
+            "top": INT_MAX,
+        },
+    ]
+
+
+def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30.0):
+    """Drive a real server's generated key over the top of a 32-bit column and record every answer.
+
+    MariaDB: ``INT`` and ``INT UNSIGNED`` ``AUTO_INCREMENT`` with ``sql_mode`` strict and not
+    strict, plus an explicit id past the top outside strict mode. PostgreSQL: ``serial``, an
+    ``integer`` identity column, and an ``integer`` column fed by a ``bigint`` sequence (serial
+    before version 10). Each case starts its counter two below the top (PostgreSQL ``setval``,
+    MariaDB ``AUTO_INCREMENT=``) and inserts ``n_inserts`` rows.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A running PostgreSQL or MariaDB (``engines.find("postgres")``).
+    n_inserts : int
+        Inserts per case, 1 to :data:`MAX_WALL_INSERTS`.
+    timeout_s : float
+        Bound on the whole experiment, set-up included (s), at most :data:`MAX_ENGINE_TIMEOUT_S`.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per insert with ``case``, ``column_type``, ``setting``, ``attempt``
+        (1-based), ``ok`` (bool), ``id`` (the key stored, or None), ``errno`` (MariaDB's error
+        number, or None), ``sqlstate``, ``message`` (the server's text, or its warning for a
+        statement that succeeded with one) and ``counter_after`` (the counter the server reports
+        afterwards: ``information_schema.TABLES.AUTO_INCREMENT`` or the sequence's ``last_value``).
+        ``summary``: ``engine`` (label) and, per case, the first error's ``sqlstate`` and message.
+    """
+    from syslab import _engine_sql as sql
+    from syslab.experiment import Run
+
+    kind = sql.kind_of(engine)
+    n = validate.bounded_int("n_inserts", n_inserts, MAX_WALL_INSERTS)
+    timeout = validate.float_in_range("timeout_s", timeout_s, 0.5, MAX_ENGINE_TIMEOUT_S)
+    deadline = sql.deadline_after(timeout)
+    errors = sql.driver_errors(kind)
+    rows: list[dict[str, object]] = []
+    with sql.fresh_database(engine, deadline) as db:
+        session = sql.open_session(kind, db, deadline)
+        try:
+            for case in _wall_cases(kind):
+                session.execute("DROP TABLE IF EXISTS t")
+                if kind == "postgres":
+                    session.execute("DROP SEQUENCE IF EXISTS t_id_seq")
+                for statement in case["setup"]:
+                    session.execute(statement)
+                for attempt in range(1, n + 1):
+                    row = {key: case[key] for key in ("case", "column_type", "setting")}
+                    row.update(attempt=attempt, ok=True, id=None, errno=None, sqlstate=None, message="")
+                    try:
+                        returned = session.execute(case["insert"])
+                        if kind == "postgres":
+                            row["id"] = int(returned[0][0])
+                        else:
+                            # SHOW WARNINGS first: any later statement clears them.
+                            warnings = session.execute("SHOW WARNINGS")
+                            if warnings:
+                                row["errno"], row["message"] = (
+                                    int(warnings[0][1]),
+                                    f"warning: {warnings[0][2]}",
+                                )
+                            row["id"] = int(session.scalar("SELECT max(id) FROM t"))
+                    except errors as error:
+                        row.update(ok=False, **sql.error_info(session, error))
+                    if kind == "postgres":
+                        value = session.scalar("SELECT last_value FROM t_id_seq")
+                    else:
+                        value = session.scalar(
+                            "SELECT AUTO_INCREMENT FROM information_schema.TABLES"
+                            " WHERE table_schema = DATABASE() AND table_name = 't'"
+                        )
+                    row["counter_after"] = None if value is None else int(value)
+                    rows.append(row)
+            session.execute("DROP TABLE IF EXISTS t")
+        finally:
+            session.close()
+    frame = pd.DataFrame(rows)
+    for column in ("id", "errno", "counter_after"):
+        frame[column] = pd.Series([r[column] for r in rows], dtype=object)
+    summary: dict[str, object] = {"engine": str(getattr(engine, "label", kind))}
+    for name, part in frame.groupby("case", sort=False):
+        failed = part[~part["ok"]]
+        summary[f"{name}: sqlstate"] = "" if failed.empty else str(failed["sqlstate"].iloc[0])
+        summary[f"{name}: message"] = "" if failed.empty else str(failed["message"].iloc[0])
+    return Run.create(frame, summary, engine=engine)
+
+
+_BURN_STATEMENTS = {
+    "mariadb": {
+        "ignore_dup": "INSERT IGNORE INTO t (k) VALUES (1)",
+        "upsert_hit": "INSERT INTO t (k) VALUES (2) ON DUPLICATE KEY UPDATE n = n + 1",
+        "insert": "INSERT INTO t (k) VALUES (%s)",
+        "bulk": "INSERT INTO t (k) SELECT k FROM src",
+    },
+    "postgres": {
+        "ignore_dup": "INSERT INTO t (k) VALUES (1) ON CONFLICT (k) DO NOTHING",
+        "upsert_hit": "INSERT INTO t (k) VALUES (2) ON CONFLICT (k) DO UPDATE SET n = t.n + 1",
+        "insert": "INSERT INTO t (k) VALUES (%s)",
+        "bulk": "INSERT INTO t (k) SELECT k FROM src",
+    },
+}
+
+
+def measure_burned_ids(
+    engine: object,
+    *,
+    n_statements: int = 20,
+    bulk_rows: tuple[int, ...] = (40, 300),
+    timeout_s: float = 30.0,
+):
+    """Count the ids a real server consumes without storing a row, statement kind by kind.
+
+    A table ``t(id <generated>, k UNIQUE, n)`` starts with rows ``k = 1`` and ``k = 2``. Each kind
+    runs ``n_statements`` times (``bulk`` once per size in ``bulk_rows``) and the counter is read
+    before and after: MariaDB's ``information_schema.TABLES.AUTO_INCREMENT`` (live in MariaDB,
+    no statistics cache), PostgreSQL's sequence ``last_value``.
+
+    Kinds: ``insert`` (new keys, the baseline), ``ignore_dup`` (``INSERT IGNORE`` / ``ON CONFLICT
+    DO NOTHING`` hitting an existing key), ``upsert_hit`` (``ON DUPLICATE KEY UPDATE`` / ``ON
+    CONFLICT DO UPDATE`` hitting an existing key), ``rollback`` (a new row, then ROLLBACK) and
+    ``bulk`` (``INSERT ... SELECT`` of a known number of rows).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A running PostgreSQL or MariaDB.
+    n_statements : int
+        Statements per kind, 1 to :data:`MAX_BURN_STATEMENTS`.
+    bulk_rows : tuple of int
+        Sizes of the ``INSERT ... SELECT`` statements (rows), each 1 to :data:`MAX_BULK_ROWS`.
+    timeout_s : float
+        Bound on the whole experiment (s), at most :data:`MAX_ENGINE_TIMEOUT_S`.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per kind (and bulk size) with ``kind``, ``statements``, ``rows_stored``,
+        ``ids_consumed``, ``ids_burned`` (consumed minus stored), ``ids_per_row`` (NaN when no
+        row was stored) and ``model_ids`` (what :func:`bulk_reserved_ids` and the burn model
+        predict for MariaDB/MySQL's handler; NaN for PostgreSQL's bulk rows, whose sequence
+        hands out one value per row). ``summary``: ``engine`` and, for MariaDB,
+        ``innodb_autoinc_lock_mode`` read from the server.
+    """
+    from syslab import _engine_sql as sql
+    from syslab.experiment import Run
+
+    kind = sql.kind_of(engine)
+    n = validate.bounded_int("n_statements", n_statements, MAX_BURN_STATEMENTS)
+    if isinstance(bulk_rows, (str, bytes)) or not hasattr(bulk_rows, "__iter__"):
+        raise TypeError(f"bulk_rows must be a sequence of row counts, got {type(bulk_rows).__name__}")
+    sizes = [validate.bounded_int(f"bulk_rows[{i}]", v, MAX_BULK_ROWS) for i, v in enumerate(bulk_rows)]
+    if len(sizes) > 10:
+        raise ValueError(f"bulk_rows must hold at most 10 sizes, got {len(sizes)}")
+    timeout = validate.float_in_range("timeout_s", timeout_s, 0.5, MAX_ENGINE_TIMEOUT_S)
+    deadline = sql.deadline_after(timeout)
+    statements = _BURN_STATEMENTS[kind]
+    rows: list[dict[str, object]] = []
+    summary: dict[str, object] = {"engine": str(getattr(engine, "label", kind))}
+    with sql.fresh_database(engine, deadline) as db:
+        s = sql.open_session(kind, db, deadline)
+        try:
+            if kind == "postgres":
+                s.execute(
+                    "CREATE TABLE t (id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+                    " k integer NOT NULL UNIQUE, n integer NOT NULL DEFAULT 0)"
+                )
+                s.execute("CREATE TABLE src (k integer)")
+
+                def counter() -> int:
+                    return int(s.scalar("SELECT last_value FROM t_id_seq"))
+            else:
+                summary["innodb_autoinc_lock_mode"] = int(s.scalar("SELECT @@innodb_autoinc_lock_mode"))
+                s.execute(
+                    "CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+                    " k INT NOT NULL UNIQUE, n INT NOT NULL DEFAULT 0) ENGINE=InnoDB"
+                )
+                s.execute("CREATE TABLE src (k INT) ENGINE=InnoDB")
+
+                def counter() -> int:
+                    # The next value to hand out, minus one: comparable with PostgreSQL's last_value.
+                    return (
+                        int(
+                            s.scalar(
+                                "SELECT AUTO_INCREMENT FROM information_schema.TABLES"
+                                " WHERE table_schema = DATABASE() AND table_name = 't'"
+                            )
+                        )
+                        - 1
+                    )
+
+            s.execute("INSERT INTO t (k) VALUES (1), (2)")
+            next_key = 1_000
+
+            def count_rows() -> int:
+                return int(s.scalar("SELECT count(*) FROM t"))
+
+            def record(kind_name: str, statements_run: int, before: tuple[int, int], model: float) -> None:
+                consumed, stored = counter() - before[0], count_rows() - before[1]
+                rows.append(
+                    {
+                        "kind": kind_name,
+                        "statements": statements_run,
+                        "rows_stored": stored,
+                        "ids_consumed": consumed,
+                        "ids_burned": consumed - stored,
+                        "ids_per_row": consumed / stored if stored else float("nan"),
+                        "model_ids": model,
+                    }
+                )
+
+            before = (counter(), count_rows())
+            for _ in range(n):
+                s.execute(statements["insert"], (next_key,))
+                next_key += 1
+            record("insert", n, before, float(n))
+            for name in ("ignore_dup", "upsert_hit"):
+                before = (counter(), count_rows())
+                for _ in range(n):
+                    s.execute(statements[name])
+                record(name, n, before, float(n))
+            before = (counter(), count_rows())
+            for _ in range(n):
+                s.begin()
+                s.execute(statements["insert"], (next_key,))
+                s.rollback()
+                next_key += 1
+            record("rollback", n, before, float(n))
+            for size in sizes:
+                s.execute("DELETE FROM src")
+                s.execute(
+                    "INSERT INTO src (k) VALUES " + ", ".join(["(%s)"] * size),
+                    tuple(range(next_key, next_key + size)),
+                )
+                next_key += size
+                before = (counter(), count_rows())
+                s.execute(statements["bulk"])
+                model = (
+                    float(np.asarray(bulk_reserved_ids(size)).ravel()[0])
+                    if kind == "mariadb"
+                    else float(size)
+                )
+                record(f"bulk {size} rows", 1, before, model)
+        finally:
+            s.close()
+    return Run.create(pd.DataFrame(rows), summary, engine=engine)

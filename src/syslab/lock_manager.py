@@ -27,6 +27,7 @@ FOR SHARE, FOR NO KEY UPDATE, FOR UPDATE).
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -473,3 +474,283 @@ def plot_latency_vs_rate(sweep: pd.DataFrame, cliff_rate_per_s: float | None = N
     ax.set_xscale("log")
     ax.set_yscale("log")
     return label(ax, "child writes on the parent (per s)", "child lock wait (ms)", legend=True)
+
+
+# ------------------------------------------------------------ the real engines
+
+MAX_CLIENTS = 32  # child-writer connections in run_hot_parent
+MAX_RATE_PER_S = 5_000.0  # child writes per second offered to a real engine
+MAX_DURATION_S = 30.0  # seconds of load in run_hot_parent
+MAX_HOLD_S = 1.0  # a hold time longer than this is not a hot-row experiment
+MAX_ENGINE_TIMEOUT_S = 120.0
+PARENT_LOCKS = ("update", "for_update")  # how the parent is touched: a non-key UPDATE or FOR UPDATE
+
+
+def _hot_parent_counters(session, kind: str) -> dict[str, float]:
+    """Server counters read before and after the load."""
+    if kind == "mariadb":
+        rows = dict(
+            session.execute(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_row_lock_waits', 'Innodb_row_lock_time')"
+            )
+        )
+        return {
+            "row_lock_waits": float(rows.get("Innodb_row_lock_waits", 0)),
+            "row_lock_time_ms": float(rows.get("Innodb_row_lock_time", 0)),
+        }
+    session.execute("CHECKPOINT")
+    next_mxid = session.scalar("SELECT (pg_control_checkpoint()).next_multixact_id")
+    slru = session.execute(
+        "SELECT name, blks_zeroed + blks_hit + blks_read FROM pg_stat_slru"
+        " WHERE name IN ('MultiXactMember', 'MultiXactOffset')"
+    )
+    counters = {"multixacts": float(next_mxid)}
+    for name, value in slru:
+        counters[f"{name}_slru_accesses"] = float(value)
+    return counters
+
+
+def _sample_waits(session, kind: str, database: str) -> list[tuple[str, str]]:
+    """(wait kind, detail) for every session of the experiment waiting on a lock right now."""
+    if kind == "mariadb":
+        rows = session.execute(
+            "SELECT trx_query FROM information_schema.INNODB_TRX"
+            " WHERE trx_state = 'LOCK WAIT' AND trx_mysql_thread_id <> CONNECTION_ID()"
+        )
+        return [("child" if "INSERT" in str(q).upper() else "parent", "row lock wait") for (q,) in rows]
+    rows = session.execute(
+        "SELECT query, wait_event_type, wait_event FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid() AND wait_event_type IN ('Lock', 'LWLock')",
+        (database,),
+    )
+    return [
+        ("child" if "INSERT" in str(q).upper() else "parent", f"{t}:{e}")
+        if t == "Lock" and e in ("tuple", "transactionid")
+        else ("other", f"{t}:{e}")
+        for q, t, e in rows
+    ]
+
+
+def run_hot_parent(
+    engine: object,
+    *,
+    write_rate_per_s: float = 400.0,
+    parent_update_share: float = 0.05,
+    child_hold_s: float = 0.005,
+    parent_hold_s: float = 0.002,
+    parent_lock: str = "update",
+    n_clients: int = 8,
+    duration_s: float = 2.0,
+    seed: int | np.random.Generator | None = 0,
+    timeout_s: float = 60.0,
+):
+    """One hot parent row on a real server: concurrent child inserts plus updates of the parent.
+
+    ``n_clients`` threads, each with its own connection, insert children of parent 1 at Poisson
+    times (together ``write_rate_per_s``); each insert runs in a transaction that stays open for an
+    exponential ``child_hold_s`` after the insert (the rest of the request) before it commits. One
+    more connection touches the parent at rate ``write_rate_per_s * parent_update_share``: a
+    non-key ``UPDATE parents SET n_children = n_children + 1`` (``parent_lock="update"``), or
+    ``SELECT ... FOR UPDATE`` (``"for_update"``, the lock a DELETE or a key update takes), held for
+    ``parent_hold_s``. The server does the waiting, so Python threads are enough. A monitor
+    connection samples who waits on a lock (every 0.12 s on MariaDB, whose cache of that table
+    refreshes only after 0.1 s unread; every 5 ms on PostgreSQL) (MariaDB ``information_schema.INNODB_LOCK_WAITS``;
+    PostgreSQL ``pg_stat_activity`` wait events), and server counters are read before and after
+    (MariaDB ``Innodb_row_lock_waits``/``_time``; PostgreSQL MultiXact ids created, from
+    ``pg_control_checkpoint()`` after a CHECKPOINT, and MultiXact SLRU page accesses).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A running PostgreSQL or MariaDB.
+    write_rate_per_s : float
+        Child inserts offered per second, at most :data:`MAX_RATE_PER_S`.
+    parent_update_share : float
+        Parent touches per child insert, 0 to 1.
+    child_hold_s, parent_hold_s : float
+        Mean time each transaction stays open after its statement (s), at most :data:`MAX_HOLD_S`.
+    parent_lock : {"update", "for_update"}
+        How the parent is touched.
+    n_clients : int
+        Child connections, 1 to :data:`MAX_CLIENTS`.
+    duration_s : float
+        Seconds of load, at most :data:`MAX_DURATION_S`.
+    seed : int, numpy Generator or None
+        Arrival times and hold times.
+    timeout_s : float
+        Bound on the whole experiment, set-up included (s); must exceed ``duration_s``.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per statement with ``kind`` ("child"/"parent"), ``client``,
+        ``start_s`` (since the load began), ``latency_ms`` (the statement's time: its lock wait
+        plus its work) and ``ok``. ``summary``: ``engine``, the knobs, ``child_p50_ms``,
+        ``child_p99_ms``, ``parent_p50_ms``, ``parent_p99_ms``, ``children_per_s`` (achieved),
+        ``child_wait_samples`` and ``parent_wait_samples`` (monitor samples that saw a waiter),
+        ``wait_events`` (the distinct wait kinds seen), ``n_samples`` and the server counters'
+        deltas (``row_lock_waits``, ``row_lock_time_ms``; or ``multixacts`` and the SLRU accesses).
+    """
+    import threading
+
+    from syslab import _engine_sql as sql
+    from syslab.experiment import Run
+
+    kind = sql.kind_of(engine)
+    rate = validate.float_in_range("write_rate_per_s", write_rate_per_s, 1e-3, MAX_RATE_PER_S)
+    share = validate.probability("parent_update_share", parent_update_share)
+    child_hold = validate.float_in_range("child_hold_s", child_hold_s, 0.0, MAX_HOLD_S)
+    parent_hold = validate.float_in_range("parent_hold_s", parent_hold_s, 0.0, MAX_HOLD_S)
+    parent_lock = validate.choice("parent_lock", parent_lock, PARENT_LOCKS)
+    clients = validate.bounded_int("n_clients", n_clients, MAX_CLIENTS)
+    duration = validate.float_in_range("duration_s", duration_s, 0.05, MAX_DURATION_S)
+    timeout = validate.float_in_range("timeout_s", timeout_s, 1.0, MAX_ENGINE_TIMEOUT_S)
+    if timeout <= duration + 1.0:
+        raise ValueError(
+            f"timeout_s must exceed duration_s + 1 s, got timeout_s={timeout} and duration_s={duration}"
+        )
+    rng = validate.rng_from_seed(seed)
+    deadline = sql.deadline_after(timeout)
+    errors = sql.driver_errors(kind)
+    child_arrivals = [
+        np.cumsum(rng.exponential(clients / rate, int(3 * duration * rate / clients) + 50))
+        for _ in range(clients)
+    ]
+    child_holds = [
+        rng.exponential(child_hold, len(a)) if child_hold > 0 else np.zeros(len(a)) for a in child_arrivals
+    ]
+    parent_rate = rate * share
+    n_parent = int(3 * duration * parent_rate) + 10
+    parent_arrivals = (
+        np.cumsum(rng.exponential(1 / parent_rate, n_parent)) if parent_rate > 0 else np.array([])
+    )
+    parent_holds = rng.exponential(parent_hold, n_parent) if parent_hold > 0 else np.zeros(n_parent)
+    parent_holds = parent_holds[: len(parent_arrivals)]
+    records: list[tuple] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    samples: list[list[tuple[str, str]]] = []
+    if parent_lock == "update":
+        parent_sql = "UPDATE parents SET n_children = n_children + 1 WHERE id = 1"
+    else:
+        parent_sql = "SELECT id FROM parents WHERE id = 1 FOR UPDATE"
+
+    with sql.fresh_database(engine, deadline) as db:
+        setup = sql.open_session(kind, db, deadline)
+        sessions = []
+        try:
+            if kind == "postgres":
+                setup.execute(
+                    "CREATE TABLE parents (id integer PRIMARY KEY, n_children integer NOT NULL DEFAULT 0)"
+                )
+                setup.execute(
+                    "CREATE TABLE children (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                    " parent_id integer NOT NULL REFERENCES parents (id), v integer)"
+                )
+                setup.execute("CREATE INDEX children_parent ON children (parent_id)")
+            else:
+                setup.execute(
+                    "CREATE TABLE parents (id INT PRIMARY KEY, n_children INT NOT NULL DEFAULT 0)"
+                    " ENGINE=InnoDB"
+                )
+                setup.execute(
+                    "CREATE TABLE children (id BIGINT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,"
+                    " v INT, FOREIGN KEY (parent_id) REFERENCES parents (id)) ENGINE=InnoDB"
+                )
+            setup.execute("INSERT INTO parents (id) VALUES (1), (2)")
+            sessions = [sql.open_session(kind, db, deadline) for _ in range(clients + 2)]
+            before = _hot_parent_counters(setup, kind)
+            t0 = time.monotonic() + 0.05
+            end = t0 + duration
+
+            def worker(session, arrivals, holds, statement, label, client):
+                for arrival, hold in zip(arrivals, holds, strict=True):
+                    at = t0 + arrival
+                    if at >= end or stop.is_set():
+                        return
+                    pause = at - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
+                    ok = True
+                    started = time.monotonic()
+                    try:
+                        session.begin()
+                        session.execute(statement, (client,) if "%s" in statement else None)
+                        latency = time.monotonic() - started
+                        if hold > 0:
+                            time.sleep(hold)
+                        session.commit()
+                    except errors:
+                        latency, ok = time.monotonic() - started, False
+                        session.rollback()
+                    with lock:
+                        records.append((label, client, started - t0, 1000 * latency, ok))
+
+            def monitor(session):
+                while not stop.is_set() and time.monotonic() < end:
+                    try:
+                        samples.append(_sample_waits(session, kind, db.name))
+                    except errors:
+                        session.rollback()
+                    # InnoDB refreshes its INFORMATION_SCHEMA transaction cache only when it has not
+                    # been read for 0.1 s (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): polling faster
+                    # would read the same stale snapshot for ever.
+                    time.sleep(0.12 if kind == "mariadb" else 0.005)
+
+            child_sql = "INSERT INTO children (parent_id, v) VALUES (1, %s)"
+            threads = [
+                threading.Thread(
+                    target=worker,
+                    args=(sessions[i], child_arrivals[i], child_holds[i], child_sql, "child", i),
+                    daemon=True,
+                )
+                for i in range(clients)
+            ]
+            threads.append(
+                threading.Thread(
+                    target=worker,
+                    args=(sessions[clients], parent_arrivals, parent_holds, parent_sql, "parent", -1),
+                    daemon=True,
+                )
+            )
+            threads.append(threading.Thread(target=monitor, args=(sessions[clients + 1],), daemon=True))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            stop.set()
+            if any(thread.is_alive() for thread in threads):
+                raise TimeoutError(f"run_hot_parent did not finish within timeout_s={timeout}")
+            after = _hot_parent_counters(setup, kind)
+        finally:
+            stop.set()
+            for session in sessions:
+                session.close()
+            setup.close()
+    frame = pd.DataFrame(records, columns=["kind", "client", "start_s", "latency_ms", "ok"])
+    frame = frame.sort_values("start_s", ignore_index=True)
+    child = frame.loc[(frame["kind"] == "child") & frame["ok"], "latency_ms"].to_numpy()
+    parent = frame.loc[(frame["kind"] == "parent") & frame["ok"], "latency_ms"].to_numpy()
+
+    def pct(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q)) if values.size else math.nan
+
+    events = sorted({detail for sample in samples for _, detail in sample})
+    summary: dict[str, object] = {
+        "engine": str(getattr(engine, "label", kind)),
+        "parent_lock": parent_lock,
+        "write_rate_per_s": rate,
+        "parent_update_share": share,
+        "child_p50_ms": pct(child, 50),
+        "child_p99_ms": pct(child, 99),
+        "parent_p50_ms": pct(parent, 50),
+        "parent_p99_ms": pct(parent, 99),
+        "children_per_s": child.size / duration,
+        "n_samples": len(samples),
+        "child_wait_samples": sum(any(k == "child" for k, _ in s) for s in samples),
+        "parent_wait_samples": sum(any(k == "parent" for k, _ in s) for s in samples),
+        "wait_events": ", ".join(events) if events else "none",
+    }
+    for key in after:
+        summary[key] = after[key] - before.get(key, 0.0)
+    return Run.create(frame, summary, engine=engine)

@@ -792,3 +792,511 @@ def engine_plans() -> pd.DataFrame:
         ),
     ]
     return pd.DataFrame(rows, columns=["case", "MySQL 8.0 EXPLAIN type", "PostgreSQL 16 plan", "source"])
+
+
+# --------------------------------------------------------------------------- PostgreSQL and MariaDB, measured
+
+MAX_ENGINE_MATCHES = 2_000_000  # rows of matches loaded into a real engine
+MAX_ENGINE_PLAYERS = 500_000
+MAX_ENGINE_TIMEOUT_S = 120.0
+
+# Per engine: the schema, and each pattern's query before and after its rewrite, with the DDL the
+# rewrite needs. Values come in as %(name)s and are rendered as literals (EXPLAIN of the text a
+# reader would type); generic plans with real bind parameters are measured separately.
+_ENGINE_SCHEMA = {
+    "postgres": (
+        "CREATE TABLE players (id integer PRIMARY KEY, name text NOT NULL, email text NOT NULL, tag text NOT NULL)",
+        "CREATE TABLE matches (id integer PRIMARY KEY, played_at timestamp NOT NULL, player_id integer NOT NULL,"
+        " score integer NOT NULL)",
+    ),
+    "mariadb": (
+        "CREATE TABLE players (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, email VARCHAR(64) NOT NULL,"
+        " tag VARCHAR(16) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
+        "CREATE TABLE matches (id INT PRIMARY KEY, played_at DATETIME NOT NULL, player_id INT NOT NULL,"
+        " score INT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
+    ),
+}
+
+_ENGINE_PATTERNS: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
+    "postgres": {
+        "date_function": (
+            "SELECT count(*), max(score) FROM matches WHERE date(played_at) = %(day)s",
+            "SELECT count(*), max(score) FROM matches WHERE played_at >= %(day)s AND played_at < %(next_day)s",
+            (),
+        ),
+        "lower_function": (
+            "SELECT * FROM players WHERE lower(email) = %(email)s",
+            "SELECT * FROM players WHERE email = %(email)s",
+            (),
+        ),
+        "arithmetic": (
+            "SELECT * FROM matches WHERE score + %(bonus)s >= %(target)s",
+            "SELECT * FROM matches WHERE score >= %(target_minus_bonus)s",
+            (),
+        ),
+        "leading_wildcard": (
+            "SELECT * FROM players WHERE email LIKE %(suffix)s",
+            "SELECT * FROM players WHERE split_part(email, '@', 2) = %(domain)s",
+            ("CREATE INDEX players_domain ON players (split_part(email, '@', 2))",),
+        ),
+        "prefix_like": (
+            "SELECT * FROM players WHERE name ILIKE %(prefix_like)s",
+            "SELECT * FROM players WHERE name LIKE %(prefix_like)s",
+            (),
+        ),
+        "implicit_conversion": (
+            "SELECT * FROM players WHERE tag = %(tag_int)s",
+            "SELECT * FROM players WHERE tag = %(tag_text)s",
+            (),
+        ),
+        "cast_on_column": (
+            "SELECT * FROM players WHERE CAST(tag AS integer) = %(tag_int)s",
+            "SELECT * FROM players WHERE tag = %(tag_text)s",
+            (),
+        ),
+        "or_columns": (
+            "SELECT * FROM players WHERE tag = %(tag_text)s OR email = %(email)s",
+            "SELECT * FROM players WHERE tag = %(tag_text)s UNION SELECT * FROM players WHERE email = %(email)s",
+            (),
+        ),
+        "negation": (
+            "SELECT * FROM matches WHERE NOT (score < %(target)s)",
+            "SELECT * FROM matches WHERE score >= %(target)s",
+            (),
+        ),
+        "expression_index": (
+            "SELECT * FROM players WHERE lower(name) = %(lname)s",
+            "SELECT * FROM players WHERE lower(name) = %(lname)s",
+            ("CREATE INDEX players_lower_name ON players (lower(name))",),
+        ),
+        "generated_column": (
+            "SELECT count(*), max(score) FROM matches WHERE date(played_at) = %(day)s",
+            "SELECT count(*), max(score) FROM matches WHERE play_day = %(day)s",
+            (
+                "ALTER TABLE matches ADD COLUMN play_day date GENERATED ALWAYS AS (played_at::date) STORED",
+                "CREATE INDEX matches_play_day ON matches (play_day)",
+            ),
+        ),
+    },
+    "mariadb": {
+        "date_function": (
+            "SELECT count(*), max(score) FROM matches WHERE DATE(played_at) = %(day)s",
+            "SELECT count(*), max(score) FROM matches WHERE played_at >= %(day)s AND played_at < %(next_day)s",
+            (),
+        ),
+        "lower_function": (
+            "SELECT * FROM players WHERE LOWER(email) = %(email)s",
+            "SELECT * FROM players WHERE email = %(email)s",
+            (),
+        ),
+        "arithmetic": (
+            "SELECT * FROM matches WHERE score + %(bonus)s >= %(target)s",
+            "SELECT * FROM matches WHERE score >= %(target_minus_bonus)s",
+            (),
+        ),
+        "leading_wildcard": (
+            "SELECT * FROM players WHERE email LIKE %(suffix)s",
+            "SELECT * FROM players WHERE domain = %(domain)s",
+            (
+                "ALTER TABLE players ADD COLUMN domain VARCHAR(64) AS (SUBSTRING_INDEX(email, '@', -1)) VIRTUAL,"
+                " ADD INDEX players_domain (domain)",
+            ),
+        ),
+        "prefix_like": (
+            "SELECT * FROM players WHERE name LIKE %(prefix_like)s",
+            "SELECT * FROM players WHERE name LIKE %(prefix_like)s",
+            (),
+        ),
+        "implicit_conversion": (
+            "SELECT * FROM players WHERE tag = %(tag_int)s",
+            "SELECT * FROM players WHERE tag = %(tag_text)s",
+            (),
+        ),
+        "cast_on_column": (
+            "SELECT * FROM players WHERE CAST(tag AS SIGNED) = %(tag_int)s",
+            "SELECT * FROM players WHERE tag = %(tag_text)s",
+            (),
+        ),
+        "or_columns": (
+            "SELECT * FROM players WHERE tag = %(tag_text)s OR email = %(email)s",
+            "SELECT * FROM players WHERE tag = %(tag_text)s UNION SELECT * FROM players WHERE email = %(email)s",
+            (),
+        ),
+        "negation": (
+            "SELECT * FROM matches WHERE NOT (score < %(target)s)",
+            "SELECT * FROM matches WHERE score >= %(target)s",
+            (),
+        ),
+        "expression_index": (
+            "SELECT * FROM players WHERE LOWER(name) = %(lname)s",
+            "SELECT * FROM players WHERE LOWER(name) = %(lname)s",
+            (
+                "ALTER TABLE players ADD COLUMN lname VARCHAR(64) AS (LOWER(name)) VIRTUAL,"
+                " ADD INDEX players_lower_name (lname)",
+            ),
+        ),
+        "generated_column": (
+            "SELECT count(*), max(score) FROM matches WHERE DATE(played_at) = %(day)s",
+            "SELECT count(*), max(score) FROM matches WHERE play_day = %(day)s",
+            (
+                "ALTER TABLE matches ADD COLUMN play_day DATE AS (DATE(played_at)) VIRTUAL,"
+                " ADD INDEX matches_play_day (play_day)",
+            ),
+        ),
+    },
+}
+
+# Index shapes beyond single columns, on a copy of matches that has only the composite index
+# (player_id, played_at): which predicates it serves, when it covers the query, and when it
+# delivers ORDER BY ... LIMIT without a sort.
+SHAPE_CASES: tuple[tuple[str, str, str], ...] = (
+    (
+        "equality then range",
+        "leading column equal, second in a range",
+        "SELECT * FROM m2 WHERE player_id = %(player_id)s AND played_at >= %(day)s AND played_at < %(next_week)s",
+    ),
+    (
+        "range on the second column only",
+        "no predicate on the leading column",
+        "SELECT * FROM m2 WHERE played_at >= %(day)s AND played_at < %(next_day)s",
+    ),
+    (
+        "covering: indexed columns only",
+        "every column the query reads is in the index",
+        "SELECT played_at FROM m2 WHERE player_id = %(player_id)s",
+    ),
+    (
+        "not covering: SELECT *",
+        "each match also needs its table row",
+        "SELECT * FROM m2 WHERE player_id = %(player_id)s",
+    ),
+    (
+        "ORDER BY an indexed column, LIMIT 10",
+        "the 10 latest matches (matches has an index on played_at)",
+        "SELECT * FROM matches ORDER BY played_at DESC LIMIT 10",
+    ),
+    (
+        "ORDER BY an unindexed column, LIMIT 10",
+        "the same on m2, whose index leads with player_id",
+        "SELECT * FROM m2 ORDER BY played_at DESC LIMIT 10",
+    ),
+)
+
+# Bind parameters: the same prefix search prepared once and executed with a value. PostgreSQL may
+# switch a prepared statement to a generic plan that cannot see the value (plan_cache_mode forces
+# either); MariaDB optimises a prepared statement again at every execution.
+BIND_CASES: tuple[tuple[str, str], ...] = (
+    ("prefix LIKE $1", "SELECT * FROM players WHERE name LIKE {p}"),
+    ("equality = $1", "SELECT * FROM players WHERE email = {p}"),
+)
+SHAPE_SQLITE_SETUP = (
+    "CREATE TABLE m2 AS SELECT id, played_at, player_id, score FROM matches",
+    "CREATE INDEX m2_player_played ON m2 (player_id, played_at)",
+    "ANALYZE m2",
+)
+
+
+def _render(kind: str, sql: str, params: dict[str, object]) -> str:
+    """``sql`` with each ``%(name)s`` replaced by a literal (values generated here, not user input)."""
+    values = {}
+    for name, value in params.items():
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"params[{name!r}] must be a str or int, got bool")
+        if isinstance(value, (int, np.integer)):
+            values[name] = str(int(value))
+        elif isinstance(value, str):
+            escaped = value.replace("'", "''")
+            if kind == "mariadb":
+                escaped = escaped.replace("\\", "\\\\")
+            values[name] = f"'{escaped}'"
+        else:
+            raise TypeError(f"params[{name!r}] must be a str or int, got {type(value).__name__}")
+    return sql % values
+
+
+def _engine_params(params: dict[str, object]) -> dict[str, object]:
+    out = dict(params)
+    out["target_minus_bonus"] = int(params["target"]) - int(params["bonus"])
+    out["next_week"] = str(np.datetime64(str(params["day"]), "D") + 7)
+    return out
+
+
+def classify_engine_plan(kind: str, plan: object) -> tuple[str, str]:
+    """(access, words) for one EXPLAIN: ``access`` is "index", "scan" or "index scan" (a full index walk).
+
+    Parameters
+    ----------
+    kind : {"postgres", "mariadb"}
+        Which engine's EXPLAIN format ``plan`` is in.
+    plan : object
+        PostgreSQL: the parsed ``EXPLAIN (FORMAT JSON)`` document (a list with one dict);
+        MariaDB: the rows of the classic ``EXPLAIN`` (tuples of id, select_type, table, type,
+        possible_keys, key, key_len, ref, rows, Extra).
+
+    Returns
+    -------
+    tuple of (str, str)
+        The access class (any sequential/full scan of a table makes it "scan"), and the plan in a
+        few words: PostgreSQL's node types (``Index Only Scan``, ``Bitmap Heap Scan`` ...) with
+        ``Sort`` when one appears; MariaDB's ``type`` per table with ``key`` and the notable
+        ``Extra`` flags (``Using index``, ``Using filesort``, ``Using index condition``).
+    """
+    kind = validate.choice("kind", kind, ("postgres", "mariadb"))
+    if kind == "postgres":
+        nodes: list[str] = []
+
+        def walk(node: dict) -> None:
+            name = str(node.get("Node Type", "?"))
+            if name in ("Index Scan", "Index Only Scan") and node.get("Scan Direction") == "Backward":
+                name += " Backward"
+            nodes.append(name)
+            for child in node.get("Plans", []) or []:
+                walk(child)
+
+        walk(plan[0]["Plan"])
+        scans = [n for n in nodes if n in ("Seq Scan",)]
+        access = "scan" if scans else ("index" if any("Index" in n for n in nodes) else "other")
+        keep = [n for n in nodes if "Scan" in n or n in ("Sort", "Incremental Sort", "BitmapOr")]
+        return access, " → ".join(dict.fromkeys(reversed(keep)))
+    words, access = [], "index"
+    for row in plan:
+        table, kind_word, key, extra = row[2], row[3], row[5], row[9] or ""
+        if table is None or str(table).startswith("<union"):
+            continue
+        if kind_word == "ALL":
+            access = "scan"
+        elif kind_word == "index" and access != "scan":
+            access = "index scan"
+        flags = [
+            f
+            for f in ("Using index condition", "Using index", "Using filesort", "Using union")
+            if f in extra
+            and not (
+                f == "Using index" and "Using index condition" in extra and extra.count("Using index") == 1
+            )
+        ]
+        words.append(
+            " ".join(
+                [kind_word] + ([f"({key})"] if key else []) + ([f"[{'; '.join(flags)}]"] if flags else [])
+            )
+        )
+    return access, " + ".join(words)
+
+
+def _load_engine_dashboard(session, kind: str, config: DashboardConfig, rng: np.random.Generator) -> None:
+    players = _player_columns(config, rng)
+    matches = _match_columns(config, rng)
+    for statement in _ENGINE_SCHEMA[kind]:
+        session.execute(statement)
+    player_rows = list(zip(*(players[c].tolist() for c in ("id", "name", "email", "tag")), strict=True))
+    match_rows = list(
+        zip(
+            range(1, config.n_matches + 1),
+            [t.replace("T", " ") for t in matches["played_at"].tolist()],
+            matches["player_id"].tolist(),
+            matches["score"].tolist(),
+            strict=True,
+        )
+    )
+    if kind == "postgres":
+        with session.conn.cursor() as cur:
+            with cur.copy("COPY players (id, name, email, tag) FROM STDIN") as copy:
+                for row in player_rows:
+                    copy.write_row(row)
+            with cur.copy("COPY matches (id, played_at, player_id, score) FROM STDIN") as copy:
+                for row in match_rows:
+                    copy.write_row(row)
+    else:
+        with session.conn.cursor() as cur:
+            for start in range(0, len(player_rows), 5_000):
+                cur.executemany(
+                    "INSERT INTO players (id, name, email, tag) VALUES (%s, %s, %s, %s)",
+                    player_rows[start : start + 5_000],
+                )
+            for start in range(0, len(match_rows), 5_000):
+                cur.executemany(
+                    "INSERT INTO matches (id, played_at, player_id, score) VALUES (%s, %s, %s, %s)",
+                    match_rows[start : start + 5_000],
+                )
+    for statement in INDEXES:
+        session.execute(statement)
+    session.execute("CREATE TABLE m2 AS SELECT id, played_at, player_id, score FROM matches")
+    session.execute("CREATE INDEX m2_player_played ON m2 (player_id, played_at)")
+    if kind == "postgres":
+        session.execute("VACUUM ANALYZE players")
+        session.execute("VACUUM ANALYZE matches")
+        session.execute("VACUUM ANALYZE m2")
+    else:
+        session.execute("ANALYZE TABLE players, matches, m2")
+
+
+def _explain(session, kind: str, sql: str) -> tuple[str, str]:
+    if kind == "postgres":
+        document = session.scalar("EXPLAIN (FORMAT JSON) " + sql)
+        return classify_engine_plan(kind, document)
+    return classify_engine_plan(kind, session.execute("EXPLAIN " + sql))
+
+
+def measure_engine_plans(
+    engine: object,
+    config: DashboardConfig | None = None,
+    *,
+    seed: int | np.random.Generator | None = 0,
+    timeout_s: float = 60.0,
+):
+    """EXPLAIN every anti-pattern, its rewrite and the index-shape cases on a real PostgreSQL or MariaDB.
+
+    Loads the same generated dashboard as :func:`build_dashboard` (``players`` and ``matches``
+    with the same single-column indexes, plus ``m2``, a copy of ``matches`` whose only index is
+    ``(player_id, played_at)``), analyses it, then asks the planner about each query in
+    :data:`PATTERNS` as written and rewritten (running the rewrite's DDL first), each of
+    :data:`SHAPE_CASES` and each of :data:`BIND_CASES` (prepared, then executed with a value). Plans only: nothing is timed, so the result does not depend on the machine.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A running PostgreSQL or MariaDB.
+    config : DashboardConfig, optional
+        Table sizes (default: 40,000 matches and 8,000 players, enough for every planner to
+        prefer an index for a selective predicate); at most :data:`MAX_ENGINE_MATCHES` and
+        :data:`MAX_ENGINE_PLAYERS`.
+    seed : int, numpy Generator or None
+        The generated data.
+    timeout_s : float
+        Bound on the whole experiment, loading included (s), at most :data:`MAX_ENGINE_TIMEOUT_S`.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per query with ``case`` (a pattern key, a shape case or a bind case),
+        ``phase`` ("before", "after", "shape"; for bind cases "custom plan"/"generic plan" on
+        PostgreSQL, "prepared" on MariaDB), ``sql`` (as explained), ``access`` ("index", "scan",
+        "index scan" or "error") and ``plan`` (a few words of the engine's own plan, or the
+        error message). ``summary``: ``engine``, ``collation`` (the database's default, which
+        decides whether ``LIKE 'x%'`` can use a plain B-tree), ``n_matches`` and ``n_players``.
+    """
+    from syslab import _engine_sql as sql
+    from syslab.experiment import Run
+
+    kind = sql.kind_of(engine)
+    config = DashboardConfig(n_matches=40_000, n_players=8_000, n_clans=200) if config is None else config
+    validate.instance("config", config, DashboardConfig)
+    if config.n_matches > MAX_ENGINE_MATCHES or config.n_players > MAX_ENGINE_PLAYERS:
+        raise ValueError(
+            f"config must have at most {MAX_ENGINE_MATCHES:,} matches and {MAX_ENGINE_PLAYERS:,} players for an"
+            f" engine, got {config.n_matches:,} and {config.n_players:,}"
+        )
+    rng = validate.rng_from_seed(seed)
+    timeout = validate.float_in_range("timeout_s", timeout_s, 1.0, MAX_ENGINE_TIMEOUT_S)
+    deadline = sql.deadline_after(timeout)
+    errors = sql.driver_errors(kind)
+    rows: list[dict[str, object]] = []
+    with sql.fresh_database(engine, deadline) as db:
+        s = sql.open_session(kind, db, deadline)
+        try:
+            _load_engine_dashboard(s, kind, config, rng)
+            pick = max(1, config.n_players // 2)
+            name, email, tag = s.execute("SELECT name, email, tag FROM players WHERE id = %s", (pick,))[0]
+            day = np.datetime64(config.start_date, "D") + config.days // 2
+            params = _engine_params(
+                {
+                    "day": str(day),
+                    "next_day": str(day + 1),
+                    "email": email,
+                    "domain": email.split("@", 1)[1],
+                    "suffix": "%@" + email.split("@", 1)[1],
+                    "lname": name.lower(),
+                    "prefix_like": name[:-3] + "%",
+                    "tag_int": int(tag),
+                    "tag_text": tag,
+                    "player_id": pick,
+                    "bonus": 500,
+                    "target": 999_000,
+                }
+            )
+            if kind == "postgres":
+                collation = str(
+                    s.scalar("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+                )
+            else:
+                collation = str(
+                    s.scalar(
+                        "SELECT table_collation FROM information_schema.TABLES"
+                        " WHERE table_schema = DATABASE() AND table_name = 'players'"
+                    )
+                )
+            for pattern in PATTERNS:
+                before, after, setup = _ENGINE_PATTERNS[kind][pattern.key]
+                for phase, text in (("before", before), ("after", after)):
+                    if phase == "after":
+                        for statement in setup:
+                            s.execute(statement)
+                        if setup:
+                            s.execute(
+                                "ANALYZE players" if kind == "postgres" else "ANALYZE TABLE players, matches"
+                            )
+                            if kind == "postgres":
+                                s.execute("ANALYZE matches")
+                    rendered = _render(kind, text, params)
+                    try:
+                        access, words = _explain(s, kind, rendered)
+                    except errors as error:
+                        access, words = "error", str(sql.error_info(s, error)["message"])
+                    rows.append(
+                        {
+                            "case": pattern.key,
+                            "phase": phase,
+                            "sql": rendered,
+                            "access": access,
+                            "plan": words,
+                        }
+                    )
+            for case, _description, text in SHAPE_CASES:
+                rendered = _render(kind, text, params)
+                access, words = _explain(s, kind, rendered)
+                rows.append(
+                    {"case": case, "phase": "shape", "sql": rendered, "access": access, "plan": words}
+                )
+            values = {"prefix LIKE $1": params["prefix_like"], "equality = $1": params["email"]}
+            for index, (case, template) in enumerate(BIND_CASES):
+                value = _render(kind, "%(v)s", {"v": values[case]})
+                if kind == "postgres":
+                    s.execute(f"PREPARE q{index} (text) AS " + template.format(p="$1"))
+                    for mode in ("force_custom_plan", "force_generic_plan"):
+                        s.execute(f"SET plan_cache_mode = {mode}")
+                        document = s.scalar(f"EXPLAIN (FORMAT JSON) EXECUTE q{index} ({value})")
+                        access, words = classify_engine_plan(kind, document)
+                        rows.append(
+                            {
+                                "case": case,
+                                "phase": mode.replace("force_", "").replace("_", " "),
+                                "sql": f"PREPARE q{index} (text) AS {template.format(p='$1')};"
+                                f" SET plan_cache_mode = {mode}; EXECUTE q{index} ({value})",
+                                "access": access,
+                                "plan": words,
+                            }
+                        )
+                    s.execute("RESET plan_cache_mode")
+                else:
+                    s.execute(f"PREPARE q{index} FROM 'EXPLAIN {template.format(p='?')}'")
+                    s.execute(f"SET @v = {value}")
+                    access, words = classify_engine_plan(kind, s.execute(f"EXECUTE q{index} USING @v"))
+                    rows.append(
+                        {
+                            "case": case,
+                            "phase": "prepared",
+                            "sql": f"PREPARE q{index} FROM"
+                            f" '{template.format(p='?')}'; EXECUTE q{index} USING {value}",
+                            "access": access,
+                            "plan": words,
+                        }
+                    )
+        finally:
+            s.close()
+    summary = {
+        "engine": str(getattr(engine, "label", kind)),
+        "collation": collation,
+        "n_matches": config.n_matches,
+        "n_players": config.n_players,
+    }
+    return Run.create(pd.DataFrame(rows), summary, engine=engine)
