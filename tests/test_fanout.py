@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syslab import fanout
+from syslab import engines, fanout
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,8 @@ def test_costs_never_negative_and_total_is_sum(threshold, seed):
 @pytest.mark.real
 def test_sqlite_push_writes_more_pull_reads_more():
     small = fanout.follower_graph(fanout.GraphConfig(n_users=2000), seed=1)
-    result = fanout.run_sqlite_timelines(small, n_posts=1500, n_reads=100, celebrity_threshold=100).set_index(
-        "strategy"
-    )
+    result = fanout.run_sqlite_timelines(small, n_posts=1500, n_reads=100, celebrity_threshold=100).frame
+    result = result.set_index("strategy")
     assert result.loc["pull", "rows_written"] == 1500
     assert result.loc["push", "rows_written"] > 5 * 1500
     assert result.loc["push", "write_s"] > result.loc["pull", "write_s"]
@@ -113,9 +112,83 @@ def test_bad_inputs_name_the_parameter():
         fanout.strategy_costs(fanout.follower_graph(fanout.GraphConfig(n_users=100)), -1)
     with pytest.raises(ValueError, match="background_writes_per_s"):
         fanout.simulate_celebrity_fanout(1000, background_writes_per_s=1e9)
-    with pytest.raises(ValueError, match="graph"):
+    with pytest.raises(TypeError, match="graph"):
         fanout.timeline_cache_bytes(None)
     with pytest.raises(ValueError, match="utilisation"):
         fanout.theory_celebrity_delay_s(10, 1.0, 1.0)
     assert math.isfinite(fanout.theory_celebrity_delay_s(10, 1.0, 0.5)["backlog_cleared_s"])
     assert np.isscalar(fanout.theory_celebrity_delay_s(10, 1.0, 0.0)["last_delivery_s"])
+
+
+def _redis():
+    engine = engines.find("redis")
+    if engine is None:
+        pytest.skip(engines.unavailable_reason("redis"))
+    return engine
+
+
+@pytest.mark.real
+def test_redis_timelines_count_what_the_model_counts():
+    small = fanout.follower_graph(fanout.GraphConfig(n_users=3000), seed=2)
+    run = fanout.run_redis_timelines(
+        _redis(), small, n_posts=600, n_reads=120, celebrity_threshold=150, seed=2
+    )
+    frame = run.frame.set_index("strategy")
+    # Writes: pull inserts one list entry per post; push one per follower of the author as well.
+    assert frame.loc["pull", "list_inserts"] == 600
+    assert frame.loc["push", "list_inserts"] > 5 * 600
+    assert (
+        frame.loc["pull", "list_inserts"]
+        < frame.loc["hybrid", "list_inserts"]
+        < frame.loc["push", "list_inserts"]
+    )
+    # Reads: push fetches one list per read, pull one per followee (the model's fan-in).
+    assert frame.loc["push", "mean_read_fanin"] == 1
+    assert frame.loc["pull", "mean_read_fanin"] > 10
+    assert 1 < frame.loc["hybrid", "mean_read_fanin"] < frame.loc["pull", "mean_read_fanin"]
+    # Qualitative timing only (a shared 2-core machine): push pays at write time, pull at read time.
+    assert frame.loc["push", "write_s"] > frame.loc["pull", "write_s"]
+    assert frame.loc["pull", "read_ms_median"] > frame.loc["push", "read_ms_median"]
+    assert run.environment["engine"].startswith(("Redis", "Valkey"))
+
+
+@pytest.mark.real
+def test_redis_celebrity_post_delays_the_posts_behind_it_by_about_f_over_c():
+    run = fanout.run_redis_celebrity_delay(_redis(), 40_000, n_ordinary=100, ordinary_followers=100)
+    s = run.summary
+    # Every ordinary post waits for the whole celebrity fan-out (FIFO), so its delay is at least
+    # the celebrity's; F / C from the ordinary-only rate predicts it within a factor of 3 on a busy box.
+    assert s["first_ordinary_done_s"] >= s["celebrity_done_s"]
+    assert s["predicted_delay_s"] / 3 < s["celebrity_done_s"] < 3 * s["predicted_delay_s"]
+    assert run.frame["celebrity"].iloc[0] and run.frame["delivered"].iloc[-1] == 40_000
+
+
+def test_more_bad_inputs_are_refused():
+    graph = fanout.follower_graph(fanout.GraphConfig(n_users=100))
+    for bad in (-1, 2.5, float("nan"), "3"):
+        with pytest.raises((TypeError, ValueError), match="celebrity_threshold"):
+            fanout.run_sqlite_timelines(graph, n_posts=10, celebrity_threshold=bad)
+    with pytest.raises(ValueError, match="n_posts"):
+        fanout.run_sqlite_timelines(graph, n_posts=10**12)
+    with pytest.raises(ValueError, match="graph"):
+        fanout.run_sqlite_timelines(graph.iloc[:0])
+    with pytest.raises(ValueError, match="graph"):
+        fanout.strategy_costs(graph.iloc[:0], 1000.0)
+    with pytest.raises(TypeError, match="thresholds"):
+        fanout.sweep_threshold(graph, None)
+    with pytest.raises(ValueError, match="celebrity_followers"):
+        fanout.simulate_celebrity_fanout(celebrity_followers=10**12)
+    with pytest.raises(ValueError, match="workers"):
+        fanout.simulate_celebrity_fanout(workers=10**12)
+    with pytest.raises(ValueError, match="horizon_s"):
+        fanout.simulate_celebrity_fanout(horizon_s=1e12)
+    with pytest.raises(ValueError, match="worker_writes_per_s"):
+        fanout.simulate_celebrity_fanout(worker_writes_per_s=1e-9)
+    with pytest.raises(TypeError, match="engine"):
+        fanout.run_redis_timelines(None, graph)
+    with pytest.raises(ValueError, match="frame"):
+        fanout.plot_celebrity_delay(
+            fanout.simulate_celebrity_fanout(10_000, 1000.0, 4, 1000.0, 100, 5, 30).iloc[:0]
+        )
+    with pytest.raises(TypeError, match="axes"):
+        fanout.plot_threshold_sweep(fanout.sweep_threshold(graph, [10.0]), axes="not-an-axes")
