@@ -15,6 +15,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))  # run_chapter, set_repository
 
 
+SLOW_TEST_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests (a whole-book build, a browser) get the long timeout; the rest keep 300 s."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_S))
+
+
 def toc_files() -> list[str]:
     """Every file the table of contents lists (root first), without extension."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
