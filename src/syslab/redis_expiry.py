@@ -33,8 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from scipy import stats
 
 from syslab import queueing, validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 
 __all__ = [
@@ -58,6 +60,14 @@ __all__ = [
     "steady_population",
     "simulate_free_stall",
     "summarize_equilibrium",
+    "summarize_server_vs_port",
+    "plot_server_vs_port",
+    "run_expiry_equilibrium",
+    "run_lazy_only",
+    "run_ttl_replies",
+    "measure_delete_cost",
+    "MAX_KEYS_PER_LOOP",
+    "MAX_SIM_DURATION_S",
     "summarize_expiry",
     "theory_batches_until_stop",
     "theory_active_expire_rate_per_s",
@@ -78,6 +88,13 @@ EVPOOL_SIZE = 16  # candidates kept between evictions by the approximated LRU
 LAZYFREE_THRESHOLD = 64  # free effort above which UNLINK frees in a background thread
 
 ALGORITHMS = ("cursor", "random")  # Redis >= 6.0, Redis <= 5.0
+MAX_KEYS_PER_LOOP = 1_000  # Redis samples at most 65 (effort 10); the binomial sums stay exact below this
+MAX_SIM_DURATION_S = 3_600.0  # simulated seconds (a chapter simulates about a minute)
+MAX_SIM_KEYS = 5_000_000  # keys in one simulated keyspace
+MAX_READS = 20_000_000  # reads_per_s * duration_s in one simulation
+MAX_STALL_REQUESTS = 2_000_000  # arrival_rate_per_s * duration_s in simulate_free_stall
+MAX_FREE_ELEMENTS = 5_000_000  # container size in measure_free_cost (memory)
+MAX_REPEATS = 20  # timing repeats
 
 
 # --------------------------------------------------------------------------- the rules
@@ -142,11 +159,12 @@ def theory_repeat_probability(
 ) -> float:
     """P(the cycle repeats) when a fraction ``p`` of the sampled keys are expired (binomial sampling)."""
     p = validate.probability("stale_fraction", stale_fraction)
-    n = validate.positive_int("keys_per_loop", keys_per_loop)
+    n = validate.bounded_int("keys_per_loop", keys_per_loop, MAX_KEYS_PER_LOOP)
     kind = validate.choice("algorithm", algorithm, ALGORITHMS)
     # The repeat test is monotone in the number expired, so find the smallest count that repeats.
     first = next((k for k in range(n + 1) if repeat_cycle(k, n, kind, acceptable_stale_perc)), n + 1)
-    return float(sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(first, n + 1)))
+    # P(X >= first) for X ~ Binomial(n, p), in floating point throughout (no huge integers).
+    return float(stats.binom.sf(first - 1, n, p)) if first <= n else 0.0
 
 
 def theory_batches_until_stop(
@@ -274,14 +292,18 @@ class ExpireConfig:
 
 
 def expiry_population(
-    n_keys: int, pattern: str = "spread", ttl_s: float = 60.0, spread_s: float = 60.0, seed: object = 0
+    n_keys: int,
+    pattern: str = "spread",
+    ttl_s: float = 60.0,
+    spread_s: float = 60.0,
+    seed: int | np.random.Generator | None = 0,
 ) -> np.ndarray:
     """Expiry times (seconds from now) of ``n_keys`` keys written at time 0.
 
     ``together``: every key gets the same TTL (a batch job, a cache warmed in one go); ``spread``: TTLs
     uniform over ``ttl_s`` +/- ``spread_s``/2 (jittered TTLs, or keys written over a period).
     """
-    n = validate.positive_int("n_keys", n_keys)
+    n = validate.bounded_int("n_keys", n_keys, MAX_SIM_KEYS)
     kind = validate.choice("pattern", pattern, ("spread", "together"))
     ttl = validate.positive_float("ttl_s", ttl_s)
     width = validate.non_negative_float("spread_s", spread_s)
@@ -294,7 +316,11 @@ def expiry_population(
 
 
 def steady_population(
-    write_rate_per_s: float, ttl_s: float, duration_s: float, jitter: float = 0.1, seed: object = 0
+    write_rate_per_s: float,
+    ttl_s: float,
+    duration_s: float,
+    jitter: float = 0.1,
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keys written at a steady rate, each with a TTL of ``ttl_s`` +/- ``jitter`` (a fraction).
 
@@ -309,8 +335,10 @@ def steady_population(
     ttl = validate.positive_float("ttl_s", ttl_s)
     duration = validate.positive_float("duration_s", duration_s)
     spread = validate.float_in_range("jitter", jitter, 0.0, 1.0, high_inclusive=False)
-    if rate * duration > 5e6:
-        raise ValueError("write_rate_per_s * duration_s must be <= 5e6 keys")
+    if rate * duration > MAX_SIM_KEYS:
+        raise ValueError(
+            f"write_rate_per_s * duration_s must be <= {MAX_SIM_KEYS:,} keys, got {rate * duration:,.0f}"
+        )
     rng = validate.rng_from_seed(seed)
     written = np.sort(rng.uniform(0.0, duration, rng.poisson(rate * duration)))
     expires = written + ttl * rng.uniform(1.0 - spread, 1.0 + spread, written.size)
@@ -474,7 +502,7 @@ def simulate_expiry(
     duration_s: float,
     config: ExpireConfig | None = None,
     reads_per_s: float = 0.0,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
     written_at_s: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Run Redis's active expiry (and optional lazy expiry on reads) over a keyspace for ``duration_s``.
@@ -511,11 +539,17 @@ def simulate_expiry(
     expiries = np.asarray(expire_at_s, dtype=float)
     if expiries.ndim != 1 or expiries.size == 0 or not np.all(np.isfinite(expiries)):
         raise ValueError("expire_at_s must be a non-empty 1-d array of finite times")
-    duration = validate.positive_float("duration_s", duration_s)
+    if expiries.size > MAX_SIM_KEYS:
+        raise ValueError(f"expire_at_s must hold at most {MAX_SIM_KEYS:,} keys, got {expiries.size:,}")
+    duration = validate.float_in_range("duration_s", duration_s, 0.0, MAX_SIM_DURATION_S, low_inclusive=False)
     settings = config if config is not None else ExpireConfig()
     if not isinstance(settings, ExpireConfig):
         raise TypeError(f"config must be an ExpireConfig, got {type(settings).__name__}")
     read_rate = validate.non_negative_float("reads_per_s", reads_per_s)
+    if read_rate * duration > MAX_READS:
+        raise ValueError(
+            f"reads_per_s * duration_s must be <= {MAX_READS:,} reads, got {read_rate * duration:,.0f}"
+        )
     rng = validate.rng_from_seed(seed)
     params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
     if written_at_s is None:
@@ -687,11 +721,11 @@ def simulate_free_stall(
     n_elements: int,
     command: str = "DEL",
     free_ns_per_element: float = 50.0,
-    request_rate_per_s: float = 50_000.0,
-    request_service_us: float = 10.0,
+    arrival_rate_per_s: float = 50_000.0,
+    service_s: float = 10e-6,
     duration_s: float = 2.0,
     at_s: float = 0.5,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Latency of ordinary requests when a big key is deleted on Redis's single-threaded event loop.
 
@@ -710,16 +744,15 @@ def simulate_free_stall(
     n = validate.positive_int("n_elements", n_elements)
     kind = validate.choice("command", command, ("DEL", "UNLINK"))
     free_ns = validate.positive_float("free_ns_per_element", free_ns_per_element)
-    rate = validate.positive_float("request_rate_per_s", request_rate_per_s)
-    service_s = validate.positive_float("request_service_us", request_service_us) / 1e6
-    duration = validate.positive_float("duration_s", duration_s)
+    rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
+    service_s = validate.positive_float("service_s", service_s)
+    duration = validate.float_in_range("duration_s", duration_s, 0.0, 60.0, low_inclusive=False)
     at = validate.float_in_range("at_s", at_s, 0.0, duration)
     if rate * service_s >= 1:
-        raise ValueError(
-            "request_rate_per_s * request_service_us must be < 1 s (the server would be overloaded)"
-        )
-    if rate * duration > 2e6:
-        raise ValueError("request_rate_per_s * duration_s must be <= 2e6 requests")
+        raise ValueError("arrival_rate_per_s * service_s must be < 1 (the server would be overloaded)")
+    if rate * duration > MAX_STALL_REQUESTS:
+        raise ValueError(f"arrival_rate_per_s * duration_s must be <= {MAX_STALL_REQUESTS:,} requests")
+    n = validate.bounded_int("n_elements", n, 10**10)
     rng = validate.rng_from_seed(seed)
     arrivals = np.sort(rng.uniform(0.0, duration, rng.poisson(rate * duration)))
     position = int(np.searchsorted(arrivals, at))
@@ -744,21 +777,29 @@ def simulate_free_stall(
     )
 
 
-def measure_free_cost(sizes: list, repeats: int = 3) -> pd.DataFrame:
+def measure_free_cost(sizes: list, repeats: int = 3) -> Run:
     """Real: time to free containers of ``n`` small objects on this machine (CPython's allocator).
 
     The same kind of work as Redis freeing a big hash or set on DEL: one deallocation per element.
     The garbage collector is paused while timing so only the freeing is measured.
 
+    Parameters
+    ----------
+    sizes : list of int
+        Container sizes (elements), each at most ``MAX_FREE_ELEMENTS``; at most 10 sizes.
+    repeats : int
+        Tries per size, 1 to ``MAX_REPEATS``; the best is kept.
+
     Returns
     -------
-    pandas.DataFrame
-        ``n_elements``, ``free_ms`` (best of ``repeats``), ``ns_per_element``.
+    experiment.Run
+        ``frame``: ``n_elements``, ``free_ms`` (best of ``repeats``), ``ns_per_element``;
+        ``summary``: ``ns_per_element`` (largest size).
     """
     counts = validate.sequence_of_positive_ints("sizes", sizes)
-    tries = validate.positive_int("repeats", repeats)
-    if max(counts) > 5_000_000:
-        raise ValueError("sizes must each be <= 5,000,000 (memory budget)")
+    tries = validate.bounded_int("repeats", repeats, MAX_REPEATS)
+    if len(counts) > 10 or max(counts) > MAX_FREE_ELEMENTS:
+        raise ValueError(f"sizes must hold at most 10 sizes, each <= {MAX_FREE_ELEMENTS:,} (memory budget)")
     rows = []
     enabled = gc.isenabled()
     gc.disable()
@@ -774,14 +815,19 @@ def measure_free_cost(sizes: list, repeats: int = 3) -> pd.DataFrame:
     finally:
         if enabled:
             gc.enable()
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return Run.create(frame, {"ns_per_element": float(frame["ns_per_element"].iloc[-1])})
 
 
 # --------------------------------------------------------------------------- eviction
 
 
 def simulate_eviction(
-    keys: np.ndarray, capacity: int, policy: str = "approx-lru", samples: int = 5, seed: object = 0
+    keys: np.ndarray,
+    capacity: int,
+    policy: str = "approx-lru",
+    samples: int = 5,
+    seed: int | np.random.Generator | None = 0,
 ) -> float:
     """Hit ratio of a cache of ``capacity`` keys under one eviction policy, on a key sequence.
 
@@ -791,13 +837,32 @@ def simulate_eviction(
       candidates kept across evictions, and evicts the idlest candidate that still exists.
     - ``random``: ``allkeys-random``.
 
-    Idle time is counted in requests (Redis's LRU clock ticks every 1 ms by default, much finer than
-    the gaps that matter here).
+    Idle time is counted in requests, so the model breaks ties Redis cannot: Redis's LRU clock has a
+    resolution of 1000 ms (``LRU_CLOCK_RESOLUTION`` in ``src/server.h``), so keys touched within the
+    same second look equally idle to it. The model therefore slightly flatters approximated LRU.
+
+    Parameters
+    ----------
+    keys : array of int
+        The request sequence (key ids), at most ``MAX_SIM_KEYS`` requests.
+    capacity : int
+        Keys the cache holds (1 to ``MAX_SIM_KEYS``).
+    policy : {"exact-lru", "approx-lru", "random"}
+        The eviction policy.
+    samples : int
+        ``maxmemory-samples`` (1 to 64).
+    seed : int, numpy.random.Generator or None
+        For the samples.
+
+    Returns
+    -------
+    float
+        Hits / requests.
     """
     sequence = np.asarray(keys)
-    if sequence.ndim != 1 or sequence.size == 0:
-        raise ValueError("keys must be a non-empty 1-d sequence")
-    size = validate.positive_int("capacity", capacity)
+    if sequence.ndim != 1 or sequence.size == 0 or sequence.size > MAX_SIM_KEYS:
+        raise ValueError(f"keys must be a non-empty 1-d sequence of at most {MAX_SIM_KEYS:,} requests")
+    size = validate.bounded_int("capacity", capacity, MAX_SIM_KEYS)
     kind = validate.choice("policy", policy, ("exact-lru", "approx-lru", "random"))
     k = validate.int_in_range("samples", samples, 1, 64)
     rng = validate.rng_from_seed(seed)
@@ -973,3 +1038,823 @@ def plot_eviction(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
         ax.plot(run["capacity"], run["hit_ratio"], marker="o", label=name)
     ax.set_xscale("log")
     return label(ax, "cache size (keys)", "hit ratio", legend=True)
+
+
+# --------------------------------------------------------------------------- the real server
+
+MAX_REAL_WRITE_RATE_PER_S = 20_000.0  # one Python writer keeps up with this on a busy 2-core box
+MAX_REAL_DURATION_S = 120.0
+MAX_REAL_KEYS = 1_000_000
+MAX_HASH_FIELDS = 2_000_000  # about 150 MB in Redis
+_HASH_CHUNK = 2_000  # fields per HSET while building a big hash
+
+
+def _check_engine(engine: object) -> object:
+    for attribute in ("connect", "label"):
+        if not hasattr(engine, attribute):
+            raise TypeError(f"engine must be a syslab.engines.Engine for Redis, got {type(engine).__name__}")
+    return engine
+
+
+def _info_stats(client: object) -> dict:
+    stats = client.info("stats")
+    return {
+        "expired_keys": int(stats["expired_keys"]),
+        "expired_stale_perc": float(stats["expired_stale_perc"]),
+        "time_cap_count": int(stats["expired_time_cap_reached_count"]),
+        "cycle_cpu_ms": float(stats["expire_cycle_cpu_milliseconds"]),
+    }
+
+
+def _equilibrium_on(
+    engine: object,
+    hz: int,
+    written: np.ndarray,
+    expires: np.ndarray,
+    duration_s: float,
+    sample_every_s: float,
+    deadline: float,
+) -> pd.DataFrame:
+    client = engine.connect()
+    try:
+        client.flushall()
+        previous_hz = client.config_get("hz").get("hz", "10")
+        client.config_set("hz", str(hz))
+        client.config_resetstat()
+        rows = []
+        started = time.monotonic()
+        n_sent = 0
+        next_sample_s = 0.0
+        try:
+            while True:
+                now_s = time.monotonic() - started
+                if now_s >= duration_s:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the real expiry run passed its timeout_s ({duration_s} s of writes)")
+                due = int(np.searchsorted(written, now_s, side="right"))
+                if due > n_sent:
+                    pipe = client.pipeline(transaction=False)
+                    for index in range(n_sent, due):  # PX counted from now, so each key expires on time
+                        pipe.set(f"k{index}", "v", px=max(1, int((expires[index] - now_s) * 1000)))
+                    pipe.execute()
+                    n_sent = due
+                if now_s >= next_sample_s:
+                    in_db = int(client.dbsize())
+                    stats = _info_stats(client)
+                    at_s = time.monotonic() - started
+                    live = int(np.count_nonzero(expires[:n_sent] > at_s))
+                    stale = max(in_db - live, 0)
+                    rows.append(
+                        {
+                            "t_s": at_s,
+                            "keys_in_db": in_db,
+                            "live_keys": live,
+                            "stale_keys": stale,
+                            "true_stale_perc": 100.0 * stale / in_db if in_db else 0.0,
+                            **stats,
+                        }
+                    )
+                    next_sample_s += sample_every_s
+                time.sleep(0.002)
+        finally:
+            client.config_set("hz", previous_hz)
+            client.flushall()
+    finally:
+        client.close()
+    return pd.DataFrame(rows).assign(hz=hz, engine=engine.label)
+
+
+def run_expiry_equilibrium(
+    engines_by_hz: dict,
+    write_rate_per_s: float = 4000.0,
+    ttl_s: float = 4.0,
+    duration_s: float = 12.0,
+    *,
+    steady_from_s: float | None = None,
+    sample_every_s: float = 0.5,
+    seed: int | np.random.Generator | None = 0,
+    timeout_s: float = 60.0,
+) -> Run:
+    """Real: keys with a TTL written to Redis at a steady rate, never read; count what stays after expiry.
+
+    The keys are the ones :func:`steady_population` draws for the same rate, TTL, duration and seed,
+    written at their times with ``SET k v PX <ms>`` (pipelined every few milliseconds). Twice a second
+    the experiment compares ``DBSIZE`` (which counts expired keys not yet removed) with its own count of
+    keys whose TTL has not passed, and reads ``INFO stats``. One server per ``hz`` value, all running at
+    the same time in threads, so :func:`simulate_expiry` with the same seed is the port at the same
+    parameters.
+
+    Parameters
+    ----------
+    engines_by_hz : dict
+        ``hz -> Engine`` (Redis; :func:`syslab.engines.redis`), at most 4. The experiment sets ``hz``
+        with ``CONFIG SET`` and restores it, and empties the server (``FLUSHALL``) before and after.
+    write_rate_per_s : float
+        Keys written per second (0 < rate <= ``MAX_REAL_WRITE_RATE_PER_S``).
+    ttl_s : float
+        TTL of each key, jittered by +/-10 % (seconds).
+    duration_s : float
+        How long to write (seconds, at most ``MAX_REAL_DURATION_S``).
+    steady_from_s : float, optional
+        Samples after this time make the summary (default ``1.5 * ttl_s``).
+    sample_every_s : float
+        Seconds between samples (0.05 to 10).
+    seed : int, numpy.random.Generator or None
+        For the write times and TTLs.
+    timeout_s : float
+        Bound on the whole run, set-up included (seconds, at most 600).
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per sample and server: ``t_s``, ``hz``, ``keys_in_db`` (DBSIZE),
+        ``live_keys``, ``stale_keys``, ``true_stale_perc`` (stale / DBSIZE, %), ``expired_stale_perc``
+        (INFO, %), ``expired_keys``, ``time_cap_count`` (``expired_time_cap_reached_count``),
+        ``cycle_cpu_ms`` (``expire_cycle_cpu_milliseconds``), ``engine``. ``summary``: per hz,
+        ``true_perc_hz<hz>``, ``info_perc_hz<hz>``, ``stale_keys_hz<hz>`` (steady means),
+        ``expired_per_s_hz<hz>`` (rate of ``expired_keys`` in the steady window), plus ``engine``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not isinstance(engines_by_hz, dict) or not 1 <= len(engines_by_hz) <= 4:
+        raise TypeError("engines_by_hz must be a dict of 1 to 4 hz -> Redis Engine")
+    for hz, engine in engines_by_hz.items():
+        validate.int_in_range("engines_by_hz key (hz)", hz, 1, 500)
+        _check_engine(engine)
+    rate = validate.float_in_range(
+        "write_rate_per_s", write_rate_per_s, 0.0, MAX_REAL_WRITE_RATE_PER_S, low_inclusive=False
+    )
+    ttl = validate.float_in_range("ttl_s", ttl_s, 0.1, MAX_REAL_DURATION_S)
+    duration = validate.float_in_range("duration_s", duration_s, 0.5, MAX_REAL_DURATION_S)
+    steady = (
+        1.5 * ttl if steady_from_s is None else validate.non_negative_float("steady_from_s", steady_from_s)
+    )
+    if steady >= duration:
+        raise ValueError(f"steady_from_s must be < duration_s, got {steady} >= {duration}")
+    every = validate.float_in_range("sample_every_s", sample_every_s, 0.05, 10.0)
+    limit = validate.float_in_range("timeout_s", timeout_s, 1.0, 600.0)
+    if limit < duration:
+        raise ValueError(f"timeout_s must cover duration_s, got {limit} < {duration}")
+    if rate * duration > MAX_REAL_KEYS:
+        raise ValueError(f"write_rate_per_s * duration_s must be <= {MAX_REAL_KEYS:,} keys")
+    # An int seed drawn once, so simulate_expiry can redraw exactly these keys (summary["seed"]).
+    population_seed = int(validate.rng_from_seed(seed).integers(2**62)) if not isinstance(seed, int) else seed
+    written, expires = steady_population(rate, ttl, duration, seed=population_seed)
+    deadline = time.monotonic() + limit
+    with ThreadPoolExecutor(max_workers=len(engines_by_hz)) as pool:
+        futures = [
+            pool.submit(_equilibrium_on, engine, int(hz), written, expires, duration, every, deadline)
+            for hz, engine in engines_by_hz.items()
+        ]
+        frame = pd.concat([future.result(timeout=limit) for future in futures], ignore_index=True)
+    summary: dict[str, object] = {}
+    for hz, samples in frame.groupby("hz"):
+        window = samples[samples["t_s"] >= steady]
+        span = float(window["t_s"].iloc[-1] - window["t_s"].iloc[0]) if len(window) > 1 else math.nan
+        summary[f"true_perc_hz{hz}"] = float(window["true_stale_perc"].mean())
+        summary[f"info_perc_hz{hz}"] = float(window["expired_stale_perc"].mean())
+        summary[f"stale_keys_hz{hz}"] = float(window["stale_keys"].mean())
+        summary[f"expired_per_s_hz{hz}"] = float(
+            (window["expired_keys"].iloc[-1] - window["expired_keys"].iloc[0]) / span
+        )
+        summary[f"time_caps_hz{hz}"] = int(samples["time_cap_count"].iloc[-1])
+    first = next(iter(engines_by_hz.values()))
+    summary.update(
+        write_rate_per_s=rate, ttl_s=ttl, duration_s=duration, steady_from_s=steady, seed=population_seed
+    )
+    summary["engine"] = first.label
+    return Run.create(frame, summary, engine=first)
+
+
+def run_lazy_only(
+    engine: object,
+    n_keys: int = 20_000,
+    ttl_ms: int = 200,
+    read_share: float = 0.5,
+    *,
+    timeout_s: float = 30.0,
+) -> Run:
+    """Real: expiry with the active cycle switched off (``DEBUG SET-ACTIVE-EXPIRE 0``), then on again.
+
+    Writes ``n_keys`` keys with a TTL of ``ttl_ms``, waits until all have expired, reads a share of
+    them, waits, then switches active expiry back on and waits one more second. ``DEBUG`` needs the
+    server started with ``enable-debug-command local`` (or ``yes``).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A Redis engine whose ``DEBUG`` command is enabled. It is emptied before and after.
+    n_keys : int
+        Keys written (1 to ``MAX_REAL_KEYS``).
+    ttl_ms : int
+        Their TTL (1 to 10,000 ms).
+    read_share : float
+        Share of the keys read with ``GET`` after they expired (0 to 1).
+    timeout_s : float
+        Bound on the whole run (seconds, at most 120).
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per step: ``step``, ``keys_in_db`` (DBSIZE), ``expired_keys`` (INFO),
+        ``t_s``. ``summary``: ``n_keys``, ``stale_before_reads``, ``expired_by_reads``,
+        ``left_after_reads``, ``left_after_active`` and ``engine``.
+    """
+    _check_engine(engine)
+    n = validate.bounded_int("n_keys", n_keys, MAX_REAL_KEYS)
+    ttl = validate.bounded_int("ttl_ms", ttl_ms, 10_000)
+    share = validate.probability("read_share", read_share)
+    limit = validate.float_in_range("timeout_s", timeout_s, 1.0, 120.0)
+    deadline = time.monotonic() + limit
+    client = engine.connect()
+    started = time.monotonic()
+    rows = []
+
+    def step(name: str) -> None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run_lazy_only passed its timeout_s={limit}")
+        stats = _info_stats(client)
+        rows.append(
+            {
+                "step": name,
+                "keys_in_db": int(client.dbsize()),
+                "expired_keys": stats["expired_keys"],
+                "t_s": time.monotonic() - started,
+            }
+        )
+
+    try:
+        client.flushall()
+        client.config_resetstat()
+        client.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        for first in range(0, n, 5_000):
+            pipe = client.pipeline(transaction=False)
+            for index in range(first, min(first + 5_000, n)):
+                pipe.set(f"lazy:{index}", "v", px=ttl)
+            pipe.execute()
+        step("written")
+        time.sleep(ttl / 1000 + 0.3)
+        step("all TTLs passed, nobody read")
+        n_read = int(round(share * n))
+        for first in range(0, n_read, 5_000):
+            pipe = client.pipeline(transaction=False)
+            for index in range(first, min(first + 5_000, n_read)):
+                pipe.get(f"lazy:{index}")
+            pipe.execute()
+        step(f"after GET of {n_read:,} of them")
+        client.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+        time.sleep(1.0)
+        step("1 s after active expiry back on")
+    finally:
+        try:
+            client.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+            client.flushall()
+        finally:
+            client.close()
+    frame = pd.DataFrame(rows)
+    keys = frame["keys_in_db"].tolist()
+    summary = {
+        "n_keys": n,
+        "stale_before_reads": keys[1],
+        "expired_by_reads": int(frame["expired_keys"].iloc[2] - frame["expired_keys"].iloc[1]),
+        "left_after_reads": keys[2],
+        "left_after_active": keys[3],
+        "engine": engine.label,
+    }
+    return Run.create(frame, summary, engine=engine)
+
+
+def measure_delete_cost(
+    engine: object, n_fields: list | tuple = (100_000, 1_000_000), *, timeout_s: float = 60.0
+) -> Run:
+    """Real: how long ``DEL`` and ``UNLINK`` of a big hash block Redis's event loop.
+
+    For each size, builds a hash of ``n_fields`` fields (``HSET`` in chunks) twice, deletes one copy
+    with ``DEL`` and the other with ``UNLINK``, and reads the command's execution time from the
+    server's ``SLOWLOG`` (``slowlog-log-slower-than 0`` during the run, restored after). A second
+    client sends ``PING`` in a loop meanwhile; its slowest round trip is the wait another client saw.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A Redis engine; the experiment uses keys ``syslab:bighash:*`` and removes them.
+    n_fields : list of int
+        Hash sizes (each 1 to ``MAX_HASH_FIELDS``), at most 5 sizes.
+    timeout_s : float
+        Bound on the whole run (seconds, at most 300).
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per (size, command): ``n_fields``, ``command``, ``server_ms`` (SLOWLOG
+        duration), ``ns_per_field``, ``round_trip_ms`` (seen by the deleting client),
+        ``max_ping_ms`` (slowest PING of the other client while it ran). ``summary``:
+        ``del_ms_<n>``, ``unlink_ms_<n>``, ``del_ns_per_field`` (largest size) and ``engine``.
+    """
+    import threading
+
+    _check_engine(engine)
+    sizes = validate.sequence_of_positive_ints("n_fields", list(n_fields))
+    if len(sizes) > 5 or max(sizes) > MAX_HASH_FIELDS:
+        raise ValueError(f"n_fields must hold at most 5 sizes, each <= {MAX_HASH_FIELDS:,}")
+    limit = validate.float_in_range("timeout_s", timeout_s, 1.0, 300.0)
+    deadline = time.monotonic() + limit
+    client = engine.connect()
+    prober = engine.connect()
+    previous = {
+        name: client.config_get(name).get(name) for name in ("slowlog-log-slower-than", "slowlog-max-len")
+    }
+    rows = []
+    try:
+        client.config_set("slowlog-max-len", "100000")
+        for n in sizes:
+            source = "syslab:bighash:DEL"
+            client.delete(source)
+            for first in range(0, n, _HASH_CHUNK):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"measure_delete_cost passed its timeout_s={limit}")
+                client.hset(source, mapping={f"f{i}": "v" for i in range(first, min(first + _HASH_CHUNK, n))})
+            client.execute_command("COPY", source, "syslab:bighash:UNLINK", "REPLACE")
+            for command in ("DEL", "UNLINK"):
+                key = f"syslab:bighash:{command}"
+                pings: list[float] = []
+                stop = threading.Event()
+
+                def probe(pings: list = pings, stop: threading.Event = stop) -> None:
+                    while not stop.is_set():
+                        sent = time.perf_counter()
+                        prober.ping()
+                        pings.append(time.perf_counter() - sent)
+
+                client.slowlog_reset()
+                client.config_set("slowlog-log-slower-than", "0")
+                thread = threading.Thread(target=probe, daemon=True)
+                thread.start()
+                time.sleep(0.05)
+                sent = time.perf_counter()
+                client.execute_command(command, key)
+                round_trip = time.perf_counter() - sent
+                time.sleep(0.05)
+                stop.set()
+                thread.join(timeout=5)
+                client.config_set("slowlog-log-slower-than", previous["slowlog-log-slower-than"])
+                entries = client.slowlog_get(100000)
+                durations = [e["duration"] for e in entries if _slowlog_command(e).upper() == command]
+                server_us = float(durations[0]) if durations else math.nan
+                rows.append(
+                    {
+                        "n_fields": n,
+                        "command": command,
+                        "server_ms": server_us / 1000,
+                        "ns_per_field": server_us * 1000 / n,
+                        "round_trip_ms": round_trip * 1000,
+                        "max_ping_ms": max(pings) * 1000 if pings else math.nan,
+                    }
+                )
+    finally:
+        try:
+            for name, value in previous.items():
+                if value is not None:
+                    client.config_set(name, value)
+            client.slowlog_reset()
+            client.delete("syslab:bighash:DEL", "syslab:bighash:UNLINK")
+        finally:
+            client.close()
+            prober.close()
+    frame = pd.DataFrame(rows)
+    summary: dict[str, object] = {}
+    for row in frame.itertuples():
+        summary[f"{row.command.lower()}_ms_{row.n_fields}"] = float(row.server_ms)
+    largest = frame[(frame["n_fields"] == max(sizes)) & (frame["command"] == "DEL")]
+    summary["del_ns_per_field"] = float(largest["ns_per_field"].iloc[0])
+    summary["engine"] = engine.label
+    return Run.create(frame, summary, engine=engine)
+
+
+def _slowlog_command(entry: dict) -> str:
+    command = entry.get("command", b"")
+    if isinstance(command, bytes):
+        command = command.decode("utf-8", "replace")
+    return str(command).split(" ", 1)[0]
+
+
+_TTL_PROBES = (
+    ("SET k v, then EXPIRE k 0", [("SET", "k", "v"), ("EXPIRE", "k", "0")]),
+    ("… then EXISTS k", [("EXISTS", "k")]),
+    ("… then TTL k", [("TTL", "k")]),
+    ("SET k v EX 0", [("SET", "k", "v", "EX", "0")]),
+    ("SET k v EX -1", [("SET", "k", "v", "EX", "-1")]),
+    ("SET k v (no TTL), then TTL k", [("SET", "k", "v"), ("TTL", "k")]),
+    ("PEXPIRE k 1499, then TTL k", [("PEXPIRE", "k", "1499"), ("TTL", "k")]),
+    ("PEXPIRE k 499, then TTL k", [("PEXPIRE", "k", "499"), ("TTL", "k")]),
+    ("… then EXISTS k (still there?)", [("EXISTS", "k")]),
+    ("EXPIRE k -5 on a key", [("SET", "k", "v"), ("EXPIRE", "k", "-5")]),
+    ("… then EXISTS k", [("EXISTS", "k")]),
+)
+
+
+def run_ttl_replies(engine: object) -> Run:
+    """Real: what the server answers to "TTL 0" in its several forms (``EXPIRE k 0``, ``SET … EX 0``, ``TTL``).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A Redis engine; the commands run in a fresh database (``engine.database()``) on key ``k``.
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per step: ``commands`` (what was sent), ``reply`` (the last command's reply,
+        or the error text). ``summary``: ``engine``.
+    """
+    _check_engine(engine)
+    rows = []
+    with engine.database() as db:
+        client = db.connect()
+        try:
+            client.delete("k")
+            for text, commands in _TTL_PROBES:
+                reply: object = None
+                for command in commands:
+                    try:
+                        reply = client.execute_command(*command)
+                    except Exception as error:  # noqa: BLE001 - the server's error is the answer
+                        reply = f"error: {error}"
+                if isinstance(reply, bytes):
+                    reply = reply.decode()
+                elif isinstance(reply, bool):  # redis-py turns EXPIRE's integer reply into a bool
+                    reply = int(reply)
+                rows.append({"commands": text, "reply": str(reply)})
+            client.delete("k")
+        finally:
+            client.close()
+    return Run.create(pd.DataFrame(rows), {"engine": engine.label}, engine=engine)
+
+
+def summarize_server_vs_port(server_run: Run, *, with_fix: bool = True) -> pd.DataFrame:
+    """The real server's steady stale share next to the port's, at the same keys and settings.
+
+    Runs :func:`simulate_expiry` on the keys :func:`run_expiry_equilibrium` wrote (same rate, TTL,
+    duration and seed) for each ``hz`` the server ran at, as released Redis behaves and, with
+    ``with_fix``, with redis#15412's fast-cycle trigger working (``stale_trigger_fixed=True``).
+
+    Parameters
+    ----------
+    server_run : experiment.Run
+        What :func:`run_expiry_equilibrium` returned.
+    with_fix : bool
+        Also run the port with the #15412 fix.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (source, hz): ``source`` (the engine label, ``port`` or ``port with #15412``),
+        ``hz``, ``true_stale_perc`` (mean stale / keys in the database, %), ``expired_stale_perc``
+        (mean INFO estimate, %), ``stale_keys`` (mean).
+    """
+    validate.instance("server_run", server_run, Run)
+    validate.frame_columns(
+        "server_run.frame", server_run.frame, ["t_s", "hz", "true_stale_perc", "stale_keys"]
+    )
+    info = server_run.summary
+    for name in ("write_rate_per_s", "ttl_s", "duration_s", "steady_from_s", "seed", "engine"):
+        if name not in info:
+            raise ValueError(f"server_run must come from run_expiry_equilibrium (summary lacks {name!r})")
+    if not isinstance(with_fix, bool):
+        raise TypeError(f"with_fix must be a bool, got {with_fix!r}")
+    written, expires = steady_population(
+        info["write_rate_per_s"], info["ttl_s"], info["duration_s"], seed=info["seed"]
+    )
+    steady = float(info["steady_from_s"])
+    rows = []
+    for hz, samples in server_run.frame.groupby("hz"):
+        window = samples[samples["t_s"] >= steady]
+        rows.append(
+            {
+                "source": str(info["engine"]),
+                "hz": int(hz),
+                "true_stale_perc": float(window["true_stale_perc"].mean()),
+                "expired_stale_perc": float(window["expired_stale_perc"].mean()),
+                "stale_keys": float(window["stale_keys"].mean()),
+            }
+        )
+        variants = [("port", False)] + ([("port with #15412", True)] if with_fix else [])
+        for source, fixed in variants:
+            config = ExpireConfig(hz=int(hz), stale_trigger_fixed=fixed)
+            run = simulate_expiry(
+                expires, info["duration_s"], config, seed=info["seed"], written_at_s=written
+            )
+            slow = run[(run["kind"] == "slow") & (run["t_s"] >= steady)]
+            rows.append(
+                {
+                    "source": source,
+                    "hz": int(hz),
+                    "true_stale_perc": float(slow["true_stale_perc"].mean()),
+                    "expired_stale_perc": float(slow["expired_stale_perc"].mean()),
+                    "stale_keys": float(slow["stale_keys"].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_server_vs_port(server_run: Run, ax: Axes | None = None) -> Axes:
+    """True stale share over time on the real server, at one ``hz``, with the steady window marked.
+
+    Parameters
+    ----------
+    server_run : experiment.Run
+        What :func:`run_expiry_equilibrium` returned.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.instance("server_run", server_run, Run)
+    frame = validate.frame_columns(
+        "server_run.frame", server_run.frame, ["t_s", "hz", "true_stale_perc", "expired_stale_perc"]
+    )
+    ax = axes_or_new(ax)
+    for value, samples in frame.groupby("hz"):
+        line = ax.plot(samples["t_s"], samples["true_stale_perc"], label=f"true stale share, hz {value}")
+        ax.plot(
+            samples["t_s"],
+            samples["expired_stale_perc"],
+            linestyle="--",
+            color=line[0].get_color(),
+            label=f"INFO expired_stale_perc, hz {value}",
+        )
+    ax.axvline(float(server_run.summary.get("steady_from_s", 0.0)), color="grey", linewidth=0.8)
+    return label(ax, "time (s)", "stale keys (%)", legend=True)
+
+
+# --------------------------------------------------------------------------- chapter helpers
+
+
+def summarize_runs(runs: pd.DataFrame, key_bytes: int = 100) -> pd.DataFrame:
+    """:func:`summarize_expiry` for every ``label`` of concatenated :func:`simulate_expiry` runs.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`simulate_expiry` outputs with a ``label`` column.
+    key_bytes : int
+        Bytes per key for the memory columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by label, the columns of :func:`summarize_expiry`.
+    """
+    frame = validate.frame_columns("runs", runs, ["label", "t_s", "stale_keys"])
+    return pd.DataFrame(
+        {name: summarize_expiry(run, key_bytes) for name, run in frame.groupby("label", sort=False)}
+    ).T
+
+
+def plot_equilibrium_curves(curves: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Equilibrium stale share against the rate keys expire, one line per ``setting``.
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        ``expiring_per_s``, ``setting``, ``stale_perc`` (from :func:`theory_equilibrium_stale_fraction`).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    frame = validate.frame_columns("curves", curves, ["expiring_per_s", "setting", "stale_perc"])
+    ax = axes_or_new(ax)
+    for name, curve in frame.groupby("setting", sort=False):
+        ax.plot(curve["expiring_per_s"], curve["stale_perc"], label=name)
+    ax.set_xscale("log")
+    return label(ax, "keys expiring per second (not read)", "stale keys the sampler sees (%)", legend=True)
+
+
+def plot_stale_memory_panels(
+    steady: pd.DataFrame,
+    burst: pd.DataFrame,
+    key_bytes: int = 100,
+    *,
+    burst_window_s: tuple = (0.0, 30.0),
+    axes=None,
+):
+    """Two panels: stale memory under steady writes (top) and after a batch expiry (bottom).
+
+    Parameters
+    ----------
+    steady, burst : pandas.DataFrame
+        :func:`simulate_expiry` outputs with a ``label`` column.
+    key_bytes : int
+        Bytes per key.
+    burst_window_s : (float, float)
+        x range of the bottom panel (seconds).
+    axes : two Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+    """
+    from syslab import plot
+
+    top, bottom = plot.panels(1, 2, axes)
+    plot_stale_memory(steady, ax=top, key_bytes=key_bytes)
+    plot_stale_memory(burst, ax=bottom, key_bytes=key_bytes)
+    bottom.set_xlim(*burst_window_s)
+    return np.array([top, bottom], dtype=object)
+
+
+def plot_estimate(run: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Redis's running ``expired_stale_perc`` against the true stale share, over time (one run).
+
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        One :func:`simulate_expiry` output.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    frame = validate.frame_columns("run", run, ["t_s", "expired_stale_perc", "true_stale_perc"])
+    ax = axes_or_new(ax)
+    ax.plot(frame["t_s"], frame["expired_stale_perc"], label="expired_stale_perc (Redis's estimate)")
+    ax.plot(frame["t_s"], frame["true_stale_perc"], label="true stale share of keys with a TTL")
+    return label(ax, "time (s)", "stale keys (%)", legend=True)
+
+
+def summarize_free_stall(stalls: pd.DataFrame) -> pd.DataFrame:
+    """Worst latency, p99.9 and commands over 1 ms, per command, of :func:`simulate_free_stall` runs.
+
+    Parameters
+    ----------
+    stalls : pandas.DataFrame
+        Concatenated :func:`simulate_free_stall` outputs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``command``: ``max_latency_ms``, ``p999_latency_ms``, ``requests_over_1ms``.
+    """
+    frame = validate.frame_columns("stalls", stalls, ["command", "latency_ms"])
+    return frame.groupby("command").agg(
+        max_latency_ms=("latency_ms", "max"),
+        p999_latency_ms=("latency_ms", lambda s: s.quantile(0.999)),
+        requests_over_1ms=("latency_ms", lambda s: int((s > 1).sum())),
+    )
+
+
+def plot_free_stall(stalls: pd.DataFrame, ax: Axes | None = None, *, at_s: float = 0.5) -> Axes:
+    """Latency of each command around the delete at ``at_s``, one colour per command.
+
+    Parameters
+    ----------
+    stalls : pandas.DataFrame
+        Concatenated :func:`simulate_free_stall` outputs.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    at_s : float
+        When the big key was deleted (seconds).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    frame = validate.frame_columns("stalls", stalls, ["command", "arrival_s", "latency_ms"])
+    at = validate.non_negative_float("at_s", at_s)
+    ax = axes_or_new(ax)
+    end_s = at + 3 * float(frame["latency_ms"].max()) / 1000 + 0.005
+    for command, run in frame.groupby("command"):
+        window = run[(run["arrival_s"] > at - 0.05) & (run["arrival_s"] < end_s)]
+        ax.plot(window["arrival_s"] * 1000, window["latency_ms"], ".", markersize=2, label=command)
+    label(ax, "arrival time (ms)", "command latency (ms)")
+    ax.legend(markerscale=6)
+    return ax
+
+
+def simulate_server_stand_in(
+    hz_values: list, write_rate_per_s: float, ttl_s: float, duration_s: float, *, seed: int = 0
+) -> Run:
+    """Where no Redis server is available: the port in the shape of :func:`run_expiry_equilibrium`'s result.
+
+    Parameters
+    ----------
+    hz_values : list of int
+        The ``hz`` settings (at most 4).
+    write_rate_per_s, ttl_s, duration_s : float
+        As for :func:`run_expiry_equilibrium`.
+    seed : int
+        For the keys.
+
+    Returns
+    -------
+    experiment.Run
+        The same frame columns and summary keys as :func:`run_expiry_equilibrium`, with ``engine``
+        ``"the port (no server)"``.
+    """
+    values = validate.sequence_of_positive_ints("hz_values", hz_values)
+    if len(values) > 4:
+        raise ValueError("hz_values must hold at most 4 settings")
+    seed_value = validate.non_negative_int("seed", seed)
+    written, expires = steady_population(write_rate_per_s, ttl_s, duration_s, seed=seed_value)
+    frames, summary = [], {}
+    steady = 1.5 * float(ttl_s)
+    for hz in values:
+        run = simulate_expiry(expires, duration_s, ExpireConfig(hz=hz), seed=seed_value, written_at_s=written)
+        slow = run[run["kind"] == "slow"]
+        frame = pd.DataFrame(
+            {
+                "t_s": slow["t_s"],
+                "hz": hz,
+                "keys_in_db": slow["live_keys"],
+                "stale_keys": slow["stale_keys"],
+                "true_stale_perc": slow["true_stale_perc"],
+                "expired_stale_perc": slow["expired_stale_perc"],
+                "time_cap_count": slow["time_cap_count"],
+            }
+        )
+        frames.append(frame)
+        window = frame[frame["t_s"] >= steady]
+        summary[f"true_perc_hz{hz}"] = float(window["true_stale_perc"].mean())
+        summary[f"expired_per_s_hz{hz}"] = float(write_rate_per_s)
+    summary.update(
+        write_rate_per_s=float(write_rate_per_s),
+        ttl_s=float(ttl_s),
+        duration_s=float(duration_s),
+        steady_from_s=steady,
+        seed=seed_value,
+        engine="the port (no server)",
+    )
+    return Run.create(pd.concat(frames, ignore_index=True), summary)
+
+
+def simulate_lazy_only_stand_in(n_keys: int, read_share: float = 0.5) -> Run:
+    """Where no Redis server is available: what :func:`run_lazy_only` shows, from the rules in ``expire.c``.
+
+    Parameters
+    ----------
+    n_keys : int
+        Keys written (1 to ``MAX_REAL_KEYS``).
+    read_share : float
+        Share of them read after their TTL (0 to 1).
+
+    Returns
+    -------
+    experiment.Run
+        The frame and summary of :func:`run_lazy_only` (``engine`` ``"the rules (no server)"``).
+    """
+    n = validate.bounded_int("n_keys", n_keys, MAX_REAL_KEYS)
+    n_read = int(round(validate.probability("read_share", read_share) * n))
+    frame = pd.DataFrame(
+        {
+            "step": [
+                "written",
+                "all TTLs passed, nobody read",
+                f"after GET of {n_read:,} of them",
+                "1 s after active expiry back on",
+            ],
+            "keys_in_db": [n, n, n - n_read, 0],
+            "expired_keys": [0, 0, n_read, n],
+        }
+    )
+    summary = {
+        "n_keys": n,
+        "stale_before_reads": n,
+        "expired_by_reads": n_read,
+        "left_after_reads": n - n_read,
+        "left_after_active": 0,
+        "engine": "the rules (no server)",
+    }
+    return Run.create(frame, summary)
+
+
+def ttl_replies_from_source() -> pd.DataFrame:
+    """Where no Redis server is available: the replies :func:`run_ttl_replies` gets, as the source gives them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``commands``, ``reply`` (from ``expire.c``/``t_string.c`` and :func:`ttl_reply`).
+    """
+    replies = [
+        "1",
+        "0",
+        str(ttl_reply(None)),
+        "error: invalid expire time in 'set' command",
+        "error: invalid expire time in 'set' command",
+        str(ttl_reply(0, has_expire=False)),
+        str(ttl_reply(1499)),
+        str(ttl_reply(499)),
+        "1",
+        "1",
+        "0",
+    ]
+    return pd.DataFrame({"commands": [text for text, _ in _TTL_PROBES], "reply": replies})
