@@ -189,35 +189,14 @@ def simulate_lease_delivery(
     scan = validate.float_in_range("claim_interval_s", claim_interval_s, 0.0, MAX_LEASE_S)
     mode = validate.choice("mode", mode, LEASE_MODES)
     rng = validate.rng_from_seed(seed)
-    deliveries = np.ones(n, dtype=np.int64)
-    crash_again = np.zeros(n, dtype=np.int64)
-    lease_again = np.zeros(n, dtype=np.int64)
     if mode == "ack-before":  # acknowledged on receipt: never redelivered, lost if the worker dies
+        deliveries = np.ones(n, dtype=np.int64)
+        crash_again = lease_again = np.zeros(n, dtype=np.int64)
         lost = rng.random(n) < p
         effects = (~lost).astype(np.int64)
         hits = np.zeros(n, dtype=np.int64)
     else:
-        active = np.arange(n)
-        start = np.zeros(n)
-        first_ack = np.full(n, np.inf)
-        for _ in range(MAX_ROUNDS):
-            k = active.size
-            duration = rng.exponential(service, k) if service > 0 else np.zeros(k)
-            duration = duration + np.where(rng.random(k) < q, pause, 0.0)
-            crashed = rng.random(k) < p
-            ack = np.where(crashed, np.inf, start[active] + duration)
-            first_ack[active] = np.minimum(first_ack[active], ack)
-            reclaim = start[active] + lease + rng.random(k) * scan
-            again = reclaim < first_ack[active]
-            crash_again[active[again & crashed]] += 1
-            lease_again[active[again & ~crashed]] += 1
-            active = active[again]
-            if active.size == 0:
-                break
-            start[active] = reclaim[again]
-            deliveries[active] += 1
-        else:  # pragma: no cover - needs p_crash near 1, which the bound refuses
-            raise RuntimeError(f"{active.size} messages still redelivered after {MAX_ROUNDS} rounds")
+        deliveries, crash_again, lease_again = _redelivery_rounds(rng, n, p, lease, service, q, pause, scan)
         lost = np.zeros(n, dtype=bool)
         effects = deliveries if mode == "ack-after" else np.ones(n, dtype=np.int64)
         hits = deliveries - 1 if mode == "ack-after-idempotent" else np.zeros(n, dtype=np.int64)
@@ -232,6 +211,39 @@ def simulate_lease_delivery(
             "lost": lost,
         }
     )
+
+
+def _redelivery_rounds(rng, n, p, lease, service, q, pause, scan):
+    """Deliver every message until one delivery acknowledges it before its lease runs out.
+
+    Returns per-message deliveries, redeliveries caused by a crash, and redeliveries caused
+    by a live consumer still busy when the lease ran out.
+    """
+    deliveries = np.ones(n, dtype=np.int64)
+    crash_again = np.zeros(n, dtype=np.int64)
+    lease_again = np.zeros(n, dtype=np.int64)
+    active = np.arange(n)  # messages whose latest delivery may still be overtaken
+    start = np.zeros(n)  # when the latest delivery began
+    first_ack = np.full(n, np.inf)  # earliest acknowledgement of any delivery so far
+    for _ in range(MAX_ROUNDS):
+        k = active.size
+        duration = rng.exponential(service, k) if service > 0 else np.zeros(k)
+        duration += np.where(rng.random(k) < q, pause, 0.0)  # a stop-the-world pause, a slow call
+        crashed = rng.random(k) < p  # dies after the effect, before the ack
+        ack = np.where(crashed, np.inf, start[active] + duration)
+        first_ack[active] = np.minimum(first_ack[active], ack)
+        reclaim = start[active] + lease + rng.random(k) * scan  # lease out, next XAUTOCLAIM scan
+        again = reclaim < first_ack[active]  # nobody acknowledged in time: deliver it again
+        crash_again[active[again & crashed]] += 1
+        lease_again[active[again & ~crashed]] += 1
+        active = active[again]
+        if active.size == 0:
+            return deliveries, crash_again, lease_again
+        start[active] = reclaim[again]
+        deliveries[active] += 1
+    raise RuntimeError(
+        f"{active.size} messages still redelivered after {MAX_ROUNDS} rounds"
+    )  # pragma: no cover
 
 
 def summarize_lease_delivery(frame: pd.DataFrame) -> dict[str, float]:
