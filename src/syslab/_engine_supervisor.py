@@ -7,7 +7,7 @@ whose only write end the parent holds. The supervisor:
 
 1. creates the server's temporary folder (``data/``, ``run/`` and ``server.log`` inside it), owned
    by the unprivileged user the server runs as when we are root;
-2. runs the initialisation commands (``initdb``, ``mariadb-install-db``) and then the server in the
+2. runs the initialisation commands (``initdb``, ``mariadbd --bootstrap``) and then the server in the
    foreground, as that user, with the server's output going to ``server.log``;
 3. announces JSON lines on stdout: ``{"event": "dir"}``, ``{"event": "started"}``, and
    ``{"event": "exited", "log_tail": ...}`` if the server stops by itself;
@@ -157,9 +157,25 @@ def main(argv: list[str]) -> int:
         if uid is not None:
             popen_kwargs.update(user=uid, group=gid, extra_groups=[])
 
-        for command in spec.get("init") or []:
-            log.write(("$ " + " ".join(expand(command)) + "\n").encode())
-            process = subprocess.Popen(expand(command), **popen_kwargs)
+        for step in spec.get("init") or []:
+            # A step is a command, or {"argv": command, "stdin_text": ..., "stdin_files": [...]}
+            # whose standard input is that text followed by those files (mariadbd --bootstrap).
+            command = step["argv"] if isinstance(step, dict) else step
+            log.write(f"[+{time.monotonic() - started:.2f} s] $ {' '.join(expand(command))}\n".encode())
+            kwargs = dict(popen_kwargs)
+            if isinstance(step, dict):
+                script = os.path.join(folder, "init.sql")
+                with open(script, "wb") as handle:
+                    handle.write(str(step.get("stdin_text", "")).encode())
+                    for path in step.get("stdin_files", []):
+                        with open(path, "rb") as part:
+                            shutil.copyfileobj(part, handle)
+                kwargs["stdin"] = open(script, "rb")  # noqa: SIM115 - closed with the step
+            try:
+                process = subprocess.Popen(expand(command), **kwargs)
+            finally:
+                if kwargs["stdin"] is not subprocess.DEVNULL:
+                    kwargs["stdin"].close()
             deadline = time.monotonic() + float(spec.get("init_timeout_s", 60))
             while process.poll() is None:
                 if parent_gone(stdin_fd) or time.monotonic() > deadline:
@@ -173,7 +189,7 @@ def main(argv: list[str]) -> int:
                 return 0
 
         serve = expand(spec["serve"])
-        log.write(("$ " + " ".join(serve) + "\n").encode())
+        log.write(f"[+{time.monotonic() - started:.2f} s] $ {' '.join(serve)}\n".encode())
         server = subprocess.Popen(serve, **popen_kwargs)
         announce("started", pid=server.pid)
         while True:
