@@ -534,7 +534,8 @@ def test_nothing_is_left_after_a_normal_exit():
 
 @pytest.mark.real
 @pytest.mark.timeout(300)
-def test_nothing_is_left_after_the_kernel_is_killed():
+@pytest.mark.parametrize("target", ["process", "process group"])
+def test_nothing_is_left_after_the_kernel_is_killed(target):
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(LIFETIME_CHILD), "wait"],
         env=package_env(),
@@ -551,8 +552,11 @@ def test_nothing_is_left_after_the_kernel_is_killed():
         if not servers:
             pytest.skip("no private engine here")
         assert all(Path(info["dir"]).exists() and port_open(info["port"]) for info in servers.values())
-        # A kernel killed as Jupyter kills one: SIGKILL to its whole process group.
-        os.killpg(child.pid, signal.SIGKILL)
+        # SIGKILL to the kernel alone, or (as Jupyter kills a kernel) to its whole process group.
+        if target == "process":
+            os.kill(child.pid, signal.SIGKILL)
+        else:
+            os.killpg(child.pid, signal.SIGKILL)
         child.wait(10)
     finally:
         if child.poll() is None:

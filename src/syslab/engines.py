@@ -129,12 +129,23 @@ _OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
 class EngineUnavailable(RuntimeError):
-    """A real engine is not available here; ``reason`` says why (shown in the fallback note)."""
+    """A real engine is not available here; ``reason`` says why (shown in the fallback note).
 
-    def __init__(self, name: str, reason: str):
-        super().__init__(f"{PRODUCTS.get(name, name)} is not available: {reason}")
+    Raised as ``EngineUnavailable(name, reason)`` (or ``EngineUnavailable(reason)``); ``name`` is
+    ``postgres``, ``mariadb``, ``redis`` or None.
+    """
+
+    def __init__(self, *args: str):
+        if len(args) == 1:
+            name, reason = None, args[0]
+        elif len(args) == 2:
+            name, reason = args
+        else:
+            raise TypeError("EngineUnavailable takes (reason) or (name, reason)")
+        what = PRODUCTS.get(name, name) if name else "The engine"
+        super().__init__(f"{what} is not available: {reason}")
         self.name = name
-        self.reason = reason
+        self.reason = str(reason)
 
 
 class EngineStartError(EngineUnavailable):
@@ -691,7 +702,7 @@ def _find_binaries(name: str) -> tuple[str, str] | None:
             )
         candidates += [shutil.which("mariadbd") or ""]
         for server in _existing(candidates):
-            if _mariadb_install_db(server):
+            if _mariadb_bootstrap(server, []) or _mariadb_install_db(server):
                 return os.path.dirname(server), f"private instance from {os.path.dirname(server)}"
         return None
     candidates = ["/usr/bin/redis-server"]
