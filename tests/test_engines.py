@@ -565,3 +565,23 @@ def test_nothing_is_left_after_the_kernel_is_killed(target):
         child.stdout.close()
         child.stderr.close()
     assert wait_until(lambda: not _leftovers(servers)), _leftovers(servers)
+
+
+@pytest.mark.real
+def test_a_server_that_was_shut_down_is_started_again():
+    plain = real_engine("redis")
+    if plain.data_dir is None:
+        pytest.skip("needs a private instance")
+    first = engines.redis(options={"hz": "14"})
+    client = first.connect()
+    try:
+        client.shutdown(nosave=True)
+    except Exception:  # noqa: BLE001 - the connection drops as the server goes
+        pass
+    finally:
+        client.close()
+    assert wait_until(lambda: not Path(first.data_dir).exists()), "the stopped server's folder stayed"
+    second = engines.redis(options={"hz": "14"})
+    assert second is not first and second.data_dir != first.data_dir
+    with second.connect() as client:
+        assert client.ping()

@@ -356,9 +356,7 @@ def find(name: str, *, options: Mapping[str, object] | None = None, cluster: boo
         return _get(name, options, cluster=cluster)
     except EngineUnavailable as error:
         if name in _required():
-            raise EngineUnavailable(
-                name, f"{error.reason} (and SYSLAB_REQUIRE_ENGINES requires it)"
-            ) from error
+            raise type(error)(name, f"{error.reason} (and SYSLAB_REQUIRE_ENGINES requires it)") from error
         return None
 
 
@@ -475,6 +473,13 @@ def _get(name: str, options: Mapping[str, object] | None, *, cluster: bool) -> E
     key = (name, opts, cluster, url, None if allowed is None else tuple(sorted(allowed)))
     with _lock:
         result = _results.get(key)
+        server = getattr(result, "_server", None)
+        if server is not None and server.process.poll() is not None:
+            # The private server stopped (e.g. an experiment shut it down): start a new one.
+            with contextlib.suppress(ValueError):
+                _servers.remove(server)
+            server.wait_closed(1)
+            result = None
         if result is None:
             try:
                 result = _discover(name, opts, cluster, url, allowed)
