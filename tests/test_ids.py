@@ -83,3 +83,21 @@ def test_bad_input():
         ids.uuid7_timestamp_ms(uuid.UUID(int=0))
     with pytest.raises(TypeError, match="config"):
         ids.run_dual_write_migration(config={"initial_rows": 10})
+
+
+def test_uuid_arrays_match_the_rfc_layout():
+    import uuid
+
+    v7 = [uuid.UUID(bytes=bytes(row)) for row in ids.uuid7_array(5_000, ids_per_ms=1000, seed=4)]
+    assert v7 == sorted(v7) and len(set(v7)) == len(v7)
+    assert {u.version for u in v7} == {7} and {u.variant for u in v7} == {uuid.RFC_4122}
+    assert ids.uuid7_timestamp_ms(v7[0]) == 1_735_689_600_000
+    assert ids.uuid7_timestamp_ms(v7[-1]) == 1_735_689_600_004
+    v4 = [uuid.UUID(bytes=bytes(row)) for row in ids.uuid4_array(2_000, seed=4)]
+    assert {u.version for u in v4} == {4} and {u.variant for u in v4} == {uuid.RFC_4122}
+    assert v4 != sorted(v4)
+    assert (ids.uuid4_array(10, seed=1) == ids.uuid4_array(10, seed=1)).all()
+    with pytest.raises(ValueError, match="n_keys"):
+        ids.uuid4_array(10**12)
+    with pytest.raises(ValueError, match="ids_per_ms"):
+        ids.uuid7_array(10, ids_per_ms=10**6)

@@ -291,3 +291,90 @@ def test_replicate_pool_spread():
     assert (wide[10] <= wide[9]).all()
     with pytest.raises(ValueError, match="n_seeds"):
         queueing.replicate_pool([9], 1000, 0.005, n_seeds=0)
+
+
+@pytest.mark.parametrize(
+    ("cv_arrival", "cv_service", "servers", "rho"), [(2.0, 1.0, 8, 0.85), (2.0, 2.0, 10, 0.9)]
+)
+def test_allen_cunneen_tracks_bursty_arrivals_where_erlang_c_does_not(cv_arrival, cv_service, servers, rho):
+    # Gamma-distributed gaps with CV 2: the simulated wait is 3-4.5x Erlang C's and within
+    # ~25% of Allen-Cunneen (4 seeds x 200k requests; seed-to-seed spread ~2-7%). The band
+    # [0.7, 1.45] rejects Erlang C (ratio >= 3) and a variability factor without the 1/2.
+    mean_service_s = 0.01
+    rate = rho * servers / mean_service_s
+    waits = [
+        queueing.simulate_pool(
+            queueing.PoolConfig(servers),
+            n_requests=200_000,
+            arrival_rate_per_s=rate,
+            mean_service_s=mean_service_s,
+            cv_arrival=cv_arrival,
+            cv_service=cv_service,
+            seed=seed,
+        )["wait_s"]
+        .iloc[20_000:]
+        .mean()
+        for seed in range(4)
+    ]
+    simulated = float(np.mean(waits))
+    allen_cunneen = queueing.theory_allen_cunneen_queue_delay_s(
+        rate, mean_service_s, servers, cv_arrival, cv_service
+    )
+    assert 0.7 < simulated / allen_cunneen < 1.45
+    assert simulated / queueing.mmc_mean_queue_delay_s(rate, mean_service_s, servers) > 2.5
+
+
+def test_allen_cunneen_is_erlang_c_for_poisson():
+    assert queueing.theory_allen_cunneen_queue_delay_s(900, 0.01, 10) == queueing.mmc_mean_queue_delay_s(
+        900, 0.01, 10
+    )
+
+
+def _spike_arrivals(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    parts, start = [], 0.0
+    for rate, length in ((1850, 5.0), (3000, 2.0), (1850, 13.0)):
+        times = start + queueing.poisson_arrival_times_s(int(rate * length * 1.5), rate, rng)
+        parts.append(times[times < start + length])
+        start += length
+    return np.concatenate(parts)
+
+
+def test_retries_without_retrying_equal_the_pool_model():
+    arrivals = _spike_arrivals(1)[:20_000]
+    config = queueing.PoolConfig(8, acquire_timeout_s=0.01)
+    retried = queueing.simulate_pool_retries(config, arrivals, mean_service_s=0.005, seed=3)
+    plain = queueing.simulate_pool(config, arrivals_s=arrivals, services_s=retried["service_s"])
+    assert ((retried["outcome"] == "failed") == (plain["outcome"] == "timeout")).all()
+    served = plain["outcome"] == "served"
+    assert np.allclose(retried["start_s"][served], (plain["arrival_s"] + plain["wait_s"])[served])
+
+
+def test_retries_stretch_a_spike_into_an_outage():
+    # Capacity 10 / 5 ms = 2,000/s; load 1,850/s with a 2 s spike to 3,000/s. Without retries the
+    # pool is healthy within a second of the spike's end; with 3 retries the queue of retries
+    # keeps callers failing or answered too late for longer.
+    arrivals = _spike_arrivals(2)
+    config = queueing.PoolConfig(10, acquire_timeout_s=0.2)
+    shares = {}
+    for retries in (0, 3):
+        frame = queueing.simulate_pool_retries(
+            config, arrivals, mean_service_s=0.005, max_retries=retries, caller_deadline_s=0.5, seed=2
+        )
+        per_s = queueing.summarize_retries(frame, bin_s=1.0).set_index("time_s")
+        shares[retries] = per_s.loc[7.0:8.0, "ok_share"].mean()
+        assert per_s.loc[0.0:4.0, "ok_share"].min() > 0.99  # before the spike all is well
+    assert shares[0] > 0.95
+    assert shares[3] < shares[0] - 0.1
+
+
+def test_retries_bad_input():
+    config = queueing.PoolConfig(2, acquire_timeout_s=0.1)
+    with pytest.raises(ValueError, match="max_retries"):
+        queueing.simulate_pool_retries(config, [0.0, 1.0], max_retries=10**6)
+    with pytest.raises(ValueError, match="arrivals_s"):
+        queueing.simulate_pool_retries(config, [1.0, 0.0])
+    with pytest.raises(ValueError, match="servers"):
+        queueing.erlang_c(10**12, 3.0)
+    with pytest.raises(ValueError, match="caller_deadline_s"):
+        queueing.simulate_pool_retries(config, [0.0], caller_deadline_s=-1)

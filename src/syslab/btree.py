@@ -836,7 +836,7 @@ def measure_postgres_keys(
     key_kinds : sequence of {"bigint", "uuid4", "uuid7"}
         Which key kinds, in order.
     n_wal_rows : int
-        Keys in the WAL measurement after the load, 1 to ``n_rows``.
+        Keys in the WAL measurement after the load, 1 to ``MAX_ENGINE_ROWS`` (capped at ``n_rows``).
     timeout_s : float
         Budget for the whole experiment (database set-up included), at most ``MAX_ENGINE_TIMEOUT_S``;
         enforced with ``statement_timeout``.
@@ -855,8 +855,8 @@ def measure_postgres_keys(
 
     engine = _engine_arg(engine, "postgres")
     n = validate.bounded_int("n_rows", n_rows, MAX_ENGINE_ROWS)
-    n_wal = validate.bounded_int("n_wal_rows", n_wal_rows, n)
     kinds = [validate.choice("key_kinds", kind, PG_KEY_KINDS) for kind in _kinds_list(key_kinds)]
+    n_wal = min(n, validate.bounded_int("n_wal_rows", n_wal_rows, MAX_ENGINE_ROWS))
     budget = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_ENGINE_TIMEOUT_S)
     if budget <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")

@@ -42,6 +42,9 @@ __all__ = [
 
 # A full scan with arithmetic on every row: pure CPU once the file is in the page cache.
 SCAN_QUERY = "SELECT count(*), sum(value % 97) FROM readings WHERE (value * ?) % 13 = 0"
+MAX_POOL_SIZE = 1_000  # connections in one pool (each SQLite connection has its own page cache)
+MAX_CLIENTS = 1_000  # client threads in one measurement
+MAX_ROWS = 10_000_000  # rows in the scanned table: ~100 MB of SQLite
 
 
 class PoolTimeout(TimeoutError):
@@ -78,9 +81,11 @@ class ConnectionPool:
 
     def __init__(self, connect: Callable[[], object], size: int, acquire_timeout_s: float = 30.0) -> None:
         if not callable(connect):
-            raise TypeError("connect must be callable")
-        self.size = validate.positive_int("size", size)
-        self.acquire_timeout_s = validate.positive_float("acquire_timeout_s", acquire_timeout_s)
+            raise TypeError(f"connect must be callable (opens one connection), got {connect!r}")
+        self.size = validate.bounded_int("size", size, MAX_POOL_SIZE)
+        self.acquire_timeout_s = validate.float_in_range("acquire_timeout_s", acquire_timeout_s, 0.0, 3600.0)
+        if self.acquire_timeout_s <= 0:
+            raise ValueError(f"acquire_timeout_s must be > 0 seconds, got {acquire_timeout_s!r}")
         self._lock = threading.Lock()
         self._idle: deque = deque()
         # Waiting threads in arrival order. A returned connection is handed straight to
@@ -99,7 +104,18 @@ class ConnectionPool:
             raise
 
     def acquire(self) -> object:
-        """Take a connection, waiting in FIFO order at most ``acquire_timeout_s``."""
+        """Take a connection, waiting in FIFO order at most ``acquire_timeout_s``.
+
+        Returns
+        -------
+        object
+            A connection made by ``connect``; give it back with :meth:`release`.
+
+        Raises
+        ------
+        PoolTimeout
+            No connection became free within ``acquire_timeout_s``.
+        """
         with self._lock:
             if self._idle and not self._waiters:
                 return self._idle.popleft()
@@ -114,7 +130,13 @@ class ConnectionPool:
         raise PoolTimeout(f"no connection free within {self.acquire_timeout_s} s")
 
     def release(self, conn: object) -> None:
-        """Give a connection back: to the oldest waiter if there is one, else to the idle set."""
+        """Give a connection back: to the oldest waiter if there is one, else to the idle set.
+
+        Parameters
+        ----------
+        conn : object
+            A connection this pool handed out.
+        """
         with self._lock:
             if self._waiters:
                 slot = self._waiters.popleft()
@@ -125,7 +147,13 @@ class ConnectionPool:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[object]:
-        """Borrow a connection for the ``with`` block; it goes back even if the block raises."""
+        """Borrow a connection for the ``with`` block; it goes back even if the block raises.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            Yields one connection.
+        """
         conn = self.acquire()
         try:
             yield conn
@@ -146,9 +174,26 @@ class ConnectionPool:
         self.close()
 
 
-def create_scan_table(conn: sqlite3.Connection, rows: int, seed: int | np.random.Generator = 0) -> None:
-    """Create and fill ``readings(id INTEGER PRIMARY KEY, value INTEGER)`` with ``rows`` random values."""
-    rows = validate.positive_int("rows", rows)
+def create_scan_table(
+    conn: sqlite3.Connection, rows: int, seed: int | np.random.Generator | None = 0
+) -> None:
+    """Create and fill ``readings(id INTEGER PRIMARY KEY, value INTEGER)`` with random values.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        Where to create the table (an existing ``readings`` is dropped).
+    rows : int
+        Rows, 1 to ``MAX_ROWS``.
+    seed : int, numpy.random.Generator or None
+        Randomness of the values.
+
+    Returns
+    -------
+    None
+    """
+    validate.instance("conn", conn, sqlite3.Connection)
+    rows = validate.bounded_int("rows", rows, MAX_ROWS)
     rng = validate.rng_from_seed(seed)
     values = rng.integers(0, 1_000_000, size=rows)
     conn.execute("DROP TABLE IF EXISTS readings")
@@ -172,15 +217,19 @@ def _client_loop(
         try:
             with pool.connection() as conn:
                 got = time.perf_counter()
+                cpu_before = time.thread_time()
                 conn.execute(query, (multiplier,)).fetchall()
+                cpu = time.thread_time() - cpu_before
                 done = time.perf_counter()
         except PoolTimeout:
-            records.append((client_id, asked - origin, time.perf_counter() - asked, np.nan, "timeout"))
+            records.append(
+                (client_id, asked - origin, time.perf_counter() - asked, np.nan, np.nan, "timeout")
+            )
             continue
         except Exception as error:  # pragma: no cover - reported to the caller
             errors.append(error)
             return
-        records.append((client_id, asked - origin, got - asked, done - got, "served"))
+        records.append((client_id, asked - origin, got - asked, done - got, cpu, "served"))
 
 
 def measure_pool_sizes(
@@ -191,8 +240,8 @@ def measure_pool_sizes(
     rows: int = 100_000,
     query: str = SCAN_QUERY,
     acquire_timeout_s: float = 5.0,
-    seed: int = 0,
-) -> pd.DataFrame:
+    seed: int | np.random.Generator | None = 0,
+):
     """Run ``clients`` threads against a real SQLite pool of each size; one row per query.
 
     Each pool size gets a fresh pool over the same database file (created once
@@ -202,39 +251,51 @@ def measure_pool_sizes(
     Parameters
     ----------
     pool_sizes : sequence of int
-        Pool sizes to measure, in order.
+        Pool sizes to measure, in order, each 1 to ``MAX_POOL_SIZE``.
     clients : int
-        Application threads issuing queries.
+        Application threads issuing queries, 1 to ``MAX_CLIENTS``.
     duration_s : float
-        Seconds of load per pool size (bounded: at most 60).
+        Seconds of load per pool size, 0.01 to 60.
     rows : int
-        Rows in the scanned table (sets the CPU cost of one query).
+        Rows in the scanned table (sets the CPU cost of one query), 1 to ``MAX_ROWS``.
     query : str
-        SQL with one ``?`` parameter (each client binds its own id).
+        A ``SELECT`` with exactly one ``?`` parameter (each client binds its own id).
     acquire_timeout_s : float
-        The pool's acquire timeout.
-    seed : int
+        The pool's acquire timeout in seconds (> 0, at most 60).
+    seed : int, numpy.random.Generator or None
         Seeds the table's contents.
 
     Returns
     -------
-    pandas.DataFrame
-        One row per query: ``pool_size``, ``client``, ``start_s`` (since the
+    syslab.experiment.Run
+        ``frame``: one row per query: ``pool_size``, ``client``, ``start_s`` (since the
         size's run began), ``wait_s`` (waiting for a connection), ``query_s``
-        (executing; NaN if the acquire timed out), ``latency_s`` (wait + query)
-        and ``outcome`` (``"served"`` or ``"timeout"``).
+        (executing; NaN if the acquire timed out), ``query_cpu_s`` (CPU time of the thread
+        during the query), ``outcome`` (``"served"`` or ``"timeout"``) and ``latency_s``
+        (wait + query). ``summary``: ``clients``, ``duration_s``, ``rows``.
     """
+    from syslab.experiment import Run
+
     sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
-    clients = validate.positive_int("clients", clients)
+    for size in sizes:
+        validate.bounded_int("pool_sizes", size, MAX_POOL_SIZE)
+    clients = validate.bounded_int("clients", clients, MAX_CLIENTS)
     duration_s = validate.float_in_range("duration_s", duration_s, 0.01, 60.0)
-    rows = validate.positive_int("rows", rows)
-    acquire_timeout_s = validate.positive_float("acquire_timeout_s", acquire_timeout_s)
+    rows = validate.bounded_int("rows", rows, MAX_ROWS)
+    acquire_timeout_s = validate.float_in_range("acquire_timeout_s", acquire_timeout_s, 0.0, 60.0)
+    if acquire_timeout_s <= 0:
+        raise ValueError(f"acquire_timeout_s must be > 0 seconds, got {acquire_timeout_s!r}")
+    if not isinstance(query, str):
+        raise TypeError(f"query must be SQL text, got {type(query).__name__}")
+    if not query.lstrip().upper().startswith("SELECT") or query.count("?") != 1:
+        raise ValueError(f"query must be a SELECT with exactly one ? parameter, got {query!r}")
     frames = []
     with temporary_database("pool.db") as (setup, path):
         create_scan_table(setup, rows, seed)
         for size in sizes:
             frames.append(_measure_one(path, size, clients, duration_s, query, acquire_timeout_s))
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    return Run.create(frame, {"clients": clients, "duration_s": duration_s, "rows": rows})
 
 
 def _measure_one(
@@ -268,7 +329,9 @@ def _measure_one(
             raise TimeoutError("a client thread did not finish; the pool is stuck")
     if errors:
         raise errors[0]
-    frame = pd.DataFrame(records, columns=["client", "start_s", "wait_s", "query_s", "outcome"])
+    frame = pd.DataFrame(
+        records, columns=["client", "start_s", "wait_s", "query_s", "query_cpu_s", "outcome"]
+    )
     frame.insert(0, "pool_size", size)
     frame["latency_s"] = frame["wait_s"] + frame["query_s"].fillna(0.0)
     return frame
@@ -277,18 +340,22 @@ def _measure_one(
 def summarize_measurements(df: pd.DataFrame) -> pd.DataFrame:
     """Throughput and latency percentiles per pool size from :func:`measure_pool_sizes`.
 
+    Parameters
+    ----------
+    df : pandas.DataFrame or syslab.experiment.Run
+        The per-query frame (or the Run) of :func:`measure_pool_sizes`.
+
     Returns
     -------
     pandas.DataFrame
         One row per pool size: ``pool_size``, ``queries``, ``throughput_per_s``,
         ``mean_wait_ms``, ``p50_query_ms``, ``p99_query_ms``, ``p50_latency_ms``,
-        ``p99_latency_ms`` and ``timeouts``.
+        ``p99_latency_ms``, ``cpu_per_query_ms`` (mean thread CPU per query) and ``timeouts``.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a DataFrame, got {type(df).__name__}")
-    needed = {"pool_size", "start_s", "wait_s", "query_s", "latency_s", "outcome"}
-    if needed - set(df.columns):
-        raise ValueError(f"df lacks columns {sorted(needed - set(df.columns))}")
+    df = getattr(df, "frame", df)
+    df = validate.frame_columns(
+        "df", df, ["pool_size", "start_s", "wait_s", "query_s", "query_cpu_s", "latency_s", "outcome"]
+    )
     rows = []
     for size, group in df.groupby("pool_size", sort=True):
         served = group[group["outcome"] == "served"]
@@ -303,6 +370,7 @@ def summarize_measurements(df: pd.DataFrame) -> pd.DataFrame:
                 "p99_query_ms": float(served["query_s"].quantile(0.99) * 1000),
                 "p50_latency_ms": float(served["latency_s"].quantile(0.5) * 1000),
                 "p99_latency_ms": float(served["latency_s"].quantile(0.99) * 1000),
+                "cpu_per_query_ms": float(served["query_cpu_s"].mean() * 1000),
                 "timeouts": int((group["outcome"] == "timeout").sum()),
             }
         )
@@ -310,10 +378,25 @@ def summarize_measurements(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_pool_size(summary: pd.DataFrame, within: float = 0.05) -> int:
-    """The smallest pool whose throughput is within ``within`` (fraction) of the best measured."""
+    """The smallest pool whose throughput is within ``within`` of the best measured.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Columns ``pool_size`` and ``throughput_per_s`` (:func:`summarize_measurements`, or the
+        frame of :func:`measure_pgbench`).
+    within : float
+        Tolerance as a share of the best throughput, 0-1.
+
+    Returns
+    -------
+    int
+        A pool size from ``summary``.
+    """
+    summary = validate.frame_columns("summary", summary, ["pool_size", "throughput_per_s"])
     within = validate.float_in_range("within", within, 0.0, 1.0)
     if summary.empty:
-        raise ValueError("summary is empty")
+        raise ValueError("summary is empty: measure at least one pool size")
     best = summary["throughput_per_s"].max()
     good = summary[summary["throughput_per_s"] >= (1 - within) * best]
     return int(good["pool_size"].min())
