@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from scipy import stats
 
 from syslab import queueing, validate
 from syslab.experiment import Run
@@ -163,8 +162,9 @@ def theory_repeat_probability(
     kind = validate.choice("algorithm", algorithm, ALGORITHMS)
     # The repeat test is monotone in the number expired, so find the smallest count that repeats.
     first = next((k for k in range(n + 1) if repeat_cycle(k, n, kind, acceptable_stale_perc)), n + 1)
-    # P(X >= first) for X ~ Binomial(n, p), in floating point throughout (no huge integers).
-    return float(stats.binom.sf(first - 1, n, p)) if first <= n else 0.0
+    # P(X >= first) for X ~ Binomial(n, p). With n <= MAX_KEYS_PER_LOOP every binomial coefficient
+    # fits a float (C(1000, 500) is about 2.7e299), so the sum cannot overflow.
+    return float(sum(float(math.comb(n, k)) * p**k * (1 - p) ** (n - k) for k in range(first, n + 1)))
 
 
 def theory_batches_until_stop(
