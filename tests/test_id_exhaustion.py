@@ -168,8 +168,9 @@ def test_bad_input(call, name):
 
 @pytest.mark.real
 def test_sqlite_wall():
-    df, env = ie.run_sqlite_wall(3)
-    assert env["sqlite"]
+    run = ie.run_sqlite_wall(3)
+    df, env = run.frame, run.environment
+    assert env["sqlite"] and run.summary["sqlite"] == env["sqlite"]
     auto = df[df["scenario"] == "autoincrement"]
     assert auto["outcome"].tolist() == ["ok", "error", "error", "error"]
     assert "full" in auto["message"].iloc[1]
@@ -182,3 +183,117 @@ def test_sqlite_wall():
     assert int(check["rowid"].iloc[1]) == ie.INT_MAX
     assert "CHECK" in check["message"].iloc[2]
     assert "real" in df[df["scenario"] == "arithmetic"]["message"].iloc[0]
+
+
+# ------------------------------------------------------------- bad input (issue 20 reproducers)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: ie.theory_ids_per_statement(max_rows=10**12), "max_rows"),
+        (
+            lambda: ie.plot_runway(ie.project_id_usage(1, 1.0, horizon_days=5), alert_fraction=-0.1),
+            "alert_fraction",
+        ),
+        (
+            lambda: ie.plot_runway(ie.project_id_usage(1, 1.0, horizon_days=5), alert_fraction=float("nan")),
+            "alert_fraction",
+        ),
+        (lambda: ie.plot_runway(pd.DataFrame(), 0.7), "projection"),
+        (lambda: ie.plot_alert_sweep(pd.DataFrame()), "sweep"),
+        (lambda: ie.sweep_alert_runway(10**9, 1e6, None, [0.7]), "daily_growths"),
+        (lambda: ie.sweep_alert_runway(10**9, 1e6, 0.0, [0.7]), "daily_growths"),
+        (lambda: ie.sweep_alert_runway(10**9, 1e6, [float("nan")], [0.7]), "daily_growths"),
+        (lambda: ie.sweep_alert_runway(10**9, 1e6, [0.0], 0.5), "alert_fractions"),
+        (lambda: ie.sweep_alert_runway(10**9, 1e6, [0.0], [2.0]), "alert_fractions"),
+        (lambda: ie.simulate_counter_inserts(1, 5, table=None), "table"),
+        (lambda: ie.simulate_counter_inserts(1, 5, column=5), "column"),
+        (lambda: ie.run_engine_wall(object()), "engine"),
+        (lambda: ie.measure_burned_ids("postgres"), "engine"),
+    ],
+)
+def test_bad_input_names_the_parameter(call, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        call()
+
+
+# ------------------------------------------------------------- the real engines
+
+
+def _engine(name):
+    from syslab import engines
+
+    engine = engines.find(name)
+    if engine is None:
+        pytest.skip(f"{name} not available: {engines.unavailable_reason(name)}")
+    return engine
+
+
+@pytest.mark.real
+def test_mariadb_wall_errors_match_the_model():
+    engine = _engine("mariadb")
+    run = ie.run_engine_wall(engine, n_inserts=3)
+    frame = run.frame
+    strict = frame[frame["case"] == "INT AUTO_INCREMENT, strict"]
+    # Two rows fit below the top, the third is refused with 167 / 22003 -- what the model says.
+    assert strict["stored"].tolist() == [True, True, False]
+    assert strict["id"].iloc[1] == ie.INT_MAX
+    model = ie.simulate_counter_inserts(ie.INT_MAX, 2, engine="mariadb")
+    assert int(strict["errno"].iloc[2]) == int(model["error_code"].iloc[1]) == 167
+    assert strict["sqlstate"].iloc[2] == model["sqlstate"].iloc[1] == "22003"
+    # sql_mode does not change the generated-key error; INT UNSIGNED fails the same way at 2^32 - 1.
+    for case in ["INT AUTO_INCREMENT, not strict", "INT UNSIGNED AUTO_INCREMENT, strict"]:
+        assert int(frame[(frame["case"] == case) & ~frame["stored"]]["errno"].iloc[0]) == 167
+    assert frame[frame["case"] == "INT UNSIGNED AUTO_INCREMENT, strict"]["id"].iloc[1] == 2**32 - 1
+    # INSERT IGNORE: no error, nothing stored.
+    ignore = frame[frame["case"] == "INT, INSERT IGNORE at the top, strict"].iloc[2]
+    assert ignore["ok"] and not ignore["stored"] and int(ignore["errno"]) == 167
+    # An explicit id past the top outside strict mode is clamped and then collides: MySQL's 1062.
+    clamp = frame[frame["case"] == "INT, explicit id past the top, not strict"]
+    assert clamp["id"].iloc[0] == ie.INT_MAX
+    assert int(clamp["errno"].iloc[1]) == 1062 and clamp["sqlstate"].iloc[1] == "23000"
+    assert run.environment["engine"] == engine.label
+
+
+@pytest.mark.real
+def test_postgres_wall_errors_match_the_model():
+    engine = _engine("postgres")
+    frame = ie.run_engine_wall(engine, n_inserts=3).frame
+    for case, sqlstate in [
+        ("serial", "2200H"),
+        ("integer identity", "2200H"),
+        ("integer column fed by a bigint sequence", "22003"),
+    ]:
+        part = frame[frame["case"] == case]
+        assert part["stored"].tolist() == [True, True, False], case
+        assert part["sqlstate"].iloc[2] == sqlstate, case
+    model = ie.simulate_counter_inserts(ie.INT_MAX, 2, engine="postgresql")
+    assert model["sqlstate"].iloc[1] == "2200H"
+    restarted = frame[frame["case"] == "serial, restarted at -2147483648"]
+    assert restarted["stored"].all() and restarted["id"].iloc[0] == -(2**31)
+
+
+@pytest.mark.real
+def test_mariadb_burns_ids_as_the_model_says():
+    engine = _engine("mariadb")
+    run = ie.measure_burned_ids(engine, n_statements=5, bulk_rows=(33, 300))
+    frame = run.frame.set_index("kind")
+    assert run.summary["innodb_autoinc_lock_mode"] in (0, 1, 2)
+    for kind in ["ignore_dup", "upsert_hit", "rollback"]:
+        assert frame.loc[kind, "rows_stored"] == 0 and frame.loc[kind, "ids_consumed"] == 5, kind
+    # The bulk reservation doubling: 33 rows take 63 ids, 300 take 511. A model without it (1 id a row) fails.
+    assert (
+        frame.loc["bulk 33 rows", "ids_consumed"]
+        == 63
+        == int(np.asarray(ie.bulk_reserved_ids(33)).ravel()[0])
+    )
+    assert frame.loc["bulk 300 rows", "ids_consumed"] == 511
+
+
+@pytest.mark.real
+def test_postgres_burns_one_value_per_attempt():
+    engine = _engine("postgres")
+    frame = ie.measure_burned_ids(engine, n_statements=5, bulk_rows=(300,)).frame.set_index("kind")
+    assert frame.loc["upsert_hit", "ids_burned"] == 5 and frame.loc["ignore_dup", "ids_burned"] == 5
+    assert frame.loc["bulk 300 rows", "ids_consumed"] == 300

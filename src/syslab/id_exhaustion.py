@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import environment, validate
+from syslab import validate
 from syslab.plot import axes_or_new, label
 
 __all__ = [
@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 INT_MAX = 2**31 - 1  # 2,147,483,647: the largest signed 32-bit INT
+MAX_BULK_SUM_ROWS = 10_000_000  # rows summed over in theory_ids_per_statement (80 MB of arrays)
+MAX_SWEEP_POINTS = 1_000  # growth rates or alert fractions in sweep_alert_runway
 SQLITE_INT64_MAX = 2**63 - 1  # 9,223,372,036,854,775,807: the largest rowid
 
 # Width in bytes of MySQL's integer types (MySQL 8.0 manual, "Integer Types").
@@ -180,6 +182,9 @@ def simulate_counter_inserts(
         raise TypeError("insert_ignore must be a bool")
     if engine.startswith("postgresql") and insert_ignore:
         raise ValueError("insert_ignore is MySQL/MariaDB syntax; engine must be 'mysql' or 'mariadb'")
+    for name, value in (("table", table), ("column", column)):
+        if not isinstance(value, str) or not value.isidentifier():
+            raise TypeError(f"{name} must be an SQL identifier (a str), got {value!r}")
     spec = ENGINE_ERRORS[engine]
     message = spec["message"].format(max=max_value, table=table, column=column)
     stored_keys: set[int] = set()
@@ -351,6 +356,11 @@ def simulate_id_burn(
 def summarize_burn(df: pd.DataFrame) -> pd.DataFrame:
     """IDs consumed and rows stored per kind of statement, and the overall burn multiplier.
 
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        What :func:`simulate_id_burn` returns: ``kind``, ``rows_stored``, ``ids_consumed``.
+
     Returns
     -------
     pandas.DataFrame
@@ -359,9 +369,11 @@ def summarize_burn(df: pd.DataFrame) -> pd.DataFrame:
         consumed); the ``total`` row's ``ids_per_row`` is the multiplier to apply to a
         row growth rate to get the ID burn rate.
     """
-    needed = {"kind", "rows_stored", "ids_consumed"}
-    if not isinstance(df, pd.DataFrame) or not needed <= set(df.columns) or df.empty:
-        raise ValueError(f"df must be a non-empty DataFrame with columns {sorted(needed)}")
+    df = validate.frame_columns("df", df, ["kind", "rows_stored", "ids_consumed"])
+    if df.empty:
+        raise ValueError("df must have at least one row")
+    if df[["rows_stored", "ids_consumed"]].isna().any().any():
+        raise ValueError("df must not hold NaN in rows_stored or ids_consumed")
     table = df.groupby("kind").agg(
         statements=("kind", "size"), rows_stored=("rows_stored", "sum"), ids_consumed=("ids_consumed", "sum")
     )
@@ -375,6 +387,14 @@ def summarize_burn(df: pd.DataFrame) -> pd.DataFrame:
 def theory_ids_per_statement(mix: BurnMix | None = None, *, max_rows: int = 200_000) -> dict[str, float]:
     """Expected IDs consumed and rows stored per statement, summed exactly over the bulk-size law.
 
+    Parameters
+    ----------
+    mix : BurnMix, optional
+        The write mix (default :class:`BurnMix`).
+    max_rows : int
+        Largest bulk statement summed over (rows), 1 to :data:`MAX_BULK_SUM_ROWS`; the geometric
+        law's tail beyond it is negligible for the default mean.
+
     Returns
     -------
     dict
@@ -383,7 +403,7 @@ def theory_ids_per_statement(mix: BurnMix | None = None, *, max_rows: int = 200_
     mix = BurnMix() if mix is None else mix
     if not isinstance(mix, BurnMix):
         raise TypeError(f"mix must be a BurnMix, got {type(mix).__name__}")
-    cap = validate.positive_int("max_rows", max_rows)
+    cap = validate.bounded_int("max_rows", max_rows, MAX_BULK_SUM_ROWS)
     q = 1.0 / mix.bulk_mean_rows
     k = np.arange(1, cap + 1)
     pmf = q * (1 - q) ** (k - 1)
@@ -408,6 +428,19 @@ def project_id_usage(
 
     The burn rate on day d is ``ids_per_day * (1 + daily_growth) ** d``; the counter
     is the running sum, capped at ``max_value`` (it pins, as InnoDB's does).
+
+    Parameters
+    ----------
+    current_value : int
+        Today's counter, 0 to ``max_value``.
+    ids_per_day : float
+        Ids consumed per day today (> 0).
+    daily_growth : float
+        Growth of the rate per day, 0 to 1 (0.003 is 0.3 % a day).
+    max_value : int
+        The type's maximum (default a signed INT's).
+    horizon_days : int
+        Days to project, 1 to 100,000.
 
     Returns
     -------
@@ -448,7 +481,24 @@ def theory_days_until(
     With a constant rate R: ``t = (f M - v) / R``. With the rate growing continuously
     at ``g = ln(1 + daily_growth)`` a day, the IDs used by day t are
     ``R (e^{g t} - 1) / g``, so ``t = ln(1 + g (f M - v) / R) / g``.
-    Returns 0 when the counter is already past the fraction.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of ``max_value`` to reach, 0 to 1.
+    current_value : int
+        Today's counter, 0 to ``max_value``.
+    ids_per_day : float
+        Ids consumed per day today (> 0).
+    daily_growth : float
+        Growth of the rate per day, 0 to 1.
+    max_value : int
+        The type's maximum (default a signed INT's).
+
+    Returns
+    -------
+    float
+        Days (0 when the counter is already past the fraction).
     """
     f = validate.float_in_range("fraction", fraction, 0.0, 1.0)
     max_value = validate.positive_int("max_value", max_value)
@@ -474,6 +524,19 @@ def sweep_alert_runway(
 ) -> pd.DataFrame:
     """Runway left when an alert at each fraction fires, for each traffic growth rate.
 
+    Parameters
+    ----------
+    current_value : int
+        Today's counter.
+    ids_per_day : float
+        Ids consumed per day today (> 0).
+    daily_growths : sequence of float
+        Growth rates per day to try, each 0 to 1 (at most :data:`MAX_SWEEP_POINTS`).
+    alert_fractions : sequence of float
+        Alert thresholds as shares of the maximum, each 0 to 1 (at most :data:`MAX_SWEEP_POINTS`).
+    max_value : int
+        The type's maximum (default a signed INT's).
+
     Returns
     -------
     pandas.DataFrame
@@ -481,10 +544,14 @@ def sweep_alert_runway(
         ``days_to_alert``, ``days_to_wall`` and ``runway_at_alert_days`` (the time the
         team has between the page and the outage).
     """
-    growths = np.atleast_1d(np.asarray(daily_growths, dtype=float))
-    fractions = np.atleast_1d(np.asarray(alert_fractions, dtype=float))
-    if growths.size == 0 or fractions.size == 0:
-        raise ValueError("daily_growths and alert_fractions must not be empty")
+    lists = {}
+    for name, values in (("daily_growths", daily_growths), ("alert_fractions", alert_fractions)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+        if not 1 <= len(values) <= MAX_SWEEP_POINTS:
+            raise ValueError(f"{name} must hold 1 to {MAX_SWEEP_POINTS} values, got {len(values)}")
+        lists[name] = [validate.float_in_range(f"{name}[{i}]", v, 0.0, 1.0) for i, v in enumerate(values)]
+    growths, fractions = lists["daily_growths"], lists["alert_fractions"]
     rows = []
     for growth in growths:
         wall = theory_days_until(1.0, current_value, ids_per_day, daily_growth=growth, max_value=max_value)
@@ -505,7 +572,20 @@ def sweep_alert_runway(
 
 
 def plot_alert_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Runway left at the alert against traffic growth, one line per alert fraction."""
+    """Runway left at the alert against traffic growth, one line per alert fraction.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        What :func:`sweep_alert_runway` returns.
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    sweep = validate.frame_columns("sweep", sweep, ["alert_fraction", "daily_growth", "runway_at_alert_days"])
     ax = axes_or_new(ax)
     for fraction, group in sweep.groupby("alert_fraction"):
         ax.plot(
@@ -516,7 +596,23 @@ def plot_alert_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def plot_runway(projection: pd.DataFrame, alert_fraction: float = 0.7, ax: Axes | None = None) -> Axes:
-    """Counter value (as a fraction of the maximum) against days, with the alert and the wall."""
+    """Counter value (as a fraction of the maximum) against days, with the alert and the wall.
+
+    Parameters
+    ----------
+    projection : pandas.DataFrame
+        What :func:`project_id_usage` returns (``day``, ``fraction_used``).
+    alert_fraction : float
+        The alert threshold as a share of the maximum, 0 to 1.
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    projection = validate.frame_columns("projection", projection, ["day", "fraction_used"])
+    alert_fraction = validate.float_in_range("alert_fraction", alert_fraction, 0.0, 1.0)
     ax = axes_or_new(ax)
     ax.plot(projection["day"], projection["fraction_used"] * 100, label="counter")
     ax.axhline(100, color="C1", linestyle="--", label="type maximum")
@@ -533,7 +629,7 @@ def _error_name(error: sqlite3.Error) -> str:
     return str(getattr(error, "sqlite_errorname", type(error).__name__))
 
 
-def run_sqlite_wall(n_after_max: int = 5) -> tuple[pd.DataFrame, dict[str, object]]:
+def run_sqlite_wall(n_after_max: int = 5):
     """Drive real SQLite (in memory) into its own limits.
 
     Scenarios:
@@ -553,10 +649,11 @@ def run_sqlite_wall(n_after_max: int = 5) -> tuple[pd.DataFrame, dict[str, objec
 
     Returns
     -------
-    (pandas.DataFrame, dict)
-        One row per statement: ``scenario``, ``step``, ``outcome`` ("ok"/"error"),
+    syslab.experiment.Run
+        ``frame``: one row per statement: ``scenario``, ``step``, ``outcome`` ("ok"/"error"),
         ``rowid`` (int or None), ``error`` (SQLite's error name, "" when none) and
-        ``message``; and the environment (``describe()`` plus nothing assumed).
+        ``message``. ``summary``: ``sqlite`` (the library's version). ``environment``: where it
+        ran (it includes ``sqlite``).
     """
     n = validate.int_in_range("n_after_max", n_after_max, 1, 50)
     rows: list[dict[str, object]] = []
@@ -617,7 +714,9 @@ def run_sqlite_wall(n_after_max: int = 5) -> tuple[pd.DataFrame, dict[str, objec
     frame = pd.DataFrame(rows)
     # Keep rowids as exact Python ints: 2^63 - 1 does not survive a float64 column.
     frame["rowid"] = pd.Series([r["rowid"] for r in rows], dtype=object)
-    return frame, environment.describe()
+    from syslab.experiment import Run
+
+    return Run.create(frame, {"sqlite": sqlite3.sqlite_version})
 
 
 # ------------------------------------------------------------------ real PostgreSQL and MariaDB
@@ -648,6 +747,20 @@ def _wall_cases(kind: str) -> list[dict[str, object]]:
                         "top": top,
                     }
                 )
+        cases.append(
+            {
+                "case": "INT, INSERT IGNORE at the top, strict",
+                "column_type": "INT",
+                "setting": "sql_mode='STRICT_TRANS_TABLES'",
+                "setup": [
+                    "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'",
+                    f"CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB"
+                    f" AUTO_INCREMENT={INT_MAX - 1}",
+                ],
+                "insert": "INSERT IGNORE INTO t (v) VALUES (1)",
+                "top": INT_MAX,
+            }
+        )
         # An application that writes its own ids (a copy job, a "max(id)+1" generator): outside strict
         # mode the out-of-range value is clamped to the maximum with a warning and then collides.
         cases.append(
@@ -688,6 +801,20 @@ def _wall_cases(kind: str) -> list[dict[str, object]]:
             "top": INT_MAX,
         },
         {
+            # The emergency lever: restart the sequence at the negative end of the type. It buys
+            # another 2^31 ids if the application accepts negative keys; nothing is rewritten.
+            "case": "serial, restarted at -2147483648",
+            "column_type": "integer",
+            "setting": "ALTER SEQUENCE ... MINVALUE -2147483648 RESTART",
+            "setup": [
+                "CREATE TABLE t (id serial PRIMARY KEY, v int)",
+                f"SELECT setval('t_id_seq', {INT_MAX})",
+                f"ALTER SEQUENCE t_id_seq MINVALUE {-INT_MAX - 1} RESTART WITH {-INT_MAX - 1}",
+            ],
+            "insert": "INSERT INTO t (v) VALUES (1) RETURNING id",
+            "top": INT_MAX,
+        },
+        {
             # What serial was before PostgreSQL 10, and what a half-done migration leaves behind
             # (ALTER SEQUENCE ... AS bigint without widening the column).
             "case": "integer column fed by a bigint sequence",
@@ -708,9 +835,10 @@ def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30
     """Drive a real server's generated key over the top of a 32-bit column and record every answer.
 
     MariaDB: ``INT`` and ``INT UNSIGNED`` ``AUTO_INCREMENT`` with ``sql_mode`` strict and not
-    strict, plus an explicit id past the top outside strict mode. PostgreSQL: ``serial``, an
+    strict, ``INSERT IGNORE`` at the top, and an explicit id past the top outside strict mode. PostgreSQL: ``serial``, an
     ``integer`` identity column, and an ``integer`` column fed by a ``bigint`` sequence (serial
-    before version 10). Each case starts its counter two below the top (PostgreSQL ``setval``,
+    before version 10), and ``serial`` after the emergency lever ``ALTER SEQUENCE ... MINVALUE
+    -2147483648 RESTART WITH -2147483648``. Each case starts its counter two below the top (PostgreSQL ``setval``,
     MariaDB ``AUTO_INCREMENT=``) and inserts ``n_inserts`` rows.
 
     Parameters
@@ -726,7 +854,8 @@ def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30
     -------
     syslab.experiment.Run
         ``frame``: one row per insert with ``case``, ``column_type``, ``setting``, ``attempt``
-        (1-based), ``ok`` (bool), ``id`` (the key stored, or None), ``errno`` (MariaDB's error
+        (1-based), ``ok`` (bool: no error), ``stored`` (bool: the row count grew), ``id`` (the key
+        stored, or None), ``errno`` (MariaDB's error
         number, or None), ``sqlstate``, ``message`` (the server's text, or its warning for a
         statement that succeeded with one) and ``counter_after`` (the counter the server reports
         afterwards: ``information_schema.TABLES.AUTO_INCREMENT`` or the sequence's ``last_value``).
@@ -752,7 +881,10 @@ def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30
                     session.execute(statement)
                 for attempt in range(1, n + 1):
                     row = {key: case[key] for key in ("case", "column_type", "setting")}
-                    row.update(attempt=attempt, ok=True, id=None, errno=None, sqlstate=None, message="")
+                    row.update(
+                        attempt=attempt, ok=True, stored=False, id=None, errno=None, sqlstate=None, message=""
+                    )
+                    rows_before = int(session.scalar("SELECT count(*) FROM t"))
                     try:
                         returned = session.execute(case["insert"])
                         if kind == "postgres":
@@ -765,6 +897,8 @@ def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30
                                     int(warnings[0][1]),
                                     f"warning: {warnings[0][2]}",
                                 )
+                        row["stored"] = int(session.scalar("SELECT count(*) FROM t")) > rows_before
+                        if kind != "postgres" and row["stored"]:
                             row["id"] = int(session.scalar("SELECT max(id) FROM t"))
                     except errors as error:
                         row.update(ok=False, **sql.error_info(session, error))
