@@ -28,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from scipy import special
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 
 __all__ = [
@@ -54,7 +56,18 @@ __all__ = [
     "write_behind_loss",
     "xfetch_refresh_probability",
     "zipf_popularity",
+    "run_stampede",
+    "summarize_stampede",
+    "plot_stampede",
+    "simulate_stampede_stand_in",
+    "STAMPEDE_PROTECTIONS",
 ]
+
+MAX_KEYS = 10_000_000  # keys in a popularity vector (80 MB of float64)
+MAX_REQUESTS = 5_000_000  # requests in one generated stream
+MAX_TRIALS = 100_000  # expiries simulated in simulate_hot_key_expiry
+MAX_CLIENTS = 64  # client threads in run_stampede
+MAX_REAL_DURATION_S = 60.0  # seconds of a real stampede run
 
 PATTERNS = (
     "cache-aside",
@@ -98,9 +111,22 @@ class CacheLatency:
 
 
 def zipf_popularity(n_keys: int, exponent: float = 1.0) -> np.ndarray:
-    """Request probabilities of keys ranked 1..n: p_i proportional to 1 / i**exponent (sums to 1)."""
-    n = validate.positive_int("n_keys", n_keys)
-    s = validate.non_negative_float("exponent", exponent)
+    """Request probabilities of keys ranked 1..n: p_i proportional to 1 / i**exponent (sums to 1).
+
+    Parameters
+    ----------
+    n_keys : int
+        Number of keys, 1 to ``MAX_KEYS``.
+    exponent : float
+        Zipf exponent s >= 0 (0 is uniform), at most 10.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_keys`` probabilities, most popular first.
+    """
+    n = validate.bounded_int("n_keys", n_keys, MAX_KEYS)
+    s = validate.float_in_range("exponent", exponent, 0.0, 10.0)
     weights = 1.0 / np.arange(1, n + 1, dtype=float) ** s
     return weights / weights.sum()
 
@@ -111,7 +137,7 @@ def generate_requests(
     arrival_rate_per_s: float,
     zipf_exponent: float = 1.0,
     write_fraction: float = 0.0,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """A request stream: Poisson arrivals, Zipf-popular keys, a share of them writes.
 
@@ -121,9 +147,11 @@ def generate_requests(
         One row per request, in time order: ``t_s`` (arrival time), ``key`` (0 = most popular),
         ``is_write`` (bool).
     """
-    n = validate.positive_int("n_requests", n_requests)
+    n = validate.bounded_int("n_requests", n_requests, MAX_REQUESTS)
     rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     share = validate.probability("write_fraction", write_fraction)
+    validate.bounded_int("n_keys", n_keys, MAX_KEYS)
+    validate.float_in_range("zipf_exponent", zipf_exponent, 0.0, 10.0)
     popularity = zipf_popularity(n_keys, zipf_exponent)
     rng = validate.rng_from_seed(seed)
     times = np.cumsum(rng.exponential(1.0 / rate, n))
@@ -217,7 +245,7 @@ def simulate_pattern(
     latency: CacheLatency | None = None,
     stale_window_s: float = 30.0,
     flush_interval_s: float = 1.0,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Run a request stream through one caching pattern: an LRU cache with a TTL in front of an origin.
 
@@ -369,7 +397,9 @@ def summarize_patterns(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("pattern")
 
 
-def write_behind_loss(run: pd.DataFrame, n_crashes: int = 1000, seed: object = 0) -> pd.DataFrame:
+def write_behind_loss(
+    run: pd.DataFrame, n_crashes: int = 1000, seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
     """Writes a crash would lose under write-behind: acknowledged but not yet flushed to the origin.
 
     Crash instants are drawn uniformly over the run. The theory: with writes arriving at rate
@@ -422,17 +452,36 @@ def xfetch_refresh_probability(gap_s: float, recompute_s: float, beta: float = 1
 
 
 def theory_xfetch_lead_s(arrival_rate_per_s: float, recompute_s: float, beta: float = 1.0) -> float:
-    """Mean time before expiry at which XFetch first recomputes: delta beta (ln(lambda delta beta) + gamma).
+    """Mean time before expiry at which XFetch first recomputes (0 when no request fires early).
 
     Early recomputations at gaps larger than g form a Poisson process with mean
-    lambda delta beta exp(-g / (delta beta)), so the largest such gap -- the first recomputation -- is
-    Gumbel-distributed with that mean (gamma is Euler's constant). Valid when lambda delta beta >> 1.
+    ``m exp(-g / (delta beta))``, ``m = lambda delta beta``, so the lead G (the largest gap, or 0 if
+    none fired) has ``P(G <= g) = exp(-m exp(-g / (delta beta)))`` and
+    ``E[G] = delta beta (ln m + gamma + E1(m))`` (``E1`` the exponential integral, gamma Euler's
+    constant). For ``m >> 1`` this is the Gumbel mean ``delta beta (ln m + gamma)``; unlike that
+    approximation it is never negative (an earlier version returned -0.017 s for lambda=10/s,
+    delta=0.01 s).
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Requests per second on the key (lambda).
+    recompute_s : float
+        Time to recompute the value (delta).
+    beta : float
+        XFetch's eagerness (beta > 0).
+
+    Returns
+    -------
+    float
+        Mean lead in seconds, >= 0.
     """
     rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     delta = validate.positive_float("recompute_s", recompute_s)
     b = validate.positive_float("beta", beta)
     scale = delta * b
-    return scale * (math.log(rate * scale) + 0.5772156649015329)
+    m = rate * scale
+    return float(scale * (math.log(m) + 0.5772156649015329 + special.exp1(m)))
 
 
 def simulate_hot_key_expiry(
@@ -441,7 +490,7 @@ def simulate_hot_key_expiry(
     protection: str = "none",
     beta: float = 1.0,
     n_trials: int = 1000,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """How many requests recompute a hot key around one expiry.
 
@@ -465,8 +514,8 @@ def simulate_hot_key_expiry(
     rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     delta = validate.positive_float("recompute_s", recompute_s)
     kind = validate.choice("protection", protection, ("none", "single-flight", "xfetch"))
-    b = validate.positive_float("beta", beta)
-    trials = validate.positive_int("n_trials", n_trials)
+    b = validate.float_in_range("beta", beta, 0.0, 100.0, low_inclusive=False)
+    trials = validate.bounded_int("n_trials", n_trials, MAX_TRIALS)
     if rate * delta > 1e6:
         raise ValueError("arrival_rate_per_s * recompute_s must be <= 1e6 (requests per recomputation)")
     rng = validate.rng_from_seed(seed)
@@ -511,7 +560,7 @@ def simulate_ttl_key(
     fetch_s: float,
     duration_s: float,
     single_flight: bool = False,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """One key read at a steady rate, its origin answer cached for ``ttl_s`` (0 = not cached at all).
 
@@ -597,7 +646,7 @@ def simulate_shard_load(
     hot_keys: int = 10,
     replicas: int = 8,
     local_hit_ratio: float = 0.95,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Expected requests per second each shard serves when keys are spread over shards by hash.
 
@@ -620,9 +669,11 @@ def simulate_shard_load(
         One row per shard: ``shard``, ``load_per_s``, ``holds_hottest`` (bool), ``mitigation``.
     """
     p = np.asarray(popularity, dtype=float)
-    if p.ndim != 1 or p.size == 0 or np.any(p < 0):
-        raise ValueError("popularity must be a 1-d array of non-negative probabilities")
-    shards = validate.positive_int("n_shards", n_shards)
+    if p.ndim != 1 or p.size == 0 or p.size > MAX_KEYS or not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError(
+            f"popularity must be a 1-d array of at most {MAX_KEYS:,} finite, non-negative probabilities"
+        )
+    shards = validate.bounded_int("n_shards", n_shards, 10_000)
     rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     kind = validate.choice("mitigation", mitigation, ("none", "replicate", "local-cache"))
     hot = validate.int_in_range("hot_keys", hot_keys, 0, p.size)
@@ -762,3 +813,305 @@ def plot_shard_load(loads: pd.DataFrame, ax: Axes | None = None) -> Axes:
         ordered = np.sort(run["load_per_s"].to_numpy())[::-1]
         ax.bar(np.arange(ordered.size) + k * width, ordered, width=width, label=name)
     return label(ax, "shard (sorted by load)", "requests (per s)", legend=True)
+
+
+# --------------------------------------------------------------------------- a real stampede on Redis
+
+STAMPEDE_PROTECTIONS = ("none", "lock", "xfetch")
+
+
+def _stampede_client(client, key, protection, ctx, index, rng_seed):
+    """One client: read the key every ``interval_s``; on a miss (or an XFetch early draw) recompute."""
+    import json
+    import time as clock
+
+    rng = np.random.default_rng(rng_seed)
+    rows = ctx["rows"][index]
+    lock_key = key + ":lock"
+    while True:
+        now = clock.monotonic()
+        if now >= ctx["end"]:
+            return
+        started = clock.perf_counter()
+        raw = client.get(key)
+        outcome = "hit"
+        if raw is not None and protection == "xfetch":
+            value = json.loads(raw)
+            # XFetch: recompute early when now - delta*beta*ln(U) >= expiry (wall clock of the writer).
+            if (
+                clock.time() - value["delta_s"] * ctx["beta"] * math.log(1.0 - rng.random())
+                >= value["expiry"]
+            ):
+                raw, outcome = None, "early refresh"
+        if raw is None:
+            if protection == "lock":
+                if client.set(lock_key, b"1", nx=True, px=ctx["lock_ms"]):
+                    outcome = "recompute"
+                else:
+                    outcome = "waited"
+                    while client.get(key) is None and clock.monotonic() < ctx["end"] + 5:
+                        clock.sleep(ctx["poll_s"])
+            elif outcome != "early refresh":
+                outcome = "recompute"
+            if outcome in ("recompute", "early refresh"):
+                began = clock.perf_counter()
+                clock.sleep(ctx["recompute_s"])  # the origin's work: a slow query
+                ctx["origin_calls"].append(clock.monotonic())
+                delta_s = clock.perf_counter() - began
+                payload = json.dumps({"v": index, "delta_s": delta_s, "expiry": clock.time() + ctx["ttl_s"]})
+                client.set(key, payload, px=int(ctx["ttl_s"] * 1000))
+                if protection == "lock":
+                    client.delete(lock_key)
+        rows.append((now - ctx["start"], (clock.perf_counter() - started) * 1000, outcome))
+        pause = ctx["interval_s"] - (clock.monotonic() - now)
+        if pause > 0:
+            clock.sleep(pause)
+
+
+def run_stampede(
+    engine: object,
+    protection: str = "none",
+    *,
+    n_clients: int = 32,
+    request_interval_s: float = 0.02,
+    recompute_s: float = 0.1,
+    ttl_s: float = 1.0,
+    duration_s: float = 3.0,
+    beta: float = 1.0,
+    seed: int | np.random.Generator | None = 0,
+    timeout_s: float = 30.0,
+) -> Run:
+    """Real: cache-aside on a Redis server, many clients reading one key that keeps expiring.
+
+    Each of ``n_clients`` threads (its own connection) reads the key every ``request_interval_s``.
+    The value lives ``ttl_s`` (``SET ... PX``); recomputing it takes ``recompute_s`` (a sleep standing
+    for the slow query). Protections:
+
+    - ``none``: every client that misses recomputes and sets the value;
+    - ``lock``: single-flight across processes: a client that misses takes ``SET key:lock 1 NX PX``;
+      the winner recomputes and deletes the lock, the others poll every 5 ms until the value is back;
+    - ``xfetch``: the value carries its recompute time and expiry; each read recomputes early with
+      XFetch's rule ``now - delta * beta * ln(U) >= expiry`` (Vattani et al. 2015), otherwise as ``none``.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A Redis engine; the run uses a fresh database (``engine.database()``).
+    protection : {"none", "lock", "xfetch"}
+        How misses are handled.
+    n_clients : int
+        Client threads, 1 to ``MAX_CLIENTS``.
+    request_interval_s : float
+        Seconds between one client's reads (0.001 to 1).
+    recompute_s : float
+        Time one recomputation takes (0.001 to 5 s).
+    ttl_s : float
+        TTL of the cached value (0.05 to 30 s).
+    duration_s : float
+        Seconds of traffic (at most ``MAX_REAL_DURATION_S``).
+    beta : float
+        XFetch's eagerness (``xfetch`` only; 0 < beta <= 100).
+    seed : int, numpy.random.Generator or None
+        For XFetch's draws.
+    timeout_s : float
+        Bound on the whole run (seconds, at most 120); clients stop at ``duration_s`` regardless.
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per read: ``client``, ``t_s``, ``latency_ms``, ``outcome`` (``hit``,
+        ``recompute``, ``early refresh``, ``waited``), ``protection``. ``summary``: ``recomputes``
+        (origin calls), ``refresh_cycles`` (recompute bursts: calls more than ``recompute_s`` apart),
+        ``recomputes_per_cycle``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``reads``, ``engine``.
+    """
+    import threading
+    import time as clock
+
+    for attribute in ("connect", "database", "label"):
+        if not hasattr(engine, attribute):
+            raise TypeError(f"engine must be a syslab.engines.Engine for Redis, got {type(engine).__name__}")
+    kind = validate.choice("protection", protection, STAMPEDE_PROTECTIONS)
+    clients = validate.bounded_int("n_clients", n_clients, MAX_CLIENTS)
+    interval = validate.float_in_range("request_interval_s", request_interval_s, 0.001, 1.0)
+    recompute = validate.float_in_range("recompute_s", recompute_s, 0.001, 5.0)
+    ttl = validate.float_in_range("ttl_s", ttl_s, 0.05, 30.0)
+    duration = validate.float_in_range("duration_s", duration_s, 0.1, MAX_REAL_DURATION_S)
+    b = validate.float_in_range("beta", beta, 0.0, 100.0, low_inclusive=False)
+    limit = validate.float_in_range("timeout_s", timeout_s, 1.0, 120.0)
+    if limit < duration + recompute + 1.0:
+        raise ValueError(f"timeout_s must cover duration_s + recompute_s + 1 s, got {limit}")
+    seeds = validate.rng_from_seed(seed).integers(2**62, size=clients)
+    with engine.database() as db:
+        connections = [db.connect() for _ in range(clients)]
+        try:
+            start = clock.monotonic()
+            ctx = {
+                "start": start,
+                "end": start + duration,
+                "interval_s": interval,
+                "recompute_s": recompute,
+                "ttl_s": ttl,
+                "beta": b,
+                "lock_ms": int(max(3 * recompute, 0.05) * 1000),
+                "poll_s": 0.005,
+                "rows": [[] for _ in range(clients)],
+                "origin_calls": [],
+            }
+            threads = [
+                threading.Thread(
+                    target=_stampede_client,
+                    args=(connections[i], "hot", kind, ctx, i, int(seeds[i])),
+                    daemon=True,
+                )
+                for i in range(clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=max(start + limit - clock.monotonic(), 0.1))
+            if any(thread.is_alive() for thread in threads):
+                ctx["end"] = 0.0  # tell the stragglers to stop; they are daemons and hold no state
+                raise TimeoutError(f"run_stampede passed its timeout_s={limit}")
+        finally:
+            for connection in connections:
+                connection.close()
+    rows = [
+        (i, t, latency, outcome)
+        for i, client_rows in enumerate(ctx["rows"])
+        for t, latency, outcome in client_rows
+    ]
+    frame = pd.DataFrame(rows, columns=["client", "t_s", "latency_ms", "outcome"]).sort_values("t_s")
+    frame["protection"] = kind
+    calls = np.sort(np.asarray(ctx["origin_calls"]))
+    cycles = int(1 + np.count_nonzero(np.diff(calls) > recompute)) if calls.size else 0
+    latency = frame["latency_ms"]
+    summary = {
+        "protection": kind,
+        "recomputes": int(calls.size),
+        "refresh_cycles": cycles,
+        "recomputes_per_cycle": float(calls.size / cycles) if cycles else 0.0,
+        "p50_ms": float(latency.quantile(0.5)),
+        "p99_ms": float(latency.quantile(0.99)),
+        "max_ms": float(latency.max()),
+        "reads": int(len(frame)),
+        "engine": engine.label,
+    }
+    return Run.create(frame.reset_index(drop=True), summary, engine=engine)
+
+
+def summarize_stampede(runs: list) -> pd.DataFrame:
+    """One row per :func:`run_stampede` result: the numbers the chapter's table shows.
+
+    Parameters
+    ----------
+    runs : list of experiment.Run
+        Results of :func:`run_stampede`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``protection``, ``reads``, ``recomputes``, ``refresh_cycles``, ``recomputes_per_cycle``,
+        ``p50_ms``, ``p99_ms``, ``max_ms``.
+    """
+    if not isinstance(runs, list) or not runs or not all(isinstance(run, Run) for run in runs):
+        raise TypeError("runs must be a non-empty list of run_stampede results")
+    columns = [
+        "protection",
+        "reads",
+        "recomputes",
+        "refresh_cycles",
+        "recomputes_per_cycle",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+    ]
+    return pd.DataFrame([{name: run.summary[name] for name in columns} for run in runs])
+
+
+def plot_stampede(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Read latency over time, one colour per protection (log y axis).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Concatenated :func:`run_stampede` frames (``t_s``, ``latency_ms``, ``protection``).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    data = validate.frame_columns("frame", frame, ["t_s", "latency_ms", "protection"])
+    ax = axes_or_new(ax)
+    for name, rows in data.groupby("protection", sort=False):
+        ax.plot(rows["t_s"], rows["latency_ms"].clip(lower=0.05), ".", markersize=2, label=name)
+    ax.set_yscale("log")
+    label(ax, "time (s)", "read latency (ms)")
+    ax.legend(markerscale=6)
+    return ax
+
+
+def simulate_stampede_stand_in(
+    n_clients: int,
+    request_interval_s: float,
+    recompute_s: float,
+    *,
+    n_trials: int = 30,
+    seed: int | np.random.Generator | None = 0,
+) -> list:
+    """Where no Redis server is available: :func:`simulate_hot_key_expiry` shaped like :func:`run_stampede` results.
+
+    Parameters
+    ----------
+    n_clients : int
+        Clients (1 to ``MAX_CLIENTS``); they read ``n_clients / request_interval_s`` times a second,
+        and no more than ``n_clients`` can recompute at once.
+    request_interval_s : float
+        Seconds between one client's reads.
+    recompute_s : float
+        Time one recomputation takes.
+    n_trials : int
+        Expiries simulated per protection (1 to 1,000).
+    seed : int, numpy.random.Generator or None
+        For the simulation.
+
+    Returns
+    -------
+    list of experiment.Run
+        One per protection (``none``, ``lock``, ``xfetch``), with the frame columns and summary keys of
+        :func:`run_stampede` (``engine`` ``"the model (no server)"``); latencies are 0.5 ms for a hit
+        and uniform over the recomputation for a request that waited.
+    """
+    clients = validate.bounded_int("n_clients", n_clients, MAX_CLIENTS)
+    interval = validate.float_in_range("request_interval_s", request_interval_s, 0.001, 1.0)
+    recompute = validate.float_in_range("recompute_s", recompute_s, 0.001, 5.0)
+    trials = validate.bounded_int("n_trials", n_trials, 1_000)
+    rng = validate.rng_from_seed(seed)
+    rate = clients / interval
+    runs = []
+    for name, protection in (("none", "none"), ("lock", "single-flight"), ("xfetch", "xfetch")):
+        sim = simulate_hot_key_expiry(rate, recompute, protection, 1.0, trials, seed=rng)
+        recomputes = np.minimum(sim["recomputes"].to_numpy(), clients)
+        waiting = sim["waiting_requests"].to_numpy()
+        hits = int(rate * 1.0)  # one second of reads per expiry
+        latency = np.concatenate(
+            [np.full(hits * trials, 0.5)] + [rng.uniform(0.5, recompute * 1000, w) for w in waiting]
+        )
+        times = np.sort(rng.uniform(0.0, float(trials), latency.size))
+        frame = pd.DataFrame(
+            {"client": 0, "t_s": times, "latency_ms": latency, "outcome": "model", "protection": name}
+        )
+        summary = {
+            "protection": name,
+            "recomputes": int(recomputes.sum()),
+            "refresh_cycles": trials,
+            "recomputes_per_cycle": float(recomputes.mean()),
+            "p50_ms": float(np.quantile(latency, 0.5)),
+            "p99_ms": float(np.quantile(latency, 0.99)),
+            "max_ms": float(latency.max()),
+            "reads": int(latency.size),
+            "engine": "the model (no server)",
+        }
+        runs.append(Run.create(frame, summary))
+    return runs

@@ -38,11 +38,23 @@ __all__ = [
     "plot_latency_ladder",
     "read_os_cache_sizes",
     "summarize_chase",
+    "read_tlb_entries",
+    "tlb_reach_bytes",
+    "summarize_cliffs",
+    "plot_hierarchy",
+    "cliff_candidates",
 ]
 
 SYSFS_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 ELEMENT_BYTES = 4  # int32 elements: one random access touches one 64-byte cache line
 MAX_WORKING_SET_BYTES = 1 << 30  # the kernel budget is 1 GB; refuse anything larger
+MAX_ACCESSES = 1 << 24  # random reads per gather timing (128 MB of indexes)
+MAX_STEPS = 2_000_000  # dependent loads per pointer-chase timing (about 0.2 s in CPython)
+MAX_REPEATS = 20  # timings per size
+MAX_PER_OCTAVE = 16  # points per doubling of the working set
+HUGE_PAGE_BYTES = 2 << 20  # x86-64 transparent huge page
+SMALL_PAGE_BYTES = 4096
+TYPICAL_L1_DTLB_ENTRIES = 64  # 4 KiB entries of the first-level data TLB on current Intel and AMD cores
 
 
 def default_sizes_bytes(
@@ -51,7 +63,7 @@ def default_sizes_bytes(
     """Working-set sizes from ``smallest_bytes`` to ``largest_bytes``, ``per_octave`` points per doubling."""
     low = validate.positive_int("smallest_bytes", smallest_bytes)
     high = validate.positive_int("largest_bytes", largest_bytes)
-    steps = validate.positive_int("per_octave", per_octave)
+    steps = validate.bounded_int("per_octave", per_octave, MAX_PER_OCTAVE)
     if high < low:
         raise ValueError(f"largest_bytes must be >= smallest_bytes, got {high} < {low}")
     octaves = np.log2(high / low)
@@ -69,7 +81,12 @@ def _check_sizes(sizes_bytes: Sequence[int]) -> list[int]:
 
 
 def measure_gather(
-    sizes_bytes: Sequence[int], accesses: int = 1 << 20, repeats: int = 5, seed: object = 0
+    sizes_bytes: Sequence[int],
+    accesses: int = 1 << 20,
+    repeats: int = 5,
+    seed: int | np.random.Generator | None = 0,
+    *,
+    huge_pages: bool = False,
 ) -> pd.DataFrame:
     """Time random gathers (``a.take(idx)``) from int32 arrays of each working-set size.
 
@@ -83,20 +100,28 @@ def measure_gather(
         Timings per size; the fastest is the one least disturbed by other processes.
     seed : int or Generator
         For the random indexes.
+    huge_pages : bool
+        Place each array in memory advised ``MADV_HUGEPAGE`` (2 MiB transparent huge pages where the
+        kernel allows them), so one TLB entry covers 512 times as much: cliffs that move or vanish
+        are TLB cliffs, not cache cliffs.
 
     Returns
     -------
     pandas.DataFrame
-        One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``), ``ns_median``.
+        One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``), ``ns_median``,
+        ``huge_pages`` (as asked), ``huge_page_share`` (share of the array the kernel backed with huge
+        pages, from ``/proc/self/smaps``; NaN when unknown or not asked).
     """
     sizes = _check_sizes(sizes_bytes)
-    n_access = validate.positive_int("accesses", accesses)
-    n_repeat = validate.positive_int("repeats", repeats)
+    n_access = validate.bounded_int("accesses", accesses, MAX_ACCESSES)
+    n_repeat = validate.bounded_int("repeats", repeats, MAX_REPEATS)
+    if not isinstance(huge_pages, bool):
+        raise TypeError(f"huge_pages must be a bool, got {huge_pages!r}")
     rng = validate.rng_from_seed(seed)
     rows = []
     for size in sizes:
         n = size // ELEMENT_BYTES
-        data = np.arange(n, dtype=np.int32)
+        data, mapping, share = _array(n, huge_pages)
         index = rng.integers(0, n, n_access, dtype=np.int64)
         data.take(index)  # warm: fault the pages in and load the caches before timing
         timings = []
@@ -110,9 +135,94 @@ def measure_gather(
                 "size_bytes": size,
                 "ns_per_access": float(per_access.min()),
                 "ns_median": float(np.median(per_access)),
+                "huge_pages": huge_pages,
+                "huge_page_share": share,
             }
         )
+        del data
+        if mapping is not None:
+            mapping.close()
     return pd.DataFrame(rows)
+
+
+def _array(n: int, huge_pages: bool):
+    """``np.arange(n, dtype=int32)``, in a 2 MiB-aligned ``MADV_HUGEPAGE`` mapping if asked."""
+    if not huge_pages:
+        return np.arange(n, dtype=np.int32), None, float("nan")
+    import ctypes
+    import mmap
+
+    nbytes = n * ELEMENT_BYTES
+    length = (nbytes + 2 * HUGE_PAGE_BYTES - 1) // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
+    mapping = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+    offset = (-address) % HUGE_PAGE_BYTES
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        mapping.madvise(mmap.MADV_HUGEPAGE)
+    data = np.frombuffer(mapping, dtype=np.int32, count=n, offset=offset)
+    data[:] = np.arange(n, dtype=np.int32)
+    return data, mapping, _huge_share(address, length, nbytes)
+
+
+def _huge_share(address: int, length: int, nbytes: int) -> float:
+    """AnonHugePages of the mapping at ``address`` / its size, from /proc/self/smaps (NaN if unknown)."""
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return float("nan")
+    inside = False
+    for line in text.splitlines():
+        head = line.split(" ", 1)[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            start, end = (int(part, 16) for part in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("AnonHugePages:"):
+            return min(int(line.split()[1]) * 1024 / max(nbytes, 1), 1.0)
+    return float("nan")
+
+
+def tlb_reach_bytes(entries: int = TYPICAL_L1_DTLB_ENTRIES, page_bytes: int = SMALL_PAGE_BYTES) -> int:
+    """Memory one TLB level maps without a page walk: ``entries * page_bytes``.
+
+    Parameters
+    ----------
+    entries : int
+        TLB entries (1 to 100,000).
+    page_bytes : int
+        Page size the entries map (4 KiB, 2 MiB or 1 GiB).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    count = validate.bounded_int("entries", entries, 100_000)
+    page = validate.choice("page_bytes", str(page_bytes), ("4096", str(HUGE_PAGE_BYTES), str(1 << 30)))
+    return count * int(page)
+
+
+def read_tlb_entries(cpuinfo: str | Path = "/proc/cpuinfo") -> int | None:
+    """The ``TLB size`` line of ``/proc/cpuinfo`` (AMD reports its L2 TLB there), or None.
+
+    Parameters
+    ----------
+    cpuinfo : str or Path
+        The file to read.
+
+    Returns
+    -------
+    int or None
+        Entries of 4 KiB pages, or None when the kernel does not report it (Intel).
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("TLB size"):
+            digits = line.split(":", 1)[1].split()[0]
+            return int(digits) if digits.isdigit() else None
+    return None
 
 
 LINE_BYTES = 64  # a cache line on every current x86 and Arm server core
@@ -134,7 +244,10 @@ def _single_cycle(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def measure_pointer_chase(
-    sizes_bytes: Sequence[int], steps: int = 50_000, repeats: int = 3, seed: object = 0
+    sizes_bytes: Sequence[int],
+    steps: int = 50_000,
+    repeats: int = 3,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Time a dependent chain of random loads ``i = buf[i]`` through each working-set size.
 
@@ -148,8 +261,8 @@ def measure_pointer_chase(
         One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``, overhead included).
     """
     sizes = _check_sizes(sizes_bytes)
-    n_steps = validate.positive_int("steps", steps)
-    n_repeat = validate.positive_int("repeats", repeats)
+    n_steps = validate.bounded_int("steps", steps, MAX_STEPS)
+    n_repeat = validate.bounded_int("repeats", repeats, MAX_REPEATS)
     rng = validate.rng_from_seed(seed)
     rows = []
     for size in sizes:
@@ -298,14 +411,30 @@ def plot_access_cost(
 def plot_latency_ladder(ladder: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Horizontal log-scale bars of ``latency_ns`` per ``operation``, labelled with source year.
 
-    ``ladder`` needs ``operation``, ``latency_ns``, ``year`` and ``kind``; rows are drawn fastest at the
-    top, coloured by ``kind`` (so a model extrapolation is never mistaken for a measurement).
+    ``ladder`` needs ``operation``, ``latency_ns``, ``source``, ``year`` and ``kind``; rows are drawn
+    fastest at the top, labelled with the source's author and year, coloured by ``kind`` (so a model
+    extrapolation is never mistaken for a measurement).
+
+    Parameters
+    ----------
+    ladder : pandas.DataFrame
+        ``syslab.datasets.read_csv("latency_ladder.csv")``.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
-    if not isinstance(ladder, pd.DataFrame) or not {"operation", "latency_ns", "year", "kind"} <= set(
-        ladder.columns
-    ):
-        raise TypeError("ladder must have columns operation, latency_ns, year, kind")
-    ax = axes_or_new(ax, figsize=(7.5, 0.32 * len(ladder) + 1.0))
+    if not isinstance(ladder, pd.DataFrame) or not {
+        "operation",
+        "latency_ns",
+        "year",
+        "kind",
+        "source",
+    } <= set(ladder.columns):
+        raise TypeError("ladder must have columns operation, latency_ns, year, kind, source")
+    ax = axes_or_new(ax, figsize=(7.5, 0.38 * len(ladder) + 1.2))
     ordered = ladder.sort_values("latency_ns", ascending=False).reset_index(drop=True)
     kinds = list(dict.fromkeys(ordered["kind"]))
     colours = {kind: f"C{k}" for k, kind in enumerate(kinds)}
@@ -315,8 +444,135 @@ def plot_latency_ladder(ladder: pd.DataFrame, ax: Axes | None = None) -> Axes:
         color=[colours[k] for k in ordered["kind"]],
     )
     ax.set_yticks(np.arange(len(ordered)))
-    ax.set_yticklabels([f"{row.operation} ({row.year})" for row in ordered.itertuples()], fontsize=8)
+    ax.set_yticklabels(
+        [f"{row.operation} ({row.source.split()[0].rstrip(':')} {row.year})" for row in ordered.itertuples()],
+        fontsize=10,
+    )
     ax.set_xscale("log")
     for kind, colour in colours.items():
         ax.barh([np.nan], [np.nan], color=colour, label=kind)
     return label(ax, "latency (ns, log scale)", "", legend=True)
+
+
+def summarize_cliffs(cliffs: pd.DataFrame, candidates: dict) -> pd.DataFrame:
+    """Each cliff next to the nearest capacity that could explain it (a cache size or a TLB's reach).
+
+    A cliff at working set W (the last size before the jump, so the true limit lies between W and the
+    next size) is attributed to a candidate of size C when ``W / 2 <= C <= 2 * next_size``; the nearest
+    on a log scale wins. Several candidates may fit: then the table says so, and only an experiment
+    that moves one of them (huge pages move every TLB reach by 512x) decides.
+
+    Parameters
+    ----------
+    cliffs : pandas.DataFrame
+        :func:`estimate_cliffs` output.
+    candidates : dict
+        Name (``"L2 cache"``, ``"L1 dTLB reach, 4 KiB pages"``) to size in bytes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``capacity_estimate_kib``, ``next_size_kib``, ``cost_ratio``, ``nearest`` (name and size, or
+        ``"none within 2x"``), ``also_fits`` (other candidates in range, comma-separated).
+    """
+    frame = validate.frame_columns(
+        "cliffs", cliffs, ["capacity_estimate_bytes", "next_size_bytes", "cost_ratio"]
+    )
+    if not isinstance(candidates, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | np.integer) and v > 0 for k, v in candidates.items()
+    ):
+        raise TypeError("candidates must be a dict of name -> size in bytes (positive int)")
+    rows = []
+    for cliff in frame.itertuples():
+        low, high = cliff.capacity_estimate_bytes / 2, 2 * cliff.next_size_bytes
+        middle = np.sqrt(cliff.capacity_estimate_bytes * cliff.next_size_bytes)
+        fits = sorted(
+            (abs(np.log2(size / middle)), f"{name} ({size // 1024:,} KiB)")
+            for name, size in candidates.items()
+            if low <= size <= high
+        )
+        rows.append(
+            {
+                "capacity_estimate_kib": int(cliff.capacity_estimate_bytes // 1024),
+                "next_size_kib": int(cliff.next_size_bytes // 1024),
+                "cost_ratio": float(cliff.cost_ratio),
+                "nearest": fits[0][1] if fits else "none within 2x",
+                "also_fits": ", ".join(text for _, text in fits[1:]),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["capacity_estimate_kib", "next_size_kib", "cost_ratio", "nearest", "also_fits"]
+    )
+
+
+def plot_hierarchy(
+    gather: pd.DataFrame, chase: pd.DataFrame, os_caches: pd.DataFrame | None = None, axes=None
+):
+    """Two stacked panels: random gather per page size (top), pointer chase per step (bottom).
+
+    Parameters
+    ----------
+    gather : pandas.DataFrame
+        :func:`measure_gather` outputs, concatenated, with ``huge_pages`` telling the runs apart.
+    chase : pandas.DataFrame
+        :func:`measure_pointer_chase` output (``size_bytes``, ``ns_per_access``), drawn as measured
+        (interpreter overhead included) on a linear axis, so noise near zero is not magnified.
+    os_caches : pandas.DataFrame, optional
+        :func:`read_os_cache_sizes`, drawn as dashed lines.
+    axes : two Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+    """
+    from syslab import plot
+
+    data = validate.frame_columns("gather", gather, ["size_bytes", "ns_per_access", "huge_pages"])
+    steps = validate.frame_columns("chase", chase, ["size_bytes", "ns_per_access"])
+    top, bottom = plot.panels(1, 2, axes)
+    for huge, rows in data.groupby("huge_pages"):
+        name = "random gather, 2 MiB pages" if huge else "random gather, 4 KiB pages"
+        top.plot(rows["size_bytes"] / 1024, rows["ns_per_access"], marker="o", markersize=3, label=name)
+    bottom.plot(
+        steps["size_bytes"] / 1024, steps["ns_per_access"], marker="o", markersize=3, label="pointer chase"
+    )
+    for ax in (top, bottom):
+        if os_caches is not None:
+            for _, cache in os_caches.iterrows():
+                if cache["size_bytes"] <= data["size_bytes"].max() * 2:
+                    ax.axvline(cache["size_bytes"] / 1024, color="0.5", linestyle="--", linewidth=1)
+        ax.axvline(tlb_reach_bytes() / 1024, color="0.5", linestyle=":", linewidth=1)
+        ax.set_xscale("log", base=2)
+    top.set_yscale("log")
+    label(top, "working set (KiB)", "ns per random read", legend=True)
+    label(bottom, "working set (KiB)", "ns per dependent step", legend=True)
+    return np.array([top, bottom], dtype=object)
+
+
+TYPICAL_L2_TLB_ENTRIES = 1_536  # second-level (shared) TLB of recent Intel server cores, 4 KiB pages
+
+
+def cliff_candidates(os_caches: pd.DataFrame, cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
+    """Capacities that could explain a cliff: the caches Linux reports and the TLBs' reach.
+
+    Parameters
+    ----------
+    os_caches : pandas.DataFrame
+        :func:`read_os_cache_sizes` output.
+    cpuinfo : str or Path
+        Where to look for a reported TLB size (:func:`read_tlb_entries`).
+
+    Returns
+    -------
+    dict
+        Name to bytes: ``L<n> cache`` for each reported cache, ``L1 dTLB reach`` (64 entries x 4 KiB),
+        ``L2 TLB reach`` (the reported entries, else a typical 1,536) x 4 KiB.
+    """
+    caches = validate.frame_columns("os_caches", os_caches, ["level", "size_bytes"])
+    candidates = {f"L{int(row.level)} cache": int(row.size_bytes) for row in caches.itertuples()}
+    candidates["L1 dTLB reach"] = tlb_reach_bytes(TYPICAL_L1_DTLB_ENTRIES)
+    reported = read_tlb_entries(cpuinfo)
+    name = "L2 TLB reach (reported)" if reported else "L2 TLB reach (typical)"
+    candidates[name] = tlb_reach_bytes(reported or TYPICAL_L2_TLB_ENTRIES)
+    return candidates
