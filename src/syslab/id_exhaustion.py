@@ -39,6 +39,11 @@ __all__ = [
     "INT_MAX",
     "SQLITE_INT64_MAX",
     "bulk_reserved_ids",
+    "check_projection",
+    "measure_burned_ids",
+    "run_engine_wall",
+    "summarize_burned_ids",
+    "summarize_engine_walls",
     "integer_limits",
     "plot_alert_sweep",
     "plot_runway",
@@ -55,6 +60,52 @@ __all__ = [
 INT_MAX = 2**31 - 1  # 2,147,483,647: the largest signed 32-bit INT
 MAX_BULK_SUM_ROWS = 10_000_000  # rows summed over in theory_ids_per_statement (80 MB of arrays)
 MAX_SWEEP_POINTS = 1_000  # growth rates or alert fractions in sweep_alert_runway
+
+# Reader's headers (column -> words with units) for the tables a chapter shows with notebook.table.
+TABLE_HEADERS = {
+    "model_walls": {
+        "engine": "engine (model)",
+        "attempt": "insert",
+        "value": "id handed out",
+        "stored": "stored",
+        "sqlstate": "SQLSTATE",
+        "message": "message",
+    },
+    "engine_walls": {
+        "case": "case",
+        "attempt": "insert",
+        "ok": "no error",
+        "errno": "error",
+        "sqlstate": "SQLSTATE",
+        "message": "message",
+    },
+    "burn": {
+        "kind": "statement kind",
+        "statements": "statements",
+        "ids_consumed": "ids consumed",
+        "rows_stored": "rows stored",
+        "ids_wasted": "ids wasted",
+    },
+    "engine_burn": {
+        "kind": "statement",
+        "statements": "statements",
+        "rows_stored": "rows stored",
+        "ids_consumed": "ids consumed",
+        "model_ids": "model's ids",
+    },
+    "projection_check": {
+        "alert_fraction": "alert at (share of maximum)",
+        "day_in_projection": "day, projection",
+        "day_closed_form": "day, closed form",
+    },
+    "sqlite_wall": {
+        "scenario": "scenario",
+        "step": "step",
+        "outcome": "outcome",
+        "rowid": "rowid",
+        "message": "message",
+    },
+}
 SQLITE_INT64_MAX = 2**63 - 1  # 9,223,372,036,854,775,807: the largest rowid
 
 # Width in bytes of MySQL's integer types (MySQL 8.0 manual, "Integer Types").
@@ -1083,3 +1134,201 @@ def measure_burned_ids(
         finally:
             s.close()
     return Run.create(pd.DataFrame(rows), summary, engine=engine)
+
+
+def _first_unstored(run, case: str):
+    part = run.frame[(run.frame["case"] == case) & ~run.frame["stored"]]
+    return part.iloc[0] if len(part) else None
+
+
+def summarize_engine_walls(walls: dict) -> dict[str, object]:
+    """The numbers and phrases a page quotes about the walls, from the servers or, without them, the model.
+
+    Parameters
+    ----------
+    walls : dict
+        Engine name (``"mariadb"``, ``"postgres"``) to the :class:`syslab.experiment.Run` of
+        :func:`run_engine_wall`; a missing engine is simply absent.
+
+    Returns
+    -------
+    dict
+        ``mariadb_label``, ``mariadb_errno``, ``mariadb_sqlstate``, ``mariadb_message``,
+        ``mariadb_ignore_message``, ``mariadb_clamp_message``, ``mariadb_clamp_sqlstate``,
+        ``mariadb_strict_same`` (a phrase), ``mariadb_ignore_silent`` (bool: INSERT IGNORE raised
+        no error and stored nothing), ``postgres_label``, ``postgres_sqlstate``,
+        ``postgres_message``, ``postgres_identity_same`` (a phrase), ``postgres_pre10_sqlstate``,
+        ``postgres_pre10_message``, ``postgres_restart_first_id`` and ``model_agrees`` (bool:
+        every measured SQLSTATE equals the model's). Values of a missing engine come from
+        :func:`simulate_counter_inserts` and :data:`ENGINE_ERRORS`, labelled as the model.
+    """
+    if not isinstance(walls, dict):
+        raise TypeError(f"walls must be a dict of engine name to Run, got {type(walls).__name__}")
+    unknown = set(walls) - {"mariadb", "postgres"}
+    if unknown:
+        raise ValueError(f"walls must have keys 'mariadb' and/or 'postgres', got {sorted(unknown)}")
+    maria_model, pg_model, pre10_model = (
+        ENGINE_ERRORS["mariadb"],
+        ENGINE_ERRORS["postgresql"],
+        ENGINE_ERRORS["postgresql-pre10"],
+    )
+    out: dict[str, object] = {
+        "mariadb_label": "the MariaDB model",
+        "mariadb_errno": int(maria_model["code"]),
+        "mariadb_sqlstate": maria_model["sqlstate"],
+        "mariadb_message": maria_model["message"].format(column="id"),
+        "mariadb_ignore_message": "(not measured)",
+        "mariadb_clamp_message": "(not measured)",
+        "mariadb_clamp_sqlstate": "–",
+        "mariadb_strict_same": "was not measured",
+        "mariadb_ignore_silent": True,
+        "postgres_label": "the PostgreSQL model",
+        "postgres_sqlstate": pg_model["sqlstate"],
+        "postgres_message": pg_model["message"].format(table="t", column="id", max=INT_MAX),
+        "postgres_identity_same": "(not measured)",
+        "postgres_pre10_sqlstate": pre10_model["sqlstate"],
+        "postgres_pre10_message": pre10_model["message"],
+        "postgres_restart_first_id": -(2**31),
+        "model_agrees": True,
+    }
+    if "mariadb" in walls:
+        run = walls["mariadb"]
+        strict = _first_unstored(run, "INT AUTO_INCREMENT, strict")
+        loose = _first_unstored(run, "INT AUTO_INCREMENT, not strict")
+        ignore = _first_unstored(run, "INT, INSERT IGNORE at the top, strict")
+        clamp = _first_unstored(run, "INT, explicit id past the top, not strict")
+        out.update(
+            mariadb_label=str(run.environment.get("engine", "MariaDB")),
+            mariadb_errno=int(strict["errno"]),
+            mariadb_sqlstate=str(strict["sqlstate"]),
+            mariadb_message=str(strict["message"]),
+            mariadb_ignore_message=str(ignore["message"]),
+            mariadb_clamp_message=str(clamp["message"]),
+            mariadb_clamp_sqlstate=str(clamp["sqlstate"]),
+            mariadb_strict_same="makes no difference"
+            if loose["errno"] == strict["errno"]
+            else "changes the error",
+            mariadb_ignore_silent=bool(ignore["ok"]),
+        )
+        out["model_agrees"] = bool(out["model_agrees"] and strict["sqlstate"] == maria_model["sqlstate"])
+    if "postgres" in walls:
+        run = walls["postgres"]
+        serial = _first_unstored(run, "serial")
+        identity = _first_unstored(run, "integer identity")
+        pre10 = _first_unstored(run, "integer column fed by a bigint sequence")
+        restarted = run.frame[(run.frame["case"] == "serial, restarted at -2147483648") & run.frame["stored"]]
+        out.update(
+            postgres_label=str(run.environment.get("engine", "PostgreSQL")),
+            postgres_sqlstate=str(serial["sqlstate"]),
+            postgres_message=str(serial["message"]),
+            postgres_identity_same="the same error"
+            if identity["sqlstate"] == serial["sqlstate"]
+            else "a different error",
+            postgres_pre10_sqlstate=str(pre10["sqlstate"]),
+            postgres_pre10_message=str(pre10["message"]),
+            postgres_restart_first_id=int(restarted["id"].iloc[0]),
+        )
+        out["model_agrees"] = bool(
+            out["model_agrees"]
+            and serial["sqlstate"] == pg_model["sqlstate"]
+            and pre10["sqlstate"] == pre10_model["sqlstate"]
+        )
+    return out
+
+
+def summarize_burned_ids(burned: dict) -> dict[str, object]:
+    """The numbers a page quotes about ids burned on the servers ("–" for a missing engine).
+
+    Parameters
+    ----------
+    burned : dict
+        Engine name (``"mariadb"``, ``"postgres"``) to the :class:`syslab.experiment.Run` of
+        :func:`measure_burned_ids`.
+
+    Returns
+    -------
+    dict
+        ``autoinc_lock_mode`` (read from MariaDB), ``maria_upsert_burned``,
+        ``maria_bulk300_ids``, ``maria_bulk40_ids``, ``pg_upsert_burned``, ``pg_bulk300_ids``
+        and ``bulk_matches_model`` (bool: MariaDB's bulk statements took exactly
+        :func:`bulk_reserved_ids`).
+    """
+    if not isinstance(burned, dict):
+        raise TypeError(f"burned must be a dict of engine name to Run, got {type(burned).__name__}")
+    out: dict[str, object] = {
+        "autoinc_lock_mode": "not measured",
+        "maria_upsert_burned": "–",
+        "maria_bulk300_ids": "–",
+        "maria_bulk40_ids": "–",
+        "pg_upsert_burned": "–",
+        "pg_bulk300_ids": "–",
+        "bulk_matches_model": True,
+    }
+    if "mariadb" in burned:
+        frame = burned["mariadb"].frame.set_index("kind")
+        bulk = frame[frame.index.str.startswith("bulk")]
+        out.update(
+            autoinc_lock_mode=int(burned["mariadb"].summary["innodb_autoinc_lock_mode"]),
+            maria_upsert_burned=int(frame.loc["upsert_hit", "ids_burned"]),
+            maria_bulk300_ids=int(frame.loc["bulk 300 rows", "ids_consumed"]),
+            maria_bulk40_ids=int(frame.loc["bulk 40 rows", "ids_consumed"]),
+            bulk_matches_model=bool((bulk["ids_consumed"] == bulk["model_ids"]).all()),
+        )
+    if "postgres" in burned:
+        frame = burned["postgres"].frame.set_index("kind")
+        out.update(
+            pg_upsert_burned=int(frame.loc["upsert_hit", "ids_burned"]),
+            pg_bulk300_ids=int(frame.loc["bulk 300 rows", "ids_consumed"]),
+        )
+    return out
+
+
+def check_projection(
+    projection: pd.DataFrame,
+    current_value: int,
+    ids_per_day: float,
+    *,
+    daily_growth: float = 0.0,
+    fractions: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0),
+    max_value: int = INT_MAX,
+) -> pd.DataFrame:
+    """The day each fraction is reached in a :func:`project_id_usage` projection and in the closed form.
+
+    Parameters
+    ----------
+    projection : pandas.DataFrame
+        What :func:`project_id_usage` returned for the same inputs.
+    current_value, ids_per_day, daily_growth, max_value :
+        As in :func:`theory_days_until`.
+    fractions : tuple of float
+        Shares of ``max_value`` to look up, each 0 to 1 (at most :data:`MAX_SWEEP_POINTS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fraction: ``alert_fraction``, ``day_in_projection`` (first day the projected
+        counter reaches it), ``day_closed_form`` and ``gap_days`` (absolute difference).
+    """
+    projection = validate.frame_columns("projection", projection, ["value"])
+    if (
+        isinstance(fractions, (str, bytes))
+        or not hasattr(fractions, "__len__")
+        or not 1 <= len(fractions) <= MAX_SWEEP_POINTS
+    ):
+        raise ValueError(f"fractions must be a sequence of 1 to {MAX_SWEEP_POINTS} shares")
+    shares = [validate.float_in_range(f"fractions[{i}]", f, 0.0, 1.0) for i, f in enumerate(fractions)]
+    rows = []
+    for share in shares:
+        in_projection = int((projection["value"] < share * max_value).sum())
+        closed = theory_days_until(
+            share, current_value, ids_per_day, daily_growth=daily_growth, max_value=max_value
+        )
+        rows.append(
+            {
+                "alert_fraction": share,
+                "day_in_projection": in_projection,
+                "day_closed_form": closed,
+                "gap_days": abs(in_projection - closed),
+            }
+        )
+    return pd.DataFrame(rows)
