@@ -17,7 +17,9 @@
    inherit (``MATPLOTLIBRC``); a reader's own Jupyter keeps 100 dpi.
 6. Chapters execute in parallel before Sphinx reads them (``syslab_prebuild``), and the build
    report page is written from the same cache (``syslab_report``).
-7. ``notebooks.zip`` (every chapter notebook plus ``data/``) is written next to the pages.
+7. ``{eval}`` roles over ``recorded.<key>`` render from glue data (``syslab_eval``), so prose
+   reads the same in the book and in JupyterLab.
+8. ``notebooks.zip`` (every chapter notebook plus ``data/``) is written next to the pages.
 """
 
 from __future__ import annotations
@@ -135,8 +137,11 @@ def setup(app):
     app.connect("config-inited", set_default_mode)
     # Execute the toc's notebooks in parallel into myst-nb's jupyter-cache before reading
     # (after myst-nb's own builder-inited handler has set the cache path).
+    import syslab_eval
     import syslab_prebuild
     import syslab_report
+
+    syslab_eval.setup(app)  # {eval}`f"{recorded.key:.1f}"` rendered from glue data
 
     app.connect("builder-inited", syslab_prebuild.on_builder_inited, priority=900)
     syslab_report.setup(app)

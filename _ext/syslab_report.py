@@ -95,7 +95,6 @@ def engine_versions() -> list[tuple[str, str]] | None:
 def chapter_rows(srcdir: Path, cache_path: Path | None) -> list[dict]:
     """One row per toc notebook: docname, execution seconds, peak memory MB, when executed."""
     import nbformat
-
     from syslab_prebuild import toc_notebooks
 
     cache = None
@@ -105,8 +104,12 @@ def chapter_rows(srcdir: Path, cache_path: Path | None) -> list[dict]:
         cache = get_cache(str(cache_path))
     rows = []
     for path in toc_notebooks(srcdir):
-        row = {"docname": path.relative_to(srcdir).with_suffix("").as_posix(), "seconds": None,
-               "memory_mb": None, "executed": None}
+        row = {
+            "docname": path.relative_to(srcdir).with_suffix("").as_posix(),
+            "seconds": None,
+            "memory_mb": None,
+            "executed": None,
+        }
         if cache is not None:
             try:
                 record = cache.match_cache_notebook(nbformat.read(str(path), as_version=4))

@@ -36,6 +36,9 @@ CHAPTERS = ROOT / "chapters"
 # {glue:text}`key:.2f`, {glue:}`key`, {glue}`key`, {glue:md}`key`, ```{glue:figure} key
 _INLINE_GLUE = re.compile(r"\{glue(?::(?:text|md|any|))?\}`([^`]+)`")
 _FIGURE_GLUE = re.compile(r"^[`:]{3,}\{glue(?::figure)?\}\s+(\S+)", re.MULTILINE)
+# {eval}`f"{recorded.key:.1f}"` / {eval}`recorded.key` (the JupyterLab-friendly idiom, tools/notebook_idiom.py)
+_EVAL_KEY = re.compile(r"\{eval\}`[^`]*`")
+_RECORDED_KEY = re.compile(r"\brecorded\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass
@@ -106,6 +109,8 @@ def referenced_glue_keys(nb: nbformat.NotebookNode) -> set[str]:
             keys.add(match.group(1).split(":")[0] if "::" not in match.group(1) else "")
         for match in _FIGURE_GLUE.finditer(cell.source):
             keys.add(match.group(1))
+        for match in _EVAL_KEY.finditer(cell.source):
+            keys.update(_RECORDED_KEY.findall(match.group(0)))
     keys.discard("")
     return keys
 

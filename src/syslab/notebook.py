@@ -20,11 +20,18 @@ import math
 import numbers
 import re
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["fallback_note", "figure", "record", "table"]
+__all__ = ["fallback_note", "figure", "record", "recorded", "table"]
+
+#: Every value :func:`record` glued, by key, for the prose's ``{eval}`` roles:
+#: ``{eval}`f"{recorded.n_rows:,d}"``` shows the number inside the sentence in JupyterLab
+#: (jupyterlab-myst evaluates it in the kernel) and in the book (``_ext/syslab_eval.py`` renders
+#: the same expression from the glue data).
+recorded = SimpleNamespace()
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TABLE_ROWS = 500
@@ -76,6 +83,7 @@ def record(**values: object) -> None:
     plain = {key: _plain(key, value) for key, value in values.items()}
     for key, value in plain.items():
         glue(key, value, display=False)
+        setattr(recorded, key, value)
     _display_markdown(" · ".join(f"`{key}` = {_format(value)}" for key, value in plain.items()))
 
 
