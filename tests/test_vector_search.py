@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syslab import experiment
 from syslab import vector_search as vs
 
 
@@ -60,11 +61,13 @@ def test_ivf_scanning_every_cell_is_exact(data):
 def test_ivf_recall_rises_and_work_grows_with_nprobe(data):
     base, queries, truth = data
     index = vs.IVFIndex.build(base, 64, seed=1)
-    results = vs.evaluate_index(index.search, queries, truth, [{"nprobe": p} for p in (1, 4, 16)])
+    run = vs.measure_index(index.search, queries, truth, [{"nprobe": p} for p in (1, 4, 16)])
+    assert isinstance(run, experiment.Run)
+    results = run.frame
     assert results["recall"].is_monotonic_increasing
-    assert results["scanned_fraction"].is_monotonic_increasing
-    # Cells of ~1/64 of the data: one probe scans about 1.6%; well-separated clusters give high recall.
-    assert results["scanned_fraction"].iloc[0] < 0.05
+    assert results["scanned_share"].is_monotonic_increasing
+    # Cells of ~1/64 of the data: one probe scans a few percent; well-separated clusters give high recall.
+    assert results["scanned_share"].iloc[0] < 0.05
     assert results["recall"].iloc[-1] > 0.95
 
 
@@ -90,19 +93,44 @@ def test_lsh_more_tables_more_recall(data):
 
 
 def test_lsh_collision_probability_matches_charikar():
-    # P(same bit) = 1 - theta / pi for random hyperplanes: check on pairs at known angles.
+    # P(same bit) = 1 - theta / pi for random hyperplanes, through the library's own hash.
     rng = np.random.default_rng(0)
-    planes = rng.standard_normal((1, 20_000, 2)).astype(np.float32)
+    planes = rng.standard_normal((20_000, 2)).astype(np.float32)
     for theta in (0.3, 1.0, 2.0):
-        a = np.array([[1.0, 0.0]], dtype=np.float32)
-        b = np.array([[np.cos(theta), np.sin(theta)]], dtype=np.float32)
-        same = ((a @ planes[0].T) > 0) == ((b @ planes[0].T) > 0)
+        pair = np.array([[1.0, 0.0], [np.cos(theta), np.sin(theta)]], dtype=np.float32)
+        bits = vs.hyperplane_bits(pair, planes)
         # 20,000 planes: standard error < 0.0036; tolerance 0.015.
-        assert same.mean() == pytest.approx(1 - theta / np.pi, abs=0.015)
+        assert (bits[0] == bits[1]).mean() == pytest.approx(1 - theta / np.pi, abs=0.015)
+
+
+def test_lsh_index_signatures_use_the_hyperplane_hash():
+    # The index's signature of a vector is its hyperplane bits (about the centre) read as a number.
+    base = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
+    index = vs.LSHIndex.build(base, n_tables=1, n_bits=5, seed=3)
+    bits = vs.hyperplane_bits(base - index.center, index.projections[0])
+    expected = bits.astype(np.int64) @ (1 << np.arange(5))
+    np.testing.assert_array_equal(index._codes(base, 0), expected)
+
+
+def test_pstable_lsh_near_points_collide_more_often():
+    # The Euclidean family: the chance two points share a slot falls with their distance.
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((2000, 16)).astype(np.float32)
+    index = vs.LSHIndex.build(base, n_tables=200, n_bits=1, family="pstable", bucket_width=4.0, seed=2)
+    direction = rng.standard_normal(16).astype(np.float32)
+    direction /= np.linalg.norm(direction)
+    shares = []
+    for distance in (0.5, 2.0, 8.0):
+        pair = np.stack([base[0], base[0] + distance * direction])
+        same = [index._codes(pair, t) for t in range(200)]
+        shares.append(np.mean([c[0] == c[1] for c in same]))
+    assert shares[0] > shares[1] > shares[2]
+    # Datar et al.: p(r) = 1 - 2 Phi(-w/r) - 2r/(sqrt(2 pi) w) (1 - exp(-w^2 / 2r^2)); at r = 2, w = 4: 0.61.
+    assert shares[1] == pytest.approx(0.609, abs=0.09)
 
 
 def test_distances_concentrate_with_dimension():
-    contrast = vs.distance_contrast([2, 10, 100, 1000], n=3000, seed=1)
+    contrast = vs.simulate_distance_contrast([2, 10, 100, 1000], n_points=3000, seed=1)
     assert contrast["relative_contrast"].is_monotonic_decreasing
     # Beyer et al.: contrast -> 0; at d = 1000 the farthest point is < 25% farther than the nearest.
     assert contrast["relative_contrast"].iloc[-1] < 0.25
@@ -129,9 +157,70 @@ def test_kmeans_reduces_inertia():
         (lambda: vs.IVFIndex.build(np.zeros((5, 3)), 6), ValueError, "nlist"),
         (lambda: vs.LSHIndex.build(np.zeros((5, 3)), n_bits=70), ValueError, "n_bits"),
         (lambda: vs.recall_at_k(np.zeros(3), np.zeros((1, 3))), ValueError, "found"),
-        (lambda: vs.distance_contrast([]), ValueError, "dims"),
+        (lambda: vs.simulate_distance_contrast([]), ValueError, "dims"),
+        (lambda: vs.kmeans(np.zeros((20, 3)), 8, iterations=10**12), ValueError, "iterations"),
+        (lambda: vs.IVFIndex.build(np.zeros((20, 3)), 4, iterations=10**12), ValueError, "iterations"),
+        (lambda: vs.make_clustered_vectors(10**12, 3), ValueError, "n_vectors"),
+        (lambda: vs.make_clustered_vectors(10**6, 4000), ValueError, "n_dims"),
+        (lambda: vs.LSHIndex.build(np.zeros((5, 3)), n_tables=10**9), ValueError, "n_tables"),
+        (lambda: vs.LSHIndex.build(np.zeros((5, 3)), family="e2"), ValueError, "family"),
+        (
+            lambda: vs.measure_index(len, np.zeros((2, 3)), np.zeros((2, 1)), [{}] * 1000),
+            ValueError,
+            "settings",
+        ),
+        (lambda: vs.summarize_tradeoff(__import__("pandas").DataFrame({"x": [1]})), ValueError, "results"),
     ],
 )
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.fixture(scope="module")
+def faiss_run(data):
+    base, queries, truth = data
+    indexes = vs.build_faiss_indexes(base, nlist=64, pq_m=16, train_size=5000, seed=1)
+    return base, queries, truth, indexes
+
+
+def test_numpy_ivf_recall_matches_faiss_ivfflat(faiss_run):
+    # The teaching IVF and FAISS's IndexIVFFlat are the same algorithm: recall within 0.05 at each nprobe.
+    base, queries, truth, indexes = faiss_run
+    run = vs.measure_faiss(indexes, queries, truth, nprobes=[1, 4, 16], ef_searches=[16], repeats=1)
+    faiss_recall = run.frame.query("method == 'IVFFlat'").set_index("setting")["recall"]
+    ivf = vs.IVFIndex.build(base, 64, train_size=5000, seed=1)
+    for nprobe in (1, 4, 16):
+        found, _ = ivf.search(queries, 10, nprobe=nprobe)
+        assert vs.recall_at_k(found, truth) == pytest.approx(faiss_recall[nprobe], abs=0.05)
+    flat = run.frame.query("method == 'Flat'")
+    assert flat["recall"].iloc[0] == 1.0
+    assert run.summary["n_threads"] == 1 and run.summary["faiss_version"]
+
+
+def test_faiss_hnsw_and_pq_trade_memory(faiss_run):
+    base, queries, truth, indexes = faiss_run
+    run = vs.measure_faiss(indexes, queries, truth, nprobes=[64], ef_searches=[10, 128], repeats=1)
+    frame = run.frame.set_index(["method", "setting"])
+    assert frame.loc[("HNSW", 128), "recall"] >= frame.loc[("HNSW", 10), "recall"]
+    assert frame.loc[("HNSW", 128), "recall"] > 0.95
+    # Memory: PQ codes (16 x 4 bits = 8 bytes) << raw floats (128 bytes) < HNSW (floats + links).
+    per_vector = {name: size / base.shape[0] for name, size in indexes.memory_bytes.items()}
+    assert per_vector["IVFPQ"] < 0.3 * per_vector["Flat"] < per_vector["HNSW"]
+    assert per_vector["Flat"] == pytest.approx(128, rel=0.01)
+    best = vs.summarize_tradeoff(run.frame, 0.9)
+    assert set(best["method"]) == {"Flat", "IVFFlat", "HNSW", "IVFPQ"}
+
+
+def test_filtered_search_post_filter_loses_results(faiss_run):
+    base, queries, truth, indexes = faiss_run
+    run = vs.measure_filtered_search(
+        indexes, base, queries, allowed_shares=[0.5, 0.02], nprobe=64, ef_search=64
+    )
+    frame = run.frame.set_index(["allowed_share", "strategy"])
+    assert frame.loc[(0.02, "pre-filter, exact"), "recall"] == 1.0
+    # Post-filtering keeps about share x k of the results.
+    assert frame.loc[(0.02, "post-filter HNSW"), "results_per_query"] < 2
+    assert frame.loc[(0.5, "post-filter HNSW"), "results_per_query"] == pytest.approx(5, abs=2)
+    # Scanning every IVF cell with the selector is exact.
+    assert frame.loc[(0.02, "IVF + IDSelector"), "recall"] == pytest.approx(1.0)
