@@ -37,6 +37,7 @@ from matplotlib.axes import Axes
 
 from syslab import validate
 from syslab.environment import filesystem_type  # re-exported: shared by the SQLite chapters
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 from syslab.sqlite_tools import temporary_database
 
@@ -657,7 +658,7 @@ def run_engine_cascade(
     n_delete: int = 20,
     child_index: bool = True,
     timeout_s: float = 60.0,
-):
+) -> Run:
     """``ON DELETE CASCADE`` on a real PostgreSQL or MariaDB, with or without an index on the child's key.
 
     Loads ``n_parents`` parents with ``children_per_parent`` children each (server-side, in one
@@ -693,7 +694,6 @@ def run_engine_cascade(
         keeps row locks in the rows themselves) and ``load_s``. ``summary``: the same values.
     """
     from syslab import _engine_sql as sql
-    from syslab.experiment import Run
 
     kind = sql.kind_of(engine)
     parents = validate.int_in_range("n_parents", n_parents, 1, 100_000)

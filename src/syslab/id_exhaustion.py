@@ -31,6 +31,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 
 __all__ = [
@@ -680,7 +681,7 @@ def _error_name(error: sqlite3.Error) -> str:
     return str(getattr(error, "sqlite_errorname", type(error).__name__))
 
 
-def run_sqlite_wall(n_after_max: int = 5):
+def run_sqlite_wall(n_after_max: int = 5) -> Run:
     """Drive real SQLite (in memory) into its own limits.
 
     Scenarios:
@@ -765,8 +766,6 @@ def run_sqlite_wall(n_after_max: int = 5):
     frame = pd.DataFrame(rows)
     # Keep rowids as exact Python ints: 2^63 - 1 does not survive a float64 column.
     frame["rowid"] = pd.Series([r["rowid"] for r in rows], dtype=object)
-    from syslab.experiment import Run
-
     return Run.create(frame, {"sqlite": sqlite3.sqlite_version})
 
 
@@ -882,7 +881,7 @@ def _wall_cases(kind: str) -> list[dict[str, object]]:
     ]
 
 
-def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30.0):
+def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30.0) -> Run:
     """Drive a real server's generated key over the top of a 32-bit column and record every answer.
 
     MariaDB: ``INT`` and ``INT UNSIGNED`` ``AUTO_INCREMENT`` with ``sql_mode`` strict and not
@@ -913,7 +912,6 @@ def run_engine_wall(engine: object, *, n_inserts: int = 4, timeout_s: float = 30
         ``summary``: ``engine`` (label) and, per case, the first error's ``sqlstate`` and message.
     """
     from syslab import _engine_sql as sql
-    from syslab.experiment import Run
 
     kind = sql.kind_of(engine)
     n = validate.bounded_int("n_inserts", n_inserts, MAX_WALL_INSERTS)
@@ -998,7 +996,7 @@ def measure_burned_ids(
     n_statements: int = 20,
     bulk_rows: tuple[int, ...] = (40, 300),
     timeout_s: float = 30.0,
-):
+) -> Run:
     """Count the ids a real server consumes without storing a row, statement kind by kind.
 
     A table ``t(id <generated>, k UNIQUE, n)`` starts with rows ``k = 1`` and ``k = 2``. Each kind
@@ -1033,7 +1031,6 @@ def measure_burned_ids(
         ``innodb_autoinc_lock_mode`` read from the server.
     """
     from syslab import _engine_sql as sql
-    from syslab.experiment import Run
 
     kind = sql.kind_of(engine)
     n = validate.bounded_int("n_statements", n_statements, MAX_BURN_STATEMENTS)

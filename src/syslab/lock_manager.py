@@ -38,6 +38,7 @@ import simpy
 from matplotlib.axes import Axes
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 from syslab.queueing import draw_gaps_s
 
@@ -543,7 +544,7 @@ def run_hot_parent(
     duration_s: float = 2.0,
     seed: int | np.random.Generator | None = 0,
     timeout_s: float = 60.0,
-):
+) -> Run:
     """One hot parent row on a real server: concurrent child inserts plus updates of the parent.
 
     ``n_clients`` threads, each with its own connection, insert children of parent 1 at Poisson
@@ -594,7 +595,6 @@ def run_hot_parent(
     import threading
 
     from syslab import _engine_sql as sql
-    from syslab.experiment import Run
 
     kind = sql.kind_of(engine)
     rate = validate.float_in_range("write_rate_per_s", write_rate_per_s, 1e-3, MAX_RATE_PER_S)

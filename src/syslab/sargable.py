@@ -33,6 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new
 from syslab.sqlite_tools import median_seconds, plan_uses_index, query_plan
 
@@ -1143,7 +1144,7 @@ def measure_engine_plans(
     *,
     seed: int | np.random.Generator | None = 0,
     timeout_s: float = 60.0,
-):
+) -> Run:
     """EXPLAIN every anti-pattern, its rewrite and the index-shape cases on a real PostgreSQL or MariaDB.
 
     Loads the same generated dashboard as :func:`build_dashboard` (``players`` and ``matches``
@@ -1176,7 +1177,6 @@ def measure_engine_plans(
         decides whether ``LIKE 'x%'`` can use a plain B-tree), ``n_matches`` and ``n_players``.
     """
     from syslab import _engine_sql as sql
-    from syslab.experiment import Run
 
     kind = sql.kind_of(engine)
     config = DashboardConfig(n_matches=40_000, n_players=8_000, n_clans=200) if config is None else config
