@@ -52,6 +52,10 @@
         "</div>" +
         '<div class="syslab-lightbox__body"><img alt=""></div>';
       document.body.appendChild(dialog);
+      // Escape closes it wherever the focus is (the theme's own key handlers may see it first).
+      document.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && dialog.open) dialog.close();
+      });
       dialog.querySelector(".syslab-lightbox__close").addEventListener("click", function () {
         dialog.close();
       });
@@ -69,6 +73,7 @@
     big.style.width = Math.round((img.naturalWidth || 1000) / 2) + "px";
     dialog.querySelector(".syslab-lightbox__open").href = img.currentSrc || img.src;
     dialog.showModal();
+    dialog.querySelector(".syslab-lightbox__close").focus();
   }
 
   ready(function () {
