@@ -474,11 +474,12 @@ def _get(name: str, options: Mapping[str, object] | None, *, cluster: bool) -> E
     with _lock:
         result = _results.get(key)
         server = getattr(result, "_server", None)
-        if server is not None and server.process.poll() is not None:
+        if server is not None and not server.alive():
             # The private server stopped (e.g. an experiment shut it down): start a new one.
             with contextlib.suppress(ValueError):
                 _servers.remove(server)
-            server.wait_closed(1)
+            server.close()
+            server.wait_closed(15)
             result = None
         if result is None:
             try:
@@ -986,6 +987,25 @@ class _Server:
             if not chunk:
                 return None
             self._buffer += chunk
+
+    def alive(self) -> bool:
+        """Whether the supervisor, the server process and its folder are all still there."""
+        if self.process.poll() is not None or (self.folder and not os.path.isdir(self.folder)):
+            return False
+        if self.server_pid is not None:
+            try:
+                os.kill(self.server_pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                pass
+            try:  # a server that exited but is not yet reaped by its supervisor
+                with open(f"/proc/{self.server_pid}/stat") as handle:
+                    if handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        return False
+            except (OSError, IndexError):
+                pass
+        return True
 
     def log_tail(self, n_chars: int) -> str:
         if not self.log_path:
