@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from syslab import hpa, queueing
 from syslab.hpa import ClusterConfig, HPAConfig, PodConfig
 
+REACTIVE_POD_HOURS = 49.408  # a pinned regression value (not a correctness check)
 UNCAPPED = PodConfig(max_utilisation=math.inf, startup_s=0)
 ROOMY = ClusterConfig(spare_pod_slots=10**6)
 
@@ -83,15 +84,47 @@ def test_steady_load_settles_at_the_target():
     assert abs(utilisation / 0.8 - 1) <= 0.1 + 1 / final
 
 
-def test_latency_comes_from_erlang_c():
-    # Within the stable range, the mean wait equals syslab.queueing's M/M/c formula
-    # (interpolated on a 400-point grid: 1% is ample for the grid, far below any model error).
+def test_backlog_drains_like_the_request_level_simulation():
+    # 5 pods (20 workers, 1,000 requests/s) at 70% load, then 130% for 20 s, then 70% again.
+    # A request-by-request FIFO simulation of the same servers (queueing.simulate_pool, with
+    # clients giving up after 2 s) takes (2 s x 1000/s) / (300/s) ~ 6.7 s to drain the backlog
+    # the overload left. A quasi-static model (no backlog carried) recovers at once (0 s) and
+    # would fail this; so would one that drops the excess at once (it never builds a backlog).
     pod = PodConfig()
-    pods = 20
-    rps = 0.7 * pods * pod.capacity_per_s
-    run = hpa.simulate_hpa(np.full(30, rps), HPAConfig(min_replicas=pods, max_replicas=pods), pod, ROOMY)
-    theory = queueing.mmc_mean_queue_delay_s(rps / pods, pod.service_time_s, pod.workers)
+    cap = 5 * pod.capacity_per_s
+    load = np.r_[np.full(30, 0.7 * cap), np.full(20, 1.3 * cap), np.full(40, 0.7 * cap)]
+    fixed = HPAConfig(min_replicas=5, max_replicas=5)
+    model = hpa.simulate_hpa(load, fixed, pod, initial_replicas=5)
+    drains = [
+        hpa.summarize_recovery(hpa.simulate_requests(load, pod, pods=5, seed=s), overload_end_s=50)
+        for s in range(3)
+    ]
+    assert 4 <= np.median(drains) <= 9
+    assert abs(hpa.summarize_recovery(model, overload_end_s=50) - np.median(drains)) <= 2
+    # Requests that gave up: 300/s once the backlog holds 2 s of work, in both.
+    des = hpa.simulate_requests(load, pod, pods=5, seed=0)
+    assert model["dropped_per_s"].sum() == pytest.approx(des["dropped"].sum(), rel=0.15)
+
+
+def test_steady_waits_come_from_erlang_c():
+    # Below capacity (no backlog) the per-pod wait is the M/M/c formula (a 400-point table).
+    pod = PodConfig()
+    rps = 0.7 * 20 * pod.capacity_per_s
+    run = hpa.simulate_hpa(np.full(30, rps), HPAConfig(min_replicas=20, max_replicas=20), pod, ROOMY)
+    theory = queueing.mmc_mean_queue_delay_s(rps / 20, pod.mean_service_s, pod.workers)
     assert run["mean_wait_ms"].iloc[-1] == pytest.approx(theory * 1000, rel=0.01)
+    assert run["backlog"].max() == 0
+
+
+def test_retries_add_load_during_overload_only():
+    pod = PodConfig(retry_share=0.5)
+    cap = 2 * pod.capacity_per_s
+    load = np.r_[np.full(20, 0.5 * cap), np.full(30, 2 * cap), np.full(30, 0.5 * cap)]
+    run = hpa.simulate_hpa(load, HPAConfig(min_replicas=2, max_replicas=2), pod, initial_replicas=2)
+    assert run["retries_per_s"].iloc[:20].sum() == 0
+    # Steady overload: gave-up G = arrivals + 0.5 G - capacity, so G = 2 x (2 cap - cap).
+    assert run["dropped_per_s"].iloc[45] == pytest.approx(2 * cap, rel=0.01)
+    assert run["retries_per_s"].iloc[-1] == 0
 
 
 def test_p99_wait_of_mmc():
@@ -101,11 +134,14 @@ def test_p99_wait_of_mmc():
     assert math.isinf(hpa.mmc_p99_wait_s(10, 0.1, 1))
 
 
-def test_overload_drops_the_excess():
+def test_overload_fills_the_backlog_then_drops_the_excess():
     pod = PodConfig()
     run = hpa.simulate_hpa(
         np.full(10, 3 * pod.capacity_per_s), HPAConfig(min_replicas=1, max_replicas=1), pod
     )
+    # The first second's excess waits (2 s of work fits in the backlog); then the excess gives up.
+    assert run["dropped_per_s"].iloc[0] == 0
+    assert run["backlog"].iloc[-1] == pytest.approx(pod.timeout_s * pod.capacity_per_s)
     assert run["dropped_per_s"].iloc[-1] == pytest.approx(2 * pod.capacity_per_s)
     assert run["p99_ms"].iloc[-1] == pod.timeout_s * 1000
 
@@ -118,7 +154,7 @@ def test_strategies_rank_as_expected_and_regression():
     assert s.loc["reactive", "dropped_fraction"] > 0.05
     assert s.loc["pre_warmed", "slo_bad_fraction"] == 0
     assert s.loc["pre_warmed", "pod_hours"] > s.loc["scheduled", "pod_hours"] > s.loc["reactive", "pod_hours"]
-    assert round(float(s.loc["reactive", "pod_hours"]), 3) == 49.408
+    assert round(float(s.loc["reactive", "pod_hours"]), 3) == REACTIVE_POD_HOURS
     assert len(timelines) == 4 * 3600
 
 
@@ -146,12 +182,38 @@ def test_bad_input():
         hpa.min_replicas_schedule("magic", np.ones(10), [], [], HPAConfig(), PodConfig())
     with pytest.raises(TypeError, match="pod"):
         hpa.simulate_hpa([1.0], HPAConfig(), "pod")
+    with pytest.raises(ValueError, match="initial_replicas"):
+        hpa.simulate_hpa([1.0], initial_replicas=-1)
+    with pytest.raises(ValueError, match="min_replicas"):
+        hpa.simulate_hpa([1.0, 2.0], min_replicas=[1, float("nan")])
+    with pytest.raises(ValueError, match="event_s"):
+        hpa.traffic_shape("step_spike", event_s=-300)
+    with pytest.raises(ValueError, match="duration_s"):
+        hpa.traffic_shape("step_spike", duration_s=10**12)
+    with pytest.raises(ValueError, match="history_days"):
+        hpa.compare_strategies(history_days=10**12)
+    with pytest.raises(ValueError, match="servers"):
+        hpa.mmc_p99_wait_s(150.0, 0.02, 10**12)
+    with pytest.raises(ValueError, match="run"):
+        hpa.summarize_run(hpa.simulate_hpa([1.0]).iloc[:0])
+    with pytest.raises(ValueError, match="duration_s"):
+        hpa.measure_pod_queue([0.5], duration_s=10**12)
+    with pytest.raises(ValueError, match="retry_share"):
+        PodConfig(retry_share=1.0)
 
 
 @pytest.mark.real
-def test_real_thread_pod_waits_grow_with_utilisation():
-    # Real threads and sleeps: numbers vary with the machine, the ordering must not.
-    table = hpa.measure_pod_queue([0.2, 0.95], service_time_s=0.01, workers=4, duration_s=1.0, seed=3)
-    assert (table["requests"] > 50).all()
-    assert table["mean_wait_ms"].iloc[1] > table["mean_wait_ms"].iloc[0]
-    assert table["mean_wait_ms_theory"].iloc[1] > 100 * table["mean_wait_ms_theory"].iloc[0]
+def test_real_thread_pod_follows_erlang_c_at_high_load():
+    # Real threads and sleeps on a shared machine: thread hand-off and scheduler jitter add
+    # a fraction of a millisecond to every wait, which dominates at low load. At 80% load the
+    # queueing wait (several ms, Erlang C at the measured rate and service time) dominates, so
+    # the measured mean must be within a factor of 2.5 of theory; waits must grow with load.
+    run = hpa.measure_pod_queue(
+        [0.3, 0.8], mean_service_s=0.005, workers=4, duration_s=1.0, replications=3, seed=3
+    )
+    table = hpa.summarize_pod_queue(run)
+    assert (table["requests"] > 500).all()
+    low, high = table.iloc[0], table.iloc[1]
+    assert high["mean_wait_ms"] > low["mean_wait_ms"]
+    assert high["mean_wait_ms_theory"] / 2.5 < high["mean_wait_ms"] < 2.5 * high["mean_wait_ms_theory"]
+    assert high["waited_share"] > low["waited_share"]

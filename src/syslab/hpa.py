@@ -10,15 +10,17 @@ Three layers:
   window, a lagged metric, pod start-up and node provisioning;
 - **the servers** -- every second, the load on each ready pod is an M/M/c queue
   whose delays come from :mod:`syslab.queueing` (Erlang C); load beyond capacity
-  is dropped;
+  waits in a backlog carried from second to second, requests that would wait longer
+  than the client's timeout give up, and a share of those come back as retries;
 - **the traffic and the strategies** -- four traffic shapes (:func:`traffic_shape`)
   and four ways to provision for them (reactive, scheduled, predictive from
   earlier days, pre-warmed), compared by :func:`compare_strategies` in pod-hours
   against SLO violations.
 
-The model is quasi-static: each second is treated as a steady-state queue at that
-second's load and pod count. That ignores the backlog carried from one second to
-the next, so it is optimistic about recovery after an overload.
+Below capacity each second is a steady-state queue at that second's load and pod
+count; above it, the excess is a fluid backlog that the next seconds must drain, so an
+overload takes time to recover from (checked against a request-level simulation in
+the tests and the chapter).
 
 Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_per_s`` per second.
 """
@@ -26,6 +28,7 @@ Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_per_s`` per sec
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -36,8 +39,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import queueing, validate
-from syslab.plot import axes_or_new, label
+from syslab import experiment, queueing, validate
+from syslab.plot import axes_or_new, label, panels
 
 __all__ = [
     "SHAPES",
@@ -48,9 +51,13 @@ __all__ = [
     "compare_strategies",
     "desired_replicas",
     "measure_pod_queue",
+    "simulate_requests",
+    "summarize_pod_queue",
+    "summarize_recovery",
     "min_replicas_schedule",
     "mmc_p99_wait_s",
-    "plot_strategy_costs",
+    "plot_shapes",
+    "plot_startup_sweep",
     "plot_timeline",
     "scale_up_limit",
     "simulate_hpa",
@@ -58,6 +65,15 @@ __all__ = [
     "theory_fastest_scale_up",
     "traffic_shape",
 ]
+
+# Bounds chosen from what a 2-core machine runs within a chapter's 30 s.
+MAX_DURATION_S = 7 * 24 * 3600  # one simulated week, second by second
+MAX_SERVICE_S = 3600.0  # a request's service time or client timeout
+MAX_REPLICAS = 100_000  # pods
+MAX_HISTORY_DAYS = 60  # earlier days a forecast learns from
+MAX_REAL_DURATION_S = 30.0  # seconds of arrivals per utilisation level in the real pod
+MAX_REAL_REQUESTS = 200_000  # requests per real run
+MAX_REPLICATIONS = 20
 
 SHAPES = ("step_spike", "flash_sale", "ticketing", "etl_sawtooth")
 STRATEGIES = ("reactive", "scheduled", "predictive", "pre_warmed")
@@ -135,8 +151,8 @@ class PodConfig:
 
     Attributes
     ----------
-    service_time_s : float
-        Mean CPU time of one request (exponential).
+    mean_service_s : float
+        Mean CPU time of one request (exponential), seconds.
     workers : int
         Requests a pod serves at once (its CPU request, in cores, at one request per core).
     max_utilisation : float
@@ -146,31 +162,49 @@ class PodConfig:
     startup_s : float
         From creation to Ready: scheduling, image pull, process start, readiness probe.
     timeout_s : float
-        Latency of a request that waits in a full queue (its client gives up).
+        How long a client waits before it gives up, seconds: the latency of a request
+        that waits in a full backlog.
+    retry_share : float
+        Share (0-1) of the requests that gave up which their clients send again in the
+        next second (a retry adds load exactly when the service is overloaded).
     """
 
-    service_time_s: float = 0.02  # seconds
+    mean_service_s: float = 0.02  # seconds
     workers: int = 4  # concurrent requests per pod
     max_utilisation: float = 1.0  # fraction of the CPU request
     startup_s: float = 45.0  # seconds
     timeout_s: float = 2.0  # seconds
+    retry_share: float = 0.0  # share of given-up requests sent again
 
     def __post_init__(self) -> None:
-        validate.positive_float("service_time_s", self.service_time_s)
+        validate.float_in_range(
+            "mean_service_s", self.mean_service_s, 0.0, MAX_SERVICE_S, low_inclusive=False
+        )
         validate.positive_int("workers", self.workers)
         validate.positive_float("max_utilisation", self.max_utilisation, allow_inf=True)
-        validate.non_negative_float("startup_s", self.startup_s)
-        validate.positive_float("timeout_s", self.timeout_s)
+        validate.float_in_range("startup_s", self.startup_s, 0.0, MAX_DURATION_S)
+        validate.float_in_range("timeout_s", self.timeout_s, 0.0, MAX_SERVICE_S, low_inclusive=False)
+        validate.float_in_range("retry_share", self.retry_share, 0.0, 1.0, high_inclusive=False)
 
     @property
     def capacity_per_s(self) -> float:
         """Requests per second one pod completes at 100% utilisation."""
-        return self.workers / self.service_time_s
+        return self.workers / self.mean_service_s
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Room for new pods: free slots now, and how long a new node takes."""
+    """Room for new pods: free slots now, and how long a new node takes.
+
+    Attributes
+    ----------
+    spare_pod_slots : int
+        Pods that fit on the existing nodes.
+    pods_per_node : int
+        Pods a new node holds.
+    node_provision_s : float
+        Seconds from asking for a node (Cluster Autoscaler, Karpenter) to a schedulable node.
+    """
 
     spare_pod_slots: int = 20  # pods that fit on existing nodes
     pods_per_node: int = 8  # pods per new node
@@ -190,6 +224,20 @@ def desired_replicas(current: int, metric: float, target: float, tolerance: floa
 
     From the Kubernetes documentation ("Algorithm details") and
     ``pkg/controller/podautoscaler/replica_calculator.go``.
+
+    Parameters
+    ----------
+    current : int
+        Pods the metric is averaged over.
+    metric, target : float
+        The current metric and its target, in the same unit.
+    tolerance : float
+        No change while ``|metric/target - 1| <= tolerance``.
+
+    Returns
+    -------
+    int
+        The desired replica count.
     """
     n = validate.non_negative_int("current", current)
     m = validate.non_negative_float("metric", metric, allow_inf=True)
@@ -210,6 +258,17 @@ def scale_up_limit(period_start_replicas: int, config: HPAConfig) -> int:
     ``max(start + pods, ceil(start * (1 + percent/100)))``: the two default
     policies with ``selectPolicy: Max`` (``calculateScaleUpLimitWithScalingRules`` in
     ``pkg/controller/podautoscaler/horizontal.go``).
+
+    Parameters
+    ----------
+    period_start_replicas : int
+        Replicas at the start of the scale-up period.
+    config : HPAConfig
+
+    Returns
+    -------
+    int
+        The most replicas allowed.
     """
     start = validate.non_negative_int("period_start_replicas", period_start_replicas)
     by_pods = start + config.scale_up_pods
@@ -223,6 +282,12 @@ def theory_fastest_scale_up(start: int, target: int, config: HPAConfig = HPAConf
     Assumes the metric asks for more than the policy allows at every sync and each
     period's scale event has left the policy window by the next sync (so the limit
     applies per sync). Pod start-up is not included.
+
+    Parameters
+    ----------
+    start, target : int
+        Replicas now and wanted.
+    config : HPAConfig
 
     Returns
     -------
@@ -249,11 +314,27 @@ def mmc_p99_wait_s(arrival_rate_per_s: float, mean_service_s: float, servers: in
 
     The wait is 0 with probability ``1 - C`` and otherwise exponential with rate
     ``c mu - lambda``, where ``C`` is Erlang C (:func:`syslab.queueing.erlang_c`),
-    so ``P(W > t) = C exp(-(c mu - lambda) t)``. Returns ``inf`` when unstable.
+    so ``P(W > t) = C exp(-(c mu - lambda) t)``.
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Arrival rate.
+    mean_service_s : float
+        Mean service time, seconds.
+    servers : int
+        Servers c.
+    q : float
+        The quantile, in (0, 1).
+
+    Returns
+    -------
+    float
+        Seconds; ``inf`` when the queue is unstable.
     """
     lam = validate.non_negative_float("arrival_rate_per_s", arrival_rate_per_s)
     s = validate.positive_float("mean_service_s", mean_service_s)
-    c = validate.positive_int("servers", servers)
+    c = validate.int_in_range("servers", servers, 1, MAX_REPLICAS * 64)
     quantile = validate.float_in_range("q", q, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     if lam >= c / s:
         return math.inf
@@ -264,15 +345,16 @@ def mmc_p99_wait_s(arrival_rate_per_s: float, mean_service_s: float, servers: in
     return math.log(p_wait / tail) / (c / s - lam)
 
 
+@functools.lru_cache(maxsize=32)
 def _latency_table(pod: PodConfig, points: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # Per-pod utilisation grid -> mean wait and p99 response time, so the per-second loop
     # interpolates instead of calling Erlang C 7,200 times per run.
     rho = np.linspace(0.0, 0.999, points)
     lam = rho * pod.capacity_per_s
-    mean_wait = np.array([queueing.mmc_mean_queue_delay_s(x, pod.service_time_s, pod.workers) for x in lam])
+    mean_wait = np.array([queueing.mmc_mean_queue_delay_s(x, pod.mean_service_s, pod.workers) for x in lam])
     # p99 of the response time, bounded by the p99 of the wait plus the p99 of an exponential service.
-    p99 = np.array([mmc_p99_wait_s(x, pod.service_time_s, pod.workers) for x in lam])
-    p99 = p99 + pod.service_time_s * math.log(100)
+    p99 = np.array([mmc_p99_wait_s(x, pod.mean_service_s, pod.workers) for x in lam])
+    p99 = p99 + pod.mean_service_s * math.log(100)
     return rho, mean_wait, np.minimum(p99, pod.timeout_s)
 
 
@@ -293,7 +375,8 @@ def simulate_hpa(
     Parameters
     ----------
     rps : array of float
-        Requests per second arriving in each second of the run.
+        Requests per second arriving in each second of the run (at most
+        ``MAX_DURATION_S`` seconds), not counting retries.
     hpa, pod, cluster : configs
     initial_replicas : int, optional
         Ready pods at time 0 (default: enough for ``rps[0]`` at the target utilisation).
@@ -307,11 +390,19 @@ def simulate_hpa(
         One row per second: ``t_s``, ``rps``, ``replicas`` (spec), ``ready``,
         ``utilisation`` (true CPU utilisation of ready pods, uncapped),
         ``metric`` (what the controller last read), ``served_per_s``,
-        ``dropped_per_s``, ``mean_wait_ms`` and ``p99_ms`` (response time of served requests).
+        ``retries_per_s`` (clients' second attempts arriving), ``dropped_per_s``
+        (requests whose clients gave up after ``pod.timeout_s``), ``backlog`` (requests
+        waiting at the end of the second), ``mean_wait_ms`` and ``p99_ms`` (response
+        time of served requests, capped at the timeout).
     """
-    load = np.asarray(rps, dtype=float)
+    try:
+        load = np.asarray(rps, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("rps must be a sequence of requests per second") from None
     if load.ndim != 1 or load.size == 0:
         raise ValueError("rps must be a non-empty one-dimensional sequence")
+    if load.size > MAX_DURATION_S:
+        raise ValueError(f"rps must cover at most MAX_DURATION_S = {MAX_DURATION_S} seconds, got {load.size}")
     if not np.all(np.isfinite(load)) or load.min() < 0:
         raise ValueError("rps must be finite and >= 0")
     for name, value, kind in (
@@ -324,14 +415,17 @@ def simulate_hpa(
     n_s = load.size
     floor = np.full(n_s, hpa.min_replicas, dtype=np.int64)
     if min_replicas is not None:
-        floor = np.maximum(floor, np.asarray(min_replicas, dtype=np.int64))
+        wanted = np.asarray(min_replicas, dtype=float)
+        if not np.all(np.isfinite(wanted)) or (wanted.size and wanted.min() < 0):
+            raise ValueError("min_replicas must hold finite pod counts >= 0")
+        floor = np.maximum(floor, np.minimum(wanted, MAX_REPLICAS).astype(np.int64))
         if floor.shape != (n_s,):
             raise ValueError(f"min_replicas must have one value per second ({n_s}), got shape {floor.shape}")
     floor = np.minimum(floor, hpa.max_replicas)
     cap = pod.capacity_per_s
     if initial_replicas is None:
-        initial_replicas = int(math.ceil(load[0] / (cap * hpa.target_utilisation)))
-    start = max(int(validate.positive_int("initial_replicas", max(1, initial_replicas))), int(floor[0]))
+        initial_replicas = max(1, min(MAX_REPLICAS, int(math.ceil(load[0] / (cap * hpa.target_utilisation)))))
+    start = max(validate.int_in_range("initial_replicas", initial_replicas, 1, MAX_REPLICAS), int(floor[0]))
     start = min(start, hpa.max_replicas)
 
     ready_events = np.zeros(n_s + 1, dtype=np.int64)  # pods becoming Ready at each second
@@ -349,6 +443,7 @@ def simulate_hpa(
     metric = hpa.target_utilisation
     sync_every = max(1, int(round(hpa.sync_period_s)))
     # A pod created in second t is Ready at the earliest in second t + 1.
+    # (The queue of each second is computed inside the loop, before the controller acts.)
     startup = max(1, int(round(pod.startup_s)))
 
     def add_pods(t: int, k: int) -> None:
@@ -381,13 +476,40 @@ def simulate_hpa(
         ready -= take
         free_slots += take
 
+    rho_grid, wait_grid, p99_grid = _latency_table(pod)
+    served_out = np.zeros(n_s)
+    gave_up_out = np.zeros(n_s)
+    retries_out = np.zeros(n_s)
+    backlog_out = np.zeros(n_s)
+    wait_out = np.zeros(n_s)
+    p99_out = np.zeros(n_s)
+    backlog = 0.0  # requests waiting at the start of the second (the fluid queue)
+    retry_in = 0.0  # retries arriving this second
+    service_p99_s = pod.mean_service_s * math.log(100)
+
     for t in range(n_s):
         free_slots += int(slot_events[t])
         arrived = int(ready_events[t])
         if arrived:
             ready += arrived
             del pending[:arrived]
-        utilisation[t] = load[t] / (ready * cap)
+        # The servers this second: arrivals and retries join the backlog, the Ready pods
+        # serve up to their capacity, and whoever would wait longer than the timeout gives up.
+        capacity = ready * cap
+        arriving = load[t] + retry_in
+        utilisation[t] = (arriving + backlog) / capacity
+        served, gave_up, new_backlog = _serve_second(backlog, arriving, capacity, pod.timeout_s)
+        if backlog > 0 or new_backlog > 0:
+            # Saturated: the wait is the time to serve the requests ahead (FIFO fluid).
+            wait_out[t] = 0.5 * (backlog + new_backlog) / capacity
+            p99_out[t] = new_backlog / capacity + service_p99_s
+        else:
+            wait_out[t] = -1.0  # steady state: Erlang C, looked up below for all such seconds
+            p99_out[t] = arriving / capacity
+        served_out[t], gave_up_out[t], retries_out[t] = served, gave_up, retry_in
+        backlog_out[t] = new_backlog
+        backlog, retry_in = new_backlog, pod.retry_share * gave_up
+
         new = max(replicas, int(floor[t]))
         if t % sync_every == 0 and t > 0:
             hi = max(0, int(t - hpa.metric_lag_s))
@@ -412,27 +534,46 @@ def simulate_hpa(
         replicas = new
         ready_out[t], replicas_out[t], metric_out[t] = ready, replicas, metric
 
-    # The servers, vectorised: each second is an M/M/c queue per Ready pod (Erlang C).
-    rho_grid, wait_grid, p99_grid = _latency_table(pod)
-    rho = load / (ready_out * cap)
-    served = np.minimum(load, ready_out * cap)
-    stable = rho < rho_grid[-1]
-    wait_s = np.where(stable, np.interp(np.minimum(rho, rho_grid[-1]), rho_grid, wait_grid), pod.timeout_s)
-    p99_s = np.where(stable, np.interp(np.minimum(rho, rho_grid[-1]), rho_grid, p99_grid), pod.timeout_s)
+    steady = wait_out < 0
+    rho_steady = np.minimum(p99_out[steady], rho_grid[-1])
+    wait_out[steady] = np.interp(rho_steady, rho_grid, wait_grid)
+    p99_out[steady] = np.interp(rho_steady, rho_grid, p99_grid)
+    wait_out = np.minimum(wait_out, pod.timeout_s)
+    p99_out = np.minimum(p99_out, pod.timeout_s)
     return pd.DataFrame(
         {
             "t_s": np.arange(n_s, dtype=float),
             "rps": load,
+            "retries_per_s": retries_out,
             "replicas": replicas_out,
             "ready": ready_out,
             "utilisation": utilisation,
             "metric": metric_out,
-            "served_per_s": served,
-            "dropped_per_s": load - served,
-            "mean_wait_ms": wait_s * 1000,
-            "p99_ms": p99_s * 1000,
+            "served_per_s": served_out,
+            "dropped_per_s": gave_up_out,
+            "backlog": backlog_out,
+            "mean_wait_ms": wait_out * 1000,
+            "p99_ms": p99_out * 1000,
         }
     )
+
+
+def _serve_second(
+    backlog: float, arriving: float, capacity: float, timeout_s: float
+) -> tuple[float, float, float]:
+    """One second of the servers: (served, gave up, backlog left), all in requests.
+
+    The backlog carried from the last second and this second's arrivals (retries
+    included) form one first-come-first-served queue. The Ready pods serve up to
+    their capacity; whoever is left waits into the next second, except that nobody
+    waits longer than the client's timeout: a backlog deeper than ``timeout_s``
+    seconds of capacity loses its excess (those clients give up, and some retry).
+    """
+    queue = backlog + arriving
+    served = min(queue, capacity)
+    left = queue - served
+    gave_up = max(0.0, left - timeout_s * capacity)
+    return served, gave_up, left - gave_up
 
 
 def _recommend(replicas: int, ready: int, metric: float, hpa: HPAConfig) -> int:
@@ -448,24 +589,38 @@ def _recommend(replicas: int, ready: int, metric: float, hpa: HPAConfig) -> int:
 
 
 def summarize_run(run: pd.DataFrame, *, slo_p99_ms: float = 500.0) -> pd.Series:
-    """Cost and damage of one run.
+    """Cost and damage of one run of :func:`simulate_hpa`.
+
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        The per-second frame of :func:`simulate_hpa` (at least one row).
+    slo_p99_ms : float
+        The latency objective, milliseconds.
 
     Returns
     -------
     pandas.Series
-        ``pod_hours`` (every pod that exists, Ready or not), ``dropped_fraction``,
-        ``slo_bad_fraction`` (requests dropped or served in a second whose p99 exceeds
-        ``slo_p99_ms``), ``seconds_over_slo`` and ``peak_p99_ms``.
+        ``pod_hours`` (every pod that exists, Ready or not), ``dropped_fraction``
+        (attempts, retries included, whose client gave up), ``slo_bad_fraction`` (attempts
+        that gave up or were served in a second whose p99 exceeds ``slo_p99_ms``),
+        ``retry_share_of_load`` (retries as a share of all attempts), ``seconds_over_slo``
+        and ``peak_p99_ms``.
     """
-    slo = validate.positive_float("slo_p99_ms", slo_p99_ms)
-    total = float(run["rps"].sum())
+    validate.frame_columns("run", run, ["rps", "replicas", "served_per_s", "dropped_per_s", "p99_ms"])
+    if run.empty:
+        raise ValueError("run must hold at least one second")
+    slo = validate.float_in_range("slo_p99_ms", slo_p99_ms, 0.0, MAX_SERVICE_S * 1000, low_inclusive=False)
+    retries = run["retries_per_s"] if "retries_per_s" in run else pd.Series(0.0, index=run.index)
+    total = float(run["rps"].sum() + retries.sum())
     over = run["p99_ms"] > slo
     bad = float(run["dropped_per_s"].sum() + run.loc[over, "served_per_s"].sum())
     return pd.Series(
         {
             "pod_hours": float(run["replicas"].sum() / 3600),
             "dropped_fraction": float(run["dropped_per_s"].sum() / total) if total else 0.0,
-            "slo_bad_fraction": bad / total if total else 0.0,
+            "slo_bad_fraction": min(1.0, bad / total) if total else 0.0,
+            "retry_share_of_load": float(retries.sum() / total) if total else 0.0,
             "seconds_over_slo": int(over.sum()),
             "peak_p99_ms": float(run["p99_ms"].max()),
         }
@@ -502,6 +657,18 @@ def traffic_shape(
     ``amplitude`` scales the excess over base (used for other days' variation);
     ``noise`` is the relative standard deviation of per-second Poisson-like noise.
 
+    Parameters
+    ----------
+    shape : str
+        One of :data:`SHAPES`.
+    duration_s : int
+        Seconds, 1 to ``MAX_DURATION_S``.
+    base_rps, peak_factor, event_s, amplitude, noise : float
+        Background requests per second, peak multiple, event start (s, within the run),
+        scale of the excess, relative noise.
+    seed : int, numpy.random.Generator or None
+        Source of the noise.
+
     Returns
     -------
     (rps, windows)
@@ -509,12 +676,12 @@ def traffic_shape(
         planned event, for the scheduled strategy.
     """
     validate.choice("shape", shape, SHAPES)
-    n = validate.positive_int("duration_s", duration_s)
-    base = validate.positive_float("base_rps", base_rps)
+    n = validate.int_in_range("duration_s", duration_s, 1, MAX_DURATION_S)
+    base = validate.float_in_range("base_rps", base_rps, 0.0, 1e9, low_inclusive=False)
     peak = validate.float_in_range("peak_factor", peak_factor, 1.0, 1000.0)
-    t0 = validate.finite_float("event_s", event_s)
-    amp = validate.non_negative_float("amplitude", amplitude)
-    sigma = validate.non_negative_float("noise", noise)
+    t0 = validate.float_in_range("event_s", event_s, 0.0, float(n))
+    amp = validate.float_in_range("amplitude", amplitude, 0.0, 100.0)
+    sigma = validate.float_in_range("noise", noise, 0.0, 1.0)
     rng = validate.rng_from_seed(seed)
     t = np.arange(n, dtype=float)
     excess = np.zeros(n)
@@ -577,6 +744,29 @@ def min_replicas_schedule(
     - ``pre_warmed``: the highest load of any earlier day, all day long.
 
     Pods are sized at the HPA's target utilisation.
+
+    Parameters
+    ----------
+    strategy : str
+        One of :data:`STRATEGIES`.
+    rps : numpy.ndarray
+        Today's load, requests per second.
+    windows : list of (float, float)
+        The calendar's event windows, seconds.
+    history : sequence of numpy.ndarray
+        Earlier days' loads.
+    hpa, pod : HPAConfig, PodConfig
+    lead_s : float
+        Seconds ahead that capacity is provisioned.
+    forecast_bin_s : int
+        Width of the forecast's bins, seconds (AWS predictive scaling forecasts hourly: 3600).
+    margin : float
+        Extra capacity, as a share.
+
+    Returns
+    -------
+    numpy.ndarray
+        Minimum replicas for each second.
     """
     validate.choice("strategy", strategy, STRATEGIES)
     n = len(rps)
@@ -625,13 +815,37 @@ def compare_strategies(
     day_amplitude_sd: float = 0.2,
     slo_p99_ms: float = 500.0,
     lead_s: float = 600.0,
-    seed: int = 0,
+    forecast_bin_s: int = 300,
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every shape under every strategy.
 
     Earlier days differ from today: the event moves by up to ``day_shift_s`` (uniform)
     and its size by a relative ``day_amplitude_sd`` (normal). Today the event happens at
     ``event_s`` with amplitude 1.
+
+    Parameters
+    ----------
+    shapes, strategies : sequence of str
+        Names from :data:`SHAPES` and :data:`STRATEGIES`.
+    hpa, pod, cluster : HPAConfig, PodConfig, ClusterConfig
+        The controller, the pods (with the clients' timeout and retries) and the room for pods.
+    duration_s : int
+        Seconds simulated per run (at most ``MAX_DURATION_S``).
+    base_rps, peak_factor, event_s : float
+        Traffic: background requests per second, peak as a multiple of it, event start (s).
+    history_days : int
+        Earlier days the forecasts learn from (1 to ``MAX_HISTORY_DAYS``).
+    day_shift_s, day_amplitude_sd : float
+        How far earlier days' events move (s) and how their size varies (relative SD).
+    slo_p99_ms : float
+        Latency objective, milliseconds.
+    lead_s : float
+        How far ahead scheduled and predictive capacity is provisioned, seconds.
+    forecast_bin_s : int
+        Width of the predictive forecast's bins, seconds (AWS predictive scaling: 3600).
+    seed : int, numpy.random.Generator or None
+        Source of the days' variation and noise.
 
     Returns
     -------
@@ -640,9 +854,22 @@ def compare_strategies(
         ``strategy`` columns. ``summary``: one row per (shape, strategy) with the
         columns of :func:`summarize_run`.
     """
-    days = validate.positive_int("history_days", history_days)
-    shift = validate.non_negative_float("day_shift_s", day_shift_s)
-    amp_sd = validate.non_negative_float("day_amplitude_sd", day_amplitude_sd)
+    for name, value, kind in (
+        ("hpa", hpa, HPAConfig),
+        ("pod", pod, PodConfig),
+        ("cluster", cluster, ClusterConfig),
+    ):
+        validate.instance(name, value, kind)
+    shapes = [validate.choice("shapes[]", x, SHAPES) for x in shapes]
+    strategies = [validate.choice("strategies[]", x, STRATEGIES) for x in strategies]
+    duration_s = validate.int_in_range("duration_s", duration_s, 1, MAX_DURATION_S)
+    validate.float_in_range("event_s", event_s, 0.0, float(duration_s))
+    days = validate.int_in_range("history_days", history_days, 1, MAX_HISTORY_DAYS)
+    if len(shapes) * len(strategies) * duration_s * (days + 1) > 40 * MAX_DURATION_S:
+        raise ValueError("shapes x strategies x duration_s x history_days is too large for one chapter")
+    shift = validate.float_in_range("day_shift_s", day_shift_s, 0.0, float(duration_s))
+    amp_sd = validate.float_in_range("day_amplitude_sd", day_amplitude_sd, 0.0, 10.0)
+    validate.int_in_range("forecast_bin_s", forecast_bin_s, 1, MAX_DURATION_S)
     rng = validate.rng_from_seed(seed)
     frames, rows = [], []
     for shape in shapes:
@@ -651,7 +878,7 @@ def compare_strategies(
         history = [
             traffic_shape(
                 shape,
-                event_s=event_s + rng.uniform(-shift, shift),
+                event_s=float(np.clip(event_s + rng.uniform(-shift, shift), 0.0, duration_s)),
                 amplitude=max(0.0, 1 + amp_sd * rng.standard_normal()),
                 seed=rng,
                 **kwargs,
@@ -659,7 +886,9 @@ def compare_strategies(
             for _ in range(days)
         ]
         for strategy in strategies:
-            floor = min_replicas_schedule(strategy, today, windows, history, hpa, pod, lead_s=lead_s)
+            floor = min_replicas_schedule(
+                strategy, today, windows, history, hpa, pod, lead_s=lead_s, forecast_bin_s=forecast_bin_s
+            )
             run = simulate_hpa(today, hpa, pod, cluster, min_replicas=floor)
             frames.append(run.assign(shape=shape, strategy=strategy))
             rows.append({"shape": shape, "strategy": strategy, **summarize_run(run, slo_p99_ms=slo_p99_ms)})
@@ -667,57 +896,195 @@ def compare_strategies(
 
 
 def with_defaults(config: HPAConfig, **changes: object) -> HPAConfig:
-    """A copy of ``config`` with some fields changed (validated again)."""
+    """A copy of ``config`` with some fields changed (validated again).
+
+    Parameters
+    ----------
+    config : HPAConfig
+    **changes
+        Fields to change.
+
+    Returns
+    -------
+    HPAConfig
+    """
     return replace(config, **changes)
 
 
 # ------------------------------------------------------------------------- plots
 
 
-def plot_timeline(run: pd.DataFrame, pod: PodConfig, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """Top: load and Ready capacity (requests/s). Bottom: p99 response time (ms, log)."""
-    if axes is None:
-        import matplotlib.pyplot as plt
+def plot_timeline(
+    run: pd.DataFrame, pod: PodConfig, axes: np.ndarray | None = None, *, slo_p99_ms: float | None = None
+) -> np.ndarray:
+    """Top: load and capacity (requests/s). Bottom: p99 response time (ms, log scale).
 
-        _, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    top, bottom = axes
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        A run of :func:`simulate_hpa`.
+    pod : PodConfig
+        The pods of that run (for their capacity).
+    axes : two matplotlib Axes, optional
+        Where to draw (top, bottom); default a new 2 x 1 figure.
+    slo_p99_ms : float, optional
+        Draw the latency objective as a dotted line.
+
+    Returns
+    -------
+    numpy.ndarray
+        The two Axes.
+    """
+    validate.frame_columns("run", run, ["t_s", "rps", "ready", "replicas", "p99_ms"])
+    validate.instance("pod", pod, PodConfig)
+    top, bottom = panels(1, 2, axes, figsize=(7, 5))
     minutes = run["t_s"] / 60
-    top.plot(minutes, run["rps"], lw=1, color="0.3", label="load")
+    offered = run["rps"] + (run["retries_per_s"] if "retries_per_s" in run else 0)
+    top.plot(minutes, offered, lw=1, color="0.3", label="load incl. retries")
     top.plot(minutes, run["ready"] * pod.capacity_per_s, color="C0", label="capacity of Ready pods")
-    top.plot(
-        minutes,
-        run["replicas"] * pod.capacity_per_s,
-        color="C1",
-        ls="--",
-        label="capacity incl. starting pods",
-    )
+    top.plot(minutes, run["replicas"] * pod.capacity_per_s, color="C1", ls="--", label="incl. starting pods")
     label(top, "", "requests per second", legend=True)
     bottom.plot(minutes, run["p99_ms"], color="C3")
+    if slo_p99_ms is not None:
+        bottom.axhline(validate.positive_float("slo_p99_ms", slo_p99_ms), color="0.5", ls=":")
     bottom.set_yscale("log")
     label(bottom, "time (minutes)", "p99 response time (ms)")
-    return axes
+    return np.array([top, bottom])
 
 
-def plot_strategy_costs(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Pod-hours against the fraction of requests that broke the SLO, one marker per run."""
+def plot_shapes(timelines: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """The traffic shapes of :func:`compare_strategies`, one line each.
+
+    Parameters
+    ----------
+    timelines : pandas.DataFrame
+        The first frame of :func:`compare_strategies` (``t_s``, ``rps``, ``shape``, ``strategy``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("timelines", timelines, ["t_s", "rps", "shape", "strategy"])
     ax = axes_or_new(ax)
-    markers = {"reactive": "o", "scheduled": "s", "predictive": "D", "pre_warmed": "^"}
-    for i, (_, group) in enumerate(summary.groupby("shape", sort=False)):
-        for _, row in group.iterrows():
-            ax.scatter(
-                row["pod_hours"],
-                max(row["slo_bad_fraction"], 1e-5),
-                color=f"C{i}",
-                marker=markers.get(row["strategy"], "o"),
-                s=50,
-            )
-    for i, shape in enumerate(summary["shape"].unique()):
-        ax.scatter([], [], color=f"C{i}", marker="s", label=shape.replace("_", " "))
-    for strategy, marker in markers.items():
-        ax.scatter([], [], color="0.4", marker=marker, label=strategy.replace("_", " "))
-    ax.set_yscale("log")
-    label(ax, "cost (pod-hours)", "requests dropped or over the SLO (fraction)", legend=True)
+    first = timelines["strategy"].iloc[0] if len(timelines) else None
+    for shape, group in timelines[timelines["strategy"] == first].groupby("shape", sort=False):
+        ax.plot(group["t_s"] / 60, group["rps"], lw=1, label=str(shape).replace("_", " "))
+    label(ax, "time (minutes)", "requests per second", legend=True)
     return ax
+
+
+def plot_startup_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Bad requests against pod start-up time, one line per cluster.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        Rows with ``startup_s``, ``cluster`` (a label) and ``slo_bad_fraction``.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("sweep", sweep, ["startup_s", "cluster", "slo_bad_fraction"])
+    ax = axes_or_new(ax)
+    for (name, group), marker in zip(sweep.groupby("cluster", sort=False), "os^D", strict=False):
+        ax.plot(group["startup_s"], group["slo_bad_fraction"], marker=marker, label=str(name))
+    ax.set_ylim(bottom=0)
+    label(ax, "pod start-up time (s)", "requests dropped or over the SLO", legend=True)
+    return ax
+
+
+# ------------------------------------------- the same pods, request by request
+
+
+def simulate_requests(
+    rps: Sequence[float] | np.ndarray,
+    pod: PodConfig = PodConfig(),
+    *,
+    pods: int = 5,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """A fixed number of pods, simulated request by request: the check on the fluid backlog.
+
+    Requests arrive as a Poisson process whose rate is ``rps[t]`` in second ``t``; the
+    ``pods * pod.workers`` servers take them first come first served (one shared queue,
+    :func:`syslab.queueing.simulate_pool`, exponential service times), and a request that
+    has waited ``pod.timeout_s`` gives up. No retries and no controller: the point is to
+    see whether an overload leaves a backlog that takes time to drain, as
+    :func:`simulate_hpa` assumes.
+
+    Parameters
+    ----------
+    rps : array of float
+        Arrival rate in each second, requests per second.
+    pod : PodConfig
+        Service time, workers per pod and the clients' timeout.
+    pods : int
+        Ready pods, 1 to ``MAX_REPLICAS``.
+    seed : int, numpy.random.Generator or None
+        Source of arrivals and service times.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per second: ``t_s``, ``arrivals`` (requests that arrived),
+        ``dropped`` (of those, how many gave up), ``mean_wait_ms`` (mean wait of the
+        requests that arrived in that second).
+    """
+    load = np.asarray(rps, dtype=float)
+    if load.ndim != 1 or load.size == 0 or not np.all(np.isfinite(load)) or load.min() < 0:
+        raise ValueError("rps must be a non-empty 1-D sequence of finite rates >= 0")
+    validate.instance("pod", pod, PodConfig)
+    n_pods = validate.int_in_range("pods", pods, 1, MAX_REPLICAS)
+    expected = float(load.sum())
+    if expected > queueing.MAX_ARRIVALS / 10:
+        raise ValueError(f"rps asks for {expected:.0f} requests; at most {queueing.MAX_ARRIVALS // 10} fit")
+    rng = validate.rng_from_seed(seed)
+    counts = rng.poisson(load)
+    starts = np.repeat(np.arange(load.size, dtype=float), counts)
+    arrivals = np.sort(starts + rng.random(starts.size))
+    frame = queueing.simulate_pool(
+        queueing.PoolConfig(size=n_pods * pod.workers, acquire_timeout_s=pod.timeout_s),
+        arrivals_s=arrivals,
+        mean_service_s=pod.mean_service_s,
+        seed=rng,
+    )
+    second = np.floor(frame["arrival_s"]).astype(int)
+    grouped = frame.assign(
+        second=second, dropped=(frame["outcome"] == "timeout").astype(int), wait_ms=frame["wait_s"] * 1000
+    ).groupby("second")
+    out = pd.DataFrame({"t_s": np.arange(load.size, dtype=float)})
+    out["arrivals"] = grouped.size().reindex(range(load.size), fill_value=0).to_numpy()
+    out["dropped"] = grouped["dropped"].sum().reindex(range(load.size), fill_value=0).to_numpy()
+    out["mean_wait_ms"] = grouped["wait_ms"].mean().reindex(range(load.size)).to_numpy()
+    return out
+
+
+def summarize_recovery(run: pd.DataFrame, *, overload_end_s: float, wait_ms: float = 50.0) -> float:
+    """Seconds after ``overload_end_s`` until a second's mean wait first falls to ``wait_ms``.
+
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        Per-second rows with ``t_s`` and ``mean_wait_ms`` (:func:`simulate_hpa` or
+        :func:`simulate_requests`).
+    overload_end_s : float
+        When the load dropped back below capacity, seconds.
+    wait_ms : float
+        The mean wait that counts as recovered, milliseconds.
+
+    Returns
+    -------
+    float
+        Seconds to recover; ``inf`` if the run ends first.
+    """
+    validate.frame_columns("run", run, ["t_s", "mean_wait_ms"])
+    end = validate.finite_float("overload_end_s", overload_end_s)
+    limit = validate.positive_float("wait_ms", wait_ms)
+    after = run[(run["t_s"] >= end) & (run["mean_wait_ms"] <= limit)]
+    return float(after["t_s"].min() - end) if len(after) else math.inf
 
 
 # ------------------------------------------------------------ a real pod's queue
@@ -726,65 +1093,160 @@ def plot_strategy_costs(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
 def measure_pod_queue(
     utilisations: Sequence[float],
     *,
-    service_time_s: float = 0.01,
+    mean_service_s: float = 0.01,
     workers: int = 4,
     duration_s: float = 1.0,
-    seed: int = 0,
+    replications: int = 1,
+    waited_ms: float = 1.0,
+    seed: int | np.random.Generator | None = 0,
     timeout_s: float = 60.0,
-) -> pd.DataFrame:
+) -> experiment.Run:
     """Real threads as one pod: Poisson arrivals into a pool of ``workers`` threads.
 
-    For each utilisation, a dispatcher submits requests at Poisson times (rate
-    ``utilisation * workers / service_time_s``) to a ``ThreadPoolExecutor`` whose
+    For each utilisation and replication, a dispatcher submits requests at Poisson times
+    (rate ``utilisation * workers / mean_service_s``) to a ``ThreadPoolExecutor`` whose
     tasks sleep for an exponential service time; the wait is measured from the
-    scheduled arrival to the moment a worker picks the request up. Sleep and
-    scheduler jitter make it an imperfect M/M/c queue; its waits should still
-    follow Erlang C's shape.
+    scheduled arrival to the moment a worker picks the request up, and the service from
+    the start to the end of the sleep. Erlang C is then evaluated at the *measured*
+    arrival rate and mean service time (sleeps overshoot), so the comparison tests the
+    queue, not the sleep's accuracy; it can fail (scheduler delays, a run too short to
+    reach steady state).
+
+    Parameters
+    ----------
+    utilisations : sequence of float
+        Target utilisations, each in (0, 0.99).
+    mean_service_s : float
+        Mean of the exponential sleep, seconds (0.001 to 1).
+    workers : int
+        Threads in the pod (1 to 64).
+    duration_s : float
+        Seconds of arrivals per (utilisation, replication), at most ``MAX_REAL_DURATION_S``.
+    replications : int
+        Independent runs per utilisation (1 to ``MAX_REPLICATIONS``).
+    waited_ms : float
+        A request "waited" if its wait exceeded this, milliseconds (above the thread
+        hand-off time); Erlang C gives ``P(W > t) = C exp(-(c mu - lambda) t)``.
+    seed : int, numpy.random.Generator or None
+        Source of arrival and service times.
+    timeout_s : float
+        Limit for the whole experiment, seconds; unfinished requests are dropped.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per (utilisation, replication): ``utilisation``,
+        ``replication``, ``requests``, ``arrival_rate_per_s`` and ``mean_service_ms``
+        (measured), ``mean_wait_ms`` and ``waited_share`` (measured),
+        ``mean_wait_ms_theory`` and ``waited_share_theory`` (Erlang C at the measured
+        load) and ``p99_wait_ms``. ``summary``: ``n_runs``, ``workers``.
+    """
+    if isinstance(utilisations, (str, bytes)) or not isinstance(utilisations, Sequence):
+        raise TypeError("utilisations must be a sequence of floats")
+    levels = [
+        validate.float_in_range("utilisations[]", u, 0.0, 0.99, low_inclusive=False) for u in utilisations
+    ]
+    if not levels or len(levels) > 20:
+        raise ValueError(f"utilisations must hold 1 to 20 levels, got {len(levels)}")
+    service = validate.float_in_range("mean_service_s", mean_service_s, 0.001, 1.0)
+    c = validate.int_in_range("workers", workers, 1, 64)
+    duration = validate.float_in_range(
+        "duration_s", duration_s, 0.0, MAX_REAL_DURATION_S, low_inclusive=False
+    )
+    reps = validate.int_in_range("replications", replications, 1, MAX_REPLICATIONS)
+    threshold_s = validate.float_in_range("waited_ms", waited_ms, 0.0, 1000.0) / 1000
+    limit = validate.float_in_range("timeout_s", timeout_s, 0.0, 600.0, low_inclusive=False)
+    rng = validate.rng_from_seed(seed)
+    deadline = time.monotonic() + limit
+    rows = []
+    for rep in range(reps):
+        for u in levels:
+            lam = u * c / service
+            n = max(1, int(lam * duration))
+            if n > MAX_REAL_REQUESTS:
+                raise ValueError(f"duration_s x rate asks for {n} requests; at most {MAX_REAL_REQUESTS}")
+            arrivals = queueing.poisson_arrival_times_s(n, lam, rng)
+            services = rng.exponential(service, n)
+            waits, held = _run_thread_pod(arrivals, services, c, deadline)
+            if waits.size < 2:
+                continue
+            rate = waits.size / float(arrivals[waits.size - 1])
+            held_mean = float(held.mean())
+            stable = rate * held_mean < c
+            theory_wait = queueing.mmc_mean_queue_delay_s(rate, held_mean, c) if stable else math.inf
+            p_wait = queueing.erlang_c(c, rate * held_mean) if stable else 1.0
+            theory_share = p_wait * math.exp(-(c / held_mean - rate) * threshold_s) if stable else 1.0
+            rows.append(
+                {
+                    "utilisation": u,
+                    "replication": rep,
+                    "requests": int(waits.size),
+                    "arrival_rate_per_s": rate,
+                    "mean_service_ms": held_mean * 1000,
+                    "mean_wait_ms": float(waits.mean() * 1000),
+                    "mean_wait_ms_theory": theory_wait * 1000,
+                    "waited_share": float((waits > threshold_s).mean()),
+                    "waited_share_theory": theory_share,
+                    "p99_wait_ms": float(np.quantile(waits, 0.99) * 1000),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    return experiment.Run.create(frame, {"n_runs": len(rows), "workers": c, "waited_ms": threshold_s * 1000})
+
+
+def summarize_pod_queue(run: experiment.Run | pd.DataFrame) -> pd.DataFrame:
+    """Measured against Erlang C, one row per utilisation, with a run-to-run spread.
+
+    Parameters
+    ----------
+    run : syslab.experiment.Run or pandas.DataFrame
+        The result of :func:`measure_pod_queue` (or its frame).
 
     Returns
     -------
     pandas.DataFrame
-        One row per utilisation: ``utilisation``, ``requests``, ``mean_wait_ms``
-        (measured), ``mean_wait_ms_theory`` (:func:`syslab.queueing.mmc_mean_queue_delay_s`)
-        and ``p99_wait_ms``.
+        ``utilisation``, ``requests`` (total), ``mean_wait_ms`` and ``mean_wait_ms_theory``
+        (means over replications), ``wait_se_ms`` (standard error over replications;
+        NaN with one), ``waited_share`` and ``waited_share_theory``, and ``agrees``:
+        the measured mean wait is within ``max(3 SE, 30 % of theory, 0.5 ms)`` of theory.
     """
-    levels = [
-        validate.float_in_range("utilisations[]", u, 0.0, 0.99, low_inclusive=False) for u in utilisations
-    ]
-    if not levels:
-        raise ValueError("utilisations must not be empty")
-    service = validate.positive_float("service_time_s", service_time_s)
-    c = validate.positive_int("workers", workers)
-    duration = validate.positive_float("duration_s", duration_s)
-    limit = validate.positive_float("timeout_s", timeout_s)
-    rng = validate.rng_from_seed(seed)
-    deadline = time.monotonic() + limit
-    rows = []
-    for u in levels:
-        lam = u * c / service
-        n = max(1, int(lam * duration))
-        arrivals = np.cumsum(rng.exponential(1 / lam, n))
-        services = rng.exponential(service, n)
-        measured = _run_thread_pod(arrivals, services, c, deadline)
-        rows.append(
-            {
-                "utilisation": u,
-                "requests": int(measured.size),
-                "mean_wait_ms": float(measured.mean() * 1000) if measured.size else math.nan,
-                "mean_wait_ms_theory": queueing.mmc_mean_queue_delay_s(lam, service, c) * 1000,
-                "p99_wait_ms": float(np.quantile(measured, 0.99) * 1000) if measured.size else math.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+    frame = run.frame if isinstance(run, experiment.Run) else run
+    validate.frame_columns(
+        "run", frame, ["utilisation", "requests", "mean_wait_ms", "mean_wait_ms_theory", "waited_share"]
+    )
+    if frame.empty:
+        raise ValueError("run holds no measurements")
+    g = frame.groupby("utilisation")
+    out = pd.DataFrame(
+        {
+            "requests": g["requests"].sum(),
+            "mean_wait_ms": g["mean_wait_ms"].mean(),
+            "mean_wait_ms_theory": g["mean_wait_ms_theory"].mean(),
+            "wait_se_ms": g["mean_wait_ms"].std(ddof=1) / np.sqrt(g.size()),
+            "waited_share": g["waited_share"].mean(),
+            "waited_share_theory": g["waited_share_theory"].mean(),
+        }
+    ).reset_index()
+    margin = np.maximum.reduce(
+        [3 * out["wait_se_ms"].fillna(0), 0.3 * out["mean_wait_ms_theory"], np.full(len(out), 0.5)]
+    )
+    out["agrees"] = (out["mean_wait_ms"] - out["mean_wait_ms_theory"]).abs() <= margin
+    return out
 
 
-def _run_thread_pod(arrivals: np.ndarray, services: np.ndarray, workers: int, deadline: float) -> np.ndarray:
-    # Submit each request at its arrival time; a worker records when it picks the request up.
+def _run_thread_pod(
+    arrivals: np.ndarray, services: np.ndarray, workers: int, deadline: float
+) -> tuple[np.ndarray, np.ndarray]:
+    # Submit each request at its arrival time; a worker records when it picks the request up
+    # and how long its sleep really took.
     waits = np.full(arrivals.size, np.nan)
+    held = np.full(arrivals.size, np.nan)
 
     def task(i: int, origin: float) -> None:
-        waits[i] = time.perf_counter() - (origin + arrivals[i])
+        start = time.perf_counter()
+        waits[i] = start - (origin + arrivals[i])
         time.sleep(services[i])
+        held[i] = time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         origin = time.perf_counter()
@@ -799,4 +1261,7 @@ def _run_thread_pod(arrivals: np.ndarray, services: np.ndarray, workers: int, de
         wait(futures, timeout=max(0.1, deadline - time.monotonic()))
         for future in futures:
             future.cancel()
-    return waits[~np.isnan(waits)]
+    done = ~np.isnan(held)
+    # Keep the prefix of requests that all finished (arrival order), so the rate is honest.
+    upto = int(np.argmin(done)) if not done.all() else arrivals.size
+    return waits[:upto], held[:upto]
