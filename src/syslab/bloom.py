@@ -25,12 +25,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import validate
+from syslab import hashing, validate
 from syslab.plot import axes_or_new, label
 
 __all__ = [
     "BloomFilter",
-    "hash64",
     "measure_false_positive_rate",
     "plot_false_positive_rate",
     "sweep_false_positive_rate",
@@ -41,36 +40,15 @@ __all__ = [
 ]
 
 CACHE_LINE_BITS = 512  # one 64-byte cache line, RocksDB FastLocalBloom's block size
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-# --------------------------------------------------------------------------- hashing
-
-
-def hash64(keys: np.ndarray | Sequence[int], salt: int = 0) -> np.ndarray:
-    """SplitMix64 finaliser of ``keys ^ salt``: a fast, well-mixed 64-bit hash, vectorised.
-
-    Parameters
-    ----------
-    keys : array of non-negative int
-        Keys to hash (converted to ``uint64``).
-    salt : int
-        Selects an independent-looking hash function.
-
-    Returns
-    -------
-    numpy.ndarray of uint64
-    """
-    salt = validate.non_negative_int("salt", salt)
-    x = np.asarray(keys)
-    if x.dtype.kind not in "iu":
-        raise TypeError(f"keys must be integers, got dtype {x.dtype}")
-    # numpy integer arrays wrap on overflow, which is exactly the 64-bit arithmetic we want.
-    x = x.astype(np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF)
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+# Bounds: a filter is a numpy bool array (one byte per bit), so 2**28 bits is 256 MiB of memory.
+MAX_BITS = 2**28
+MAX_HASHES = 64
+MAX_BLOCK_BITS = 2**16
+MAX_BITS_PER_KEY = 64.0
+MAX_KEYS = 10_000_000
+MAX_QUERIES = 10_000_000
+MAX_SWEEP_POINTS = 200
+_STEP_SALT = 0x5BD1E995  # the second hash function's salt (double hashing's step)
 
 
 # --------------------------------------------------------------------------- theory
@@ -82,23 +60,49 @@ def theory_false_positive_rate(bits_per_key: float, n_hashes: int) -> float:
     Parameters
     ----------
     bits_per_key : float
-        m / n, bits of filter per inserted key.
+        m / n, bits of filter per inserted key, in (0, ``MAX_BITS_PER_KEY``].
     n_hashes : int
-        k, bit positions set and tested per key.
+        k, bit positions set and tested per key, 1 to ``MAX_HASHES``.
+
+    Returns
+    -------
+    float
+        The false-positive rate (0-1).
     """
-    bpk = validate.positive_float("bits_per_key", bits_per_key)
-    k = validate.positive_int("n_hashes", n_hashes)
+    bpk = validate.float_in_range("bits_per_key", bits_per_key, 0.0, MAX_BITS_PER_KEY, low_inclusive=False)
+    k = validate.int_in_range("n_hashes", n_hashes, 1, MAX_HASHES)
     return float((1.0 - math.exp(-k / bpk)) ** k)
 
 
 def theory_optimal_hashes(bits_per_key: float) -> float:
-    """The k that minimises the false-positive rate: ``(m/n) ln 2`` (real-valued; round it)."""
-    bpk = validate.positive_float("bits_per_key", bits_per_key)
+    """The k that minimises the false-positive rate: ``(m/n) ln 2`` (real-valued; round it).
+
+    Parameters
+    ----------
+    bits_per_key : float
+        m / n, in (0, ``MAX_BITS_PER_KEY``].
+
+    Returns
+    -------
+    float
+    """
+    bpk = validate.float_in_range("bits_per_key", bits_per_key, 0.0, MAX_BITS_PER_KEY, low_inclusive=False)
     return bpk * math.log(2)
 
 
 def theory_bits_per_key(false_positive_rate: float) -> float:
-    """Bits per key an optimally-hashed filter needs for a target rate: ``-ln p / (ln 2)^2``."""
+    """Bits per key an optimally-hashed filter needs for a target rate: ``-ln p / (ln 2)^2``.
+
+    Parameters
+    ----------
+    false_positive_rate : float
+        The target rate, in (0, 1).
+
+    Returns
+    -------
+    float
+        Bits per key.
+    """
     p = validate.float_in_range(
         "false_positive_rate", false_positive_rate, 0.0, 1.0, low_inclusive=False, high_inclusive=False
     )
@@ -122,11 +126,20 @@ def theory_blocked_false_positive_rate(
     n_hashes : int
         Probes per key, all inside one block.
     block_bits : int
-        B, the block size in bits (512 = one 64-byte cache line).
+        B, the block size in bits (512 = one 64-byte cache line), 1 to ``MAX_BLOCK_BITS``.
+
+    Returns
+    -------
+    float
+        The expected false-positive rate (0-1).
     """
-    bpk = validate.positive_float("bits_per_key", bits_per_key)
-    k = validate.positive_int("n_hashes", n_hashes)
-    b = validate.positive_int("block_bits", block_bits)
+    bpk = validate.float_in_range("bits_per_key", bits_per_key, 0.0, MAX_BITS_PER_KEY, low_inclusive=False)
+    k = validate.int_in_range("n_hashes", n_hashes, 1, MAX_HASHES)
+    b = validate.int_in_range("block_bits", block_bits, 1, MAX_BLOCK_BITS)
+    if b / bpk > 10 * MAX_BLOCK_BITS:
+        raise ValueError(
+            f"block_bits / bits_per_key must be at most {10 * MAX_BLOCK_BITS:,} keys per block, got {b / bpk:,.0f}"
+        )
     lam = b / bpk
     top = int(lam + 12 * math.sqrt(lam) + 20)  # the Poisson tail beyond this is below 1e-20
     j = np.arange(top + 1)
@@ -144,21 +157,23 @@ class BloomFilter:
     Parameters
     ----------
     n_bits : int
-        m, the number of bits (rounded up to a whole number of blocks when blocked).
+        m, the number of bits (rounded up to a whole number of blocks when blocked), 1 to ``MAX_BITS``.
     n_hashes : int
-        k, probes per key.
+        k, probes per key, 1 to ``MAX_HASHES``.
     block_bits : int or None
-        None for the textbook layout; 512 for RocksDB-style cache-local blocks.
+        None for the textbook layout; 512 for RocksDB-style cache-local blocks (1 to ``MAX_BLOCK_BITS``).
     salt : int
-        Changes the hash functions (filters of different runs should not share failures).
+        Changes the hash functions (filters of different runs should not share failures);
+        0 to 2**63. Positions come from :func:`syslab.hashing.mix64` with salts ``salt`` and
+        ``salt + 0x5BD1E995``.
     """
 
     def __init__(self, n_bits: int, n_hashes: int, *, block_bits: int | None = None, salt: int = 0) -> None:
-        m = validate.positive_int("n_bits", n_bits)
-        self.n_hashes = validate.positive_int("n_hashes", n_hashes)
-        self.salt = validate.non_negative_int("salt", salt)
+        m = validate.int_in_range("n_bits", n_bits, 1, MAX_BITS)
+        self.n_hashes = validate.int_in_range("n_hashes", n_hashes, 1, MAX_HASHES)
+        self.salt = validate.int_in_range("salt", salt, 0, 2**63)
         if block_bits is not None:
-            self.block_bits = validate.positive_int("block_bits", block_bits)
+            self.block_bits = validate.int_in_range("block_bits", block_bits, 1, MAX_BLOCK_BITS)
             self.n_blocks = -(-m // self.block_bits)
             m = self.n_blocks * self.block_bits
         else:
@@ -172,18 +187,43 @@ class BloomFilter:
     def for_keys(
         cls, keys: np.ndarray, bits_per_key: float, n_hashes: int | None = None, **kwargs
     ) -> BloomFilter:
-        """A filter of ``bits_per_key`` x len(keys) bits holding ``keys`` (k: the rounded optimum)."""
-        bpk = validate.positive_float("bits_per_key", bits_per_key)
+        """A filter of ``bits_per_key`` x len(keys) bits holding ``keys`` (k: the rounded optimum).
+
+        Parameters
+        ----------
+        keys : array of non-negative int
+            At most ``MAX_KEYS`` keys.
+        bits_per_key : float
+            In (0, ``MAX_BITS_PER_KEY``]; the filter gets ``ceil(bits_per_key x len(keys))`` bits.
+        n_hashes : int or None
+            k; None picks the rounded optimum ``(m/n) ln 2``.
+        **kwargs
+            ``block_bits`` and ``salt``, as for :class:`BloomFilter`.
+
+        Returns
+        -------
+        BloomFilter
+        """
+        bpk = validate.float_in_range(
+            "bits_per_key", bits_per_key, 0.0, MAX_BITS_PER_KEY, low_inclusive=False
+        )
         keys = np.asarray(keys)
+        if keys.ndim != 1 or len(keys) > MAX_KEYS:
+            raise ValueError(f"keys must be a 1-D array of at most {MAX_KEYS:,} keys, got shape {keys.shape}")
         k = max(1, round(theory_optimal_hashes(bpk))) if n_hashes is None else n_hashes
-        bloom = cls(max(1, math.ceil(bpk * max(len(keys), 1))), k, **kwargs)
+        n_bits = max(1, math.ceil(bpk * max(len(keys), 1)))
+        if n_bits > MAX_BITS:
+            raise ValueError(f"bits_per_key x len(keys) must be at most {MAX_BITS:,} bits, got {n_bits:,}")
+        bloom = cls(n_bits, k, **kwargs)
         bloom.add(keys)
         return bloom
 
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """Bit positions, shape (len(keys), k)."""
-        h1 = hash64(keys, self.salt)
-        h2 = hash64(keys, self.salt + 0x5BD1E995) | np.uint64(1)  # odd step: probes never repeat early
+        h1 = hashing.mix64(keys, salt=self.salt)
+        h2 = hashing.mix64(keys, salt=self.salt + _STEP_SALT) | np.uint64(
+            1
+        )  # odd step: probes never repeat early
         if self.block_bits is None:
             i = np.arange(self.n_hashes, dtype=np.uint64)
             return ((h1[:, None] + i[None, :] * h2[:, None]) % np.uint64(self.n_bits)).astype(np.int64)
@@ -203,7 +243,16 @@ class BloomFilter:
         return block[:, None] * self.block_bits + offsets
 
     def add(self, keys: np.ndarray | Sequence[int]) -> None:
-        """Insert ``keys`` (integers)."""
+        """Insert ``keys``.
+
+        Parameters
+        ----------
+        keys : array of non-negative int
+
+        Returns
+        -------
+        None
+        """
         keys = np.asarray(keys)
         if keys.size == 0:
             return
@@ -211,7 +260,17 @@ class BloomFilter:
         self.n_added += int(keys.size)
 
     def contains(self, keys: np.ndarray | Sequence[int]) -> np.ndarray:
-        """Boolean array: True where the key may be present (never False for an added key)."""
+        """Which keys may be present.
+
+        Parameters
+        ----------
+        keys : array of non-negative int
+
+        Returns
+        -------
+        numpy.ndarray
+            bool, True where the key may be present (never False for an added key).
+        """
         keys = np.asarray(keys)
         if keys.size == 0:
             return np.zeros(0, dtype=bool)
@@ -219,6 +278,7 @@ class BloomFilter:
 
     @property
     def bits_per_key(self) -> float:
+        """Bits per inserted key, m / n."""
         return self.n_bits / max(self.n_added, 1)
 
 
@@ -232,17 +292,42 @@ def measure_false_positive_rate(
     n_queries: int,
     *,
     block_bits: int | None = None,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> float:
     """Insert ``n_keys`` random keys, query ``n_queries`` others, return the fraction answered "maybe".
 
     Inserted and queried keys come from disjoint halves of the 63-bit space, so every
     "maybe" for a query is a false positive.
+
+    Parameters
+    ----------
+    n_keys : int
+        Keys inserted, 1 to ``MAX_KEYS``.
+    bits_per_key : float
+        m / n, in (0, ``MAX_BITS_PER_KEY``]; m is at most ``MAX_BITS``.
+    n_hashes : int
+        k, 1 to ``MAX_HASHES``.
+    n_queries : int
+        Absent keys queried, 1 to ``MAX_QUERIES``.
+    block_bits : int or None
+        None: textbook layout; else the block size in bits.
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    float
+        The measured false-positive rate (0-1).
     """
-    n = validate.positive_int("n_keys", n_keys)
-    q = validate.positive_int("n_queries", n_queries)
-    bpk = validate.positive_float("bits_per_key", bits_per_key)
-    k = validate.positive_int("n_hashes", n_hashes)
+    n = validate.int_in_range("n_keys", n_keys, 1, MAX_KEYS)
+    q = validate.int_in_range("n_queries", n_queries, 1, MAX_QUERIES)
+    bpk = validate.float_in_range("bits_per_key", bits_per_key, 0.0, MAX_BITS_PER_KEY, low_inclusive=False)
+    k = validate.int_in_range("n_hashes", n_hashes, 1, MAX_HASHES)
+    if block_bits is not None:
+        block_bits = validate.int_in_range("block_bits", block_bits, 1, MAX_BLOCK_BITS)
+    if math.ceil(bpk * n) > MAX_BITS:
+        raise ValueError(
+            f"bits_per_key x n_keys must be at most {MAX_BITS:,} bits, got {math.ceil(bpk * n):,}"
+        )
     rng = validate.rng_from_seed(seed)
     half = 2**62
     present = rng.integers(0, half, size=n, dtype=np.int64)
@@ -261,9 +346,21 @@ def sweep_false_positive_rate(
     n_keys: int = 100_000,
     n_queries: int = 200_000,
     layouts: Sequence[str] = ("textbook",),
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Measured and theoretical false-positive rates over a grid of bits/key and k.
+
+    Parameters
+    ----------
+    bits_per_key : sequence of float
+        Bits per key to try, each in (0, ``MAX_BITS_PER_KEY``].
+    n_hashes : sequence of int
+        k values to try, each 1 to ``MAX_HASHES``.
+    n_keys, n_queries : int
+        As for :func:`measure_false_positive_rate`.
+    layouts : sequence of str
+        "textbook" and/or "cache-local".
+    seed : int, numpy.random.Generator or None
 
     Returns
     -------
@@ -275,8 +372,17 @@ def sweep_false_positive_rate(
         raise ValueError("bits_per_key and n_hashes must not be empty")
     for layout in layouts:
         validate.choice("layouts", layout, ("textbook", "cache-local"))
-    bpks = [validate.positive_float("bits_per_key", b) for b in bits_per_key]
-    ks = validate.sequence_of_positive_ints("n_hashes", list(n_hashes))
+    bpks = [
+        validate.float_in_range("bits_per_key", b, 0.0, MAX_BITS_PER_KEY, low_inclusive=False)
+        for b in bits_per_key
+    ]
+    ks = [validate.int_in_range("n_hashes", k, 1, MAX_HASHES) for k in n_hashes]
+    if len(bpks) * len(ks) * len(layouts) > MAX_SWEEP_POINTS:
+        raise ValueError(f"the sweep must have at most {MAX_SWEEP_POINTS} points")
+    validate.int_in_range("n_keys", n_keys, 1, MAX_KEYS)
+    validate.int_in_range("n_queries", n_queries, 1, MAX_QUERIES)
+    if math.ceil(max(bpks) * n_keys) > MAX_BITS:
+        raise ValueError(f"bits_per_key x n_keys must be at most {MAX_BITS:,} bits")
     rng = validate.rng_from_seed(seed)
     rows = []
     for layout in layouts:
@@ -294,7 +400,19 @@ def sweep_false_positive_rate(
 
 
 def plot_false_positive_rate(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Measured rates (markers) and theory (lines) against bits per key, one colour per k."""
+    """Measured rates (markers) and theory (lines) against bits per key, one colour per k.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        :func:`sweep_false_positive_rate`'s frame.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    df = validate.frame_columns("df", df, ["layout", "n_hashes", "bits_per_key", "theory_fp", "measured_fp"])
     ax = axes_or_new(ax)
     for (layout, k), group in df.groupby(["layout", "n_hashes"]):
         group = group.sort_values("bits_per_key")
