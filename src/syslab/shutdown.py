@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from syslab import plot, validate
+from syslab.experiment import Run
 from syslab.processes import ChildProcess, package_env
 
 __all__ = [
@@ -56,6 +57,13 @@ __all__ = [
     "sweep_prestop",
     "theory_killed_in_flight",
     "theory_race_refused",
+    "PrivatePostgres",
+    "run_postgres_stop",
+    "run_redis_stop",
+    "run_keepalive_after_close",
+    "private_server_reason",
+    "postgres_stop_from_docs",
+    "redis_stop_from_docs",
 ]
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
@@ -707,3 +715,769 @@ def plot_grace(sweep: pd.DataFrame, ax=None):
     ax.plot(mean.index, mean["theory_killed"] + 0.1, "k--", label="theory: rate·E[(S−G)⁺] (+0.1)")
     ax.set_yscale("log")
     return plot.label(ax, "grace period (s)", "requests killed in flight", legend=True)
+
+
+# --------------------------------------------------------------------------- real servers stopped
+
+PG_STOP_MODES = ("smart", "fast", "immediate")
+MAX_IDLE_CONNECTIONS = 50
+MAX_STOP_WAIT_S = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(death_signal: int):
+    def preexec() -> None:  # runs in the child after setuid: tie the server's life to ours
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, death_signal)
+        except (OSError, AttributeError):
+            pass
+        os.setsid()
+
+    return preexec
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster this process can stop with ``pg_ctl`` and start again.
+
+    :mod:`syslab.engines` keeps its servers running for a whole kernel; a shutdown experiment needs
+    one of its own. Built from the engines module's pieces: the same binaries, the same unprivileged
+    user when we are root, a free port on 127.0.0.1, a unix socket in a temporary folder. The
+    postmaster runs in the foreground as our child, with a parent-death signal (SIGQUIT), so it
+    cannot outlive this process; the folder is removed on :meth:`close`.
+
+    Use as a context manager: ``with shutdown.PrivatePostgres() as pg: pg.stop("fast")``.
+
+    Attributes
+    ----------
+    version : str
+        ``PostgreSQL 15.x`` as the server reports it.
+    port : int
+        Its TCP port on 127.0.0.1.
+    """
+
+    def __init__(self, *, start_timeout_s: float = 60.0):
+        from syslab import engines
+
+        self._timeout_s = validate.float_in_range("start_timeout_s", start_timeout_s, 1.0, 300.0)
+        found = engines._find_binaries("postgres")
+        if found is None:
+            raise engines.EngineUnavailable(
+                "postgres", "no PostgreSQL binaries (initdb, postgres, pg_ctl) here"
+            )
+        self._bin = found[0]
+        if not os.path.exists(os.path.join(self._bin, "pg_ctl")):
+            raise engines.EngineUnavailable("postgres", f"no pg_ctl next to {self._bin}/postgres")
+        self._user = engines._server_user("postgres")
+        self._dir = tempfile.mkdtemp(prefix="syslab-pg-", dir=engines._tmp_root(self._user))
+        self.port = engines._free_port()
+        self._process: subprocess.Popen | None = None
+        self._log_path = os.path.join(self._dir, "server.log")
+        self.version = ""
+        try:
+            if self._user is not None:
+                os.chown(self._dir, *self._user)
+            self._run(
+                [
+                    os.path.join(self._bin, "initdb"),
+                    "-D",
+                    self._data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                timeout_s=self._timeout_s,
+            )
+            self.start()
+            with self.connect() as conn:
+                self.version = "PostgreSQL " + conn.execute("SHOW server_version").fetchone()[0].split()[0]
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def _data(self) -> str:
+        return os.path.join(self._dir, "data")
+
+    @property
+    def dsn(self) -> str:
+        """``postgresql://postgres@127.0.0.1:<port>/postgres``."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, command: list, *, timeout_s: float) -> subprocess.CompletedProcess:
+        user = (
+            {} if self._user is None else {"user": self._user[0], "group": self._user[1], "extra_groups": []}
+        )
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            cwd=self._dir,
+            env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "TZ": "UTC"},
+            **user,
+        )
+
+    def connect(self, **kwargs):
+        """A psycopg connection (the caller closes it)."""
+        import psycopg
+
+        return psycopg.connect(self.dsn, connect_timeout=3, **kwargs)
+
+    def log_size(self) -> int:
+        """Bytes in the server log so far (pass to :meth:`log_since`)."""
+        return os.path.getsize(self._log_path) if os.path.exists(self._log_path) else 0
+
+    def log_since(self, offset: int) -> str:
+        """The server log written after ``offset`` bytes."""
+        with open(self._log_path, "rb") as handle:
+            handle.seek(validate.non_negative_int("offset", offset))
+            return handle.read(200_000).decode("utf-8", "replace")
+
+    def start(self) -> None:
+        """Start the postmaster (in the foreground, as our child) and wait until it accepts connections."""
+        if self._process is not None and self._process.poll() is None:
+            raise RuntimeError("the server is already running")
+        user = (
+            {} if self._user is None else {"user": self._user[0], "group": self._user[1], "extra_groups": []}
+        )
+        log = open(self._log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            self._process = subprocess.Popen(
+                [
+                    os.path.join(self._bin, "postgres"),
+                    "-D",
+                    self._data,
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    self._dir,
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "logging_collector=off",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self._dir,
+                env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "TZ": "UTC"},
+                preexec_fn=_die_with_parent(signal.SIGQUIT),
+                **user,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + self._timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"postgres exited with {self._process.returncode}: {self.log_since(0)[-1500:]}"
+                )
+            try:
+                self.connect().close()
+                return
+            except Exception:  # noqa: BLE001 - not accepting yet
+                time.sleep(0.1)
+        raise TimeoutError(f"postgres did not accept connections within {self._timeout_s} s")
+
+    def stop(self, mode: str = "fast", *, wait_s: float = 10.0) -> dict:
+        """``pg_ctl stop -m <mode> -t <wait_s>``: what pg_ctl says and whether the server stopped in time.
+
+        Parameters
+        ----------
+        mode : {"smart", "fast", "immediate"}
+            The shutdown mode (pg_ctl sends SIGTERM, SIGINT or SIGQUIT to the postmaster).
+        wait_s : float
+            How long pg_ctl waits (0.5 to ``MAX_STOP_WAIT_S``).
+
+        Returns
+        -------
+        dict
+            ``mode``, ``pg_ctl_exit`` (0 when the server stopped within ``wait_s``), ``pg_ctl_says``
+            (its last output line), ``stop_s`` (seconds pg_ctl ran), ``stopped`` (bool).
+        """
+        kind = validate.choice("mode", mode, PG_STOP_MODES)
+        wait = validate.float_in_range("wait_s", wait_s, 0.5, MAX_STOP_WAIT_S)
+        started = time.monotonic()
+        result = self._run(
+            [
+                os.path.join(self._bin, "pg_ctl"),
+                "stop",
+                "-D",
+                self._data,
+                "-m",
+                kind,
+                "-w",
+                "-t",
+                str(max(int(math.ceil(wait)), 1)),
+            ],
+            timeout_s=wait + 10,
+        )
+        elapsed = time.monotonic() - started
+        said = (result.stdout + result.stderr).strip().splitlines()
+        return {
+            "mode": kind,
+            "pg_ctl_exit": result.returncode,
+            "pg_ctl_says": said[-1] if said else "",
+            "stop_s": elapsed,
+            "stopped": self.wait_exit(1.0),
+        }
+
+    def wait_exit(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the postmaster to exit; whether it did."""
+        if self._process is None:
+            return True
+        try:
+            self._process.wait(timeout=validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_STOP_WAIT_S))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop the server if it runs (SIGQUIT, then SIGKILL) and remove its folder."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGQUIT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> PrivatePostgres:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pg_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"error: {text[0] if text else type(error).__name__}"
+
+
+def _pg_probe(action) -> str:
+    try:
+        return action()
+    except Exception as error:  # noqa: BLE001 - what the client sees is the result
+        return _pg_error(error)
+
+
+_RECOVERY_MARKERS = (
+    "was shut down at",
+    "was interrupted",
+    "not properly shut down",
+    "automatic recovery in progress",
+    "redo starts at",
+    "redo done at",
+    "checkpoint starting: end-of-recovery",
+)
+
+
+def run_postgres_stop(
+    modes: list | tuple = PG_STOP_MODES,
+    *,
+    n_idle: int = 5,
+    smart_wait_s: float = 2.0,
+    timeout_s: float = 120.0,
+) -> Run:
+    """Real: PostgreSQL stopped with ``pg_ctl -m smart|fast|immediate`` while clients hold sessions.
+
+    For each mode, on a fresh start of one private cluster (:class:`PrivatePostgres`): one row is
+    committed; ``n_idle`` pooled connections sit idle; one session inserts a row and leaves its
+    transaction open. Then ``pg_ctl stop -m <mode>`` runs, and the experiment records what each
+    client sees next: a new connection, a query on an idle pooled connection, and ``COMMIT`` of the
+    open transaction. Smart mode waits for sessions, so pg_ctl gives up after ``smart_wait_s``;
+    the clients are then closed and the server finishes on its own. Finally the server is started
+    again, and the log of that start and the surviving rows are read.
+
+    Parameters
+    ----------
+    modes : sequence of {"smart", "fast", "immediate"}
+        Modes to run, in order.
+    n_idle : int
+        Idle pooled connections (1 to ``MAX_IDLE_CONNECTIONS``).
+    smart_wait_s : float
+        How long pg_ctl waits in smart mode before giving up (0.5 to 30 s).
+    timeout_s : float
+        Bound on the whole experiment (seconds, at most 600); the cluster is removed in any case.
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per (mode, client): ``mode``, ``client`` (``new connection``,
+        ``idle pooled connection``, ``open transaction: COMMIT``, ``pg_ctl``, ``next start``,
+        ``rows after restart``), ``sees`` (the result or error text). ``summary``: per mode,
+        ``<mode>_stopped_by_pg_ctl`` (bool), ``<mode>_stop_s``, ``<mode>_recovery`` (bool: the next
+        start replayed WAL), ``<mode>_open_commit_kept`` (bool: the open transaction's row survived);
+        ``engine`` (the version).
+    """
+    kinds = [validate.choice("modes", mode, PG_STOP_MODES) for mode in modes]
+    if not 1 <= len(kinds) <= 3:
+        raise ValueError("modes must hold 1 to 3 of smart, fast, immediate")
+    idle_count = validate.bounded_int("n_idle", n_idle, MAX_IDLE_CONNECTIONS)
+    smart_wait = validate.float_in_range("smart_wait_s", smart_wait_s, 0.5, 30.0)
+    limit = validate.float_in_range("timeout_s", timeout_s, 10.0, 600.0)
+    deadline = time.monotonic() + limit
+    rows, summary = [], {}
+    with PrivatePostgres(start_timeout_s=min(limit, 60.0)) as pg:
+        with pg.connect(autocommit=True) as admin:
+            admin.execute("CREATE TABLE orders (id int PRIMARY KEY, note text)")
+        for number, mode in enumerate(kinds):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run_postgres_stop passed its timeout_s={limit}")
+            committed, pending = 2 * number + 1, 2 * number + 2
+            with pg.connect(autocommit=True) as admin:
+                admin.execute("INSERT INTO orders VALUES (%s, 'committed before the stop')", (committed,))
+            pool = [pg.connect(autocommit=True) for _ in range(idle_count)]
+            for conn in pool:
+                conn.execute("SELECT 1")
+            open_tx = pg.connect()
+            open_tx.execute("INSERT INTO orders VALUES (%s, 'open transaction')", (pending,))
+            stop = pg.stop(mode, wait_s=smart_wait if mode == "smart" else 10.0)
+            rows.append(
+                {
+                    "mode": mode,
+                    "client": "pg_ctl",
+                    "sees": f"{stop['pg_ctl_says']} (exit {stop['pg_ctl_exit']}, {stop['stop_s']:.1f} s)",
+                }
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "client": "new connection",
+                    "sees": _pg_probe(lambda: (pg.connect().close(), "connected")[1]),
+                }
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "client": "idle pooled connection",
+                    "sees": _pg_probe(
+                        lambda pool=pool: f"SELECT 1 returned {pool[0].execute('SELECT 1').fetchone()[0]}"
+                    ),
+                }
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "client": "open transaction: COMMIT",
+                    "sees": _pg_probe(lambda open_tx=open_tx: (open_tx.commit(), "committed")[1]),
+                }
+            )
+            for conn in [*pool, open_tx]:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 - a broken connection is fine to drop
+                    pass
+            exited = pg.wait_exit(15.0)
+            if not exited:
+                pg.stop("immediate", wait_s=10.0)
+            offset = pg.log_size()
+            pg.start()
+            start_log = [
+                line.split("LOG:", 1)[-1].strip()[:90]
+                for line in pg.log_since(offset).splitlines()
+                if any(marker in line for marker in _RECOVERY_MARKERS)
+            ]
+            rows.append(
+                {"mode": mode, "client": "next start", "sees": "; ".join(start_log) or "(no recovery lines)"}
+            )
+            with pg.connect() as conn:
+                kept = conn.execute(
+                    "SELECT id FROM orders WHERE id IN (%s, %s) ORDER BY id", (committed, pending)
+                ).fetchall()
+            kept_ids = [row[0] for row in kept]
+            rows.append(
+                {
+                    "mode": mode,
+                    "client": "rows after restart",
+                    "sees": f"committed row {'kept' if committed in kept_ids else 'lost'}; open transaction's row "
+                    f"{'kept' if pending in kept_ids else 'absent'}",
+                }
+            )
+            summary[f"{mode}_stopped_by_pg_ctl"] = bool(stop["pg_ctl_exit"] == 0)
+            summary[f"{mode}_stop_s"] = float(stop["stop_s"])
+            summary[f"{mode}_recovery"] = any("recovery" in line or "redo" in line for line in start_log)
+            summary[f"{mode}_open_commit_kept"] = pending in kept_ids
+        summary["engine"] = pg.version
+    return Run.create(pd.DataFrame(rows), summary, engine_label=summary["engine"])
+
+
+def run_redis_stop(
+    cases: list | tuple = ("SIGTERM, save points", 'SIGTERM, save ""', "SIGKILL, save points"),
+    *,
+    n_keys: int = 10_000,
+    timeout_s: float = 60.0,
+) -> Run:
+    """Real: a private Redis stopped by SIGTERM (with and without save points) or SIGKILL; keys after restart.
+
+    Each case starts ``redis-server`` in a fresh temporary folder (no AOF), writes ``n_keys`` keys,
+    sends the signal, waits for the process, starts it again on the same folder and counts the keys.
+
+    Parameters
+    ----------
+    cases : sequence of str
+        Any of ``"SIGTERM, save points"`` (``save 3600 1``), ``"SIGTERM, save \\"\\""`` (no save
+        points: a pure cache) and ``"SIGKILL, save points"``.
+    n_keys : int
+        Keys written (1 to 1,000,000).
+    timeout_s : float
+        Bound on the whole run (seconds, at most 300).
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per case: ``case``, ``keys_written``, ``keys_after_restart``, ``exit``
+        (what the process returned: 0, or -9 for SIGKILL), ``log`` (the shutdown lines of the log).
+        ``summary``: ``keys_<n>`` per case index and ``engine`` (the server version).
+    """
+    from syslab import engines
+
+    allowed = ("SIGTERM, save points", 'SIGTERM, save ""', "SIGKILL, save points")
+    chosen = [validate.choice("cases", case, allowed) for case in cases]
+    n = validate.bounded_int("n_keys", n_keys, 1_000_000)
+    limit = validate.float_in_range("timeout_s", timeout_s, 1.0, 300.0)
+    deadline = time.monotonic() + limit
+    found = engines._find_binaries("redis")
+    if found is None:
+        raise engines.EngineUnavailable("redis", "no redis-server binary here")
+    binary = found[0]
+    import redis as redis_client
+
+    rows, version = [], ""
+    for case in chosen:
+        folder = tempfile.mkdtemp(prefix="syslab-redis-")
+        try:
+            port = engines._free_port()
+            save = "3600 1" if "save points" in case else ""
+            command = [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                folder,
+                "--save",
+                save,
+                "--appendonly",
+                "no",
+                "--logfile",
+                os.path.join(folder, "redis.log"),
+            ]
+
+            def launch(command: list = command, port: int = port, case: str = case) -> subprocess.Popen:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent(signal.SIGKILL),
+                )
+                client = redis_client.Redis(port=port, socket_timeout=5)
+                while True:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        process.kill()
+                        raise TimeoutError(f"redis-server did not start ({case})")
+                    try:
+                        client.ping()
+                        return process
+                    except redis_client.ConnectionError:
+                        time.sleep(0.05)
+
+            process = launch()
+            client = redis_client.Redis(port=port, socket_timeout=5)
+            version = "Redis " + client.info("server")["redis_version"]
+            for first in range(0, n, 5_000):
+                pipe = client.pipeline(transaction=False)
+                for index in range(first, min(first + 5_000, n)):
+                    pipe.set(f"key:{index}", "v")
+                pipe.execute()
+            client.close()
+            process.send_signal(signal.SIGKILL if case.startswith("SIGKILL") else signal.SIGTERM)
+            exit_code = process.wait(timeout=max(deadline - time.monotonic(), 1.0))
+            with open(os.path.join(folder, "redis.log"), encoding="utf-8", errors="replace") as handle:
+                log = [
+                    _redis_log_text(line)
+                    for line in handle
+                    if any(word in line for word in ("SIGTERM", "Saving", "DB saved", "shutdown", "exit now"))
+                ]
+            process = launch()
+            client = redis_client.Redis(port=port, socket_timeout=5)
+            after = int(client.dbsize())
+            client.close()
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        rows.append(
+            {
+                "case": case,
+                "keys_written": n,
+                "keys_after_restart": after,
+                "exit": exit_code,
+                "log": "; ".join(log[-4:]),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    summary = {f"keys_{k}": int(row["keys_after_restart"]) for k, row in frame.iterrows()}
+    summary["engine"] = version
+    return Run.create(frame, summary, engine_label=version)
+
+
+def _redis_log_text(line: str) -> str:
+    """A Redis log line without its ``pid:role date time`` prefix."""
+    import re
+
+    return re.sub(r"^\d+:(?:[A-Z]|signal-handler) (?:\(\d+\) |\d+ \w+ \d+ [\d:.]+ [#*.-] )", "", line.strip())
+
+
+def run_keepalive_after_close(n_requests: int = 5, *, timeout_s: float = 10.0) -> Run:
+    """Real: keep-alive connections keep delivering requests after the listener closes.
+
+    An HTTP/1.1 server (the standard library's ``ThreadingHTTPServer``) on 127.0.0.1 serves a client
+    that holds one keep-alive connection, like a load balancer's pool. The server then closes its
+    listening socket (stage 2 of the drain) and the experiment records: requests on the held
+    connection (still served), a new connection (refused), the first response after the server starts
+    draining (``Connection: close``, so the client knows to go elsewhere), and a request on a second
+    held connection that the server closed without warning while it was idle (the client's error: what
+    a proxy turns into a 502).
+
+    Parameters
+    ----------
+    n_requests : int
+        Requests sent on the held connection after the listener closed (1 to 1,000).
+    timeout_s : float
+        Bound on the whole run (seconds, 1 to 60).
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per step: ``step``, ``client_sees``. ``summary``: ``served_after_close``,
+        ``new_connection_refused`` (bool), ``abrupt_close_error`` (the client's error text).
+    """
+    import http.client
+    import http.server
+
+    count = validate.bounded_int("n_requests", n_requests, 1_000)
+    limit = validate.float_in_range("timeout_s", timeout_s, 1.0, 60.0)
+    draining = threading.Event()
+    connections: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(self.connection)
+
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            body = b"ok\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            if draining.is_set():
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    port = server.server_address[1]
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    loop.start()
+    rows = []
+
+    def get(conn: http.client.HTTPConnection) -> str:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        closing = response.getheader("Connection", "")
+        return f"{response.status} {response.reason}" + (f" (Connection: {closing})" if closing else "")
+
+    held = http.client.HTTPConnection("127.0.0.1", port, timeout=limit)
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=limit)
+    try:
+        rows.append({"step": "request on a keep-alive connection, before", "client_sees": get(held)})
+        rows.append({"step": "request on a second keep-alive connection", "client_sees": get(idle)})
+        server.shutdown()  # stop accepting: the serve loop ends ...
+        server.socket.close()  # ... and the listening socket is closed (the kernel refuses new SYNs)
+        served = 0
+        for _ in range(count):
+            served += get(held).startswith("200")
+        rows.append(
+            {
+                "step": f"{count} requests on the held connection, after the listener closed",
+                "client_sees": f"{served} of {count} served",
+            }
+        )
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/")
+            refused, text = False, "connected"
+        except OSError as error:
+            refused, text = True, f"{type(error).__name__}: {error.strerror or error}"
+        rows.append({"step": "a new connection", "client_sees": text})
+        draining.set()
+        rows.append({"step": "request on the held connection once draining", "client_sees": get(held)})
+        for conn in connections[1:2]:  # the second connection: closed by the server while idle
+            conn.shutdown(socket.SHUT_RDWR)
+        time.sleep(0.05)
+        try:
+            abrupt = get(idle)
+        except (OSError, http.client.HTTPException) as error:
+            abrupt = f"{type(error).__name__}: {error}"
+        rows.append(
+            {"step": "request on the second connection, closed idle by the server", "client_sees": abrupt}
+        )
+    finally:
+        held.close()
+        idle.close()
+        server.server_close()
+    summary = {"served_after_close": served, "new_connection_refused": refused, "abrupt_close_error": abrupt}
+    return Run.create(pd.DataFrame(rows), summary)
+
+
+def private_server_reason(name: str) -> str | None:
+    """Why a private ``postgres`` or ``redis`` server cannot be started here, or None when it can.
+
+    Honours ``SYSLAB_ENGINES`` (a hidden engine is unavailable) and raises when
+    ``SYSLAB_REQUIRE_ENGINES`` lists the engine and it is unavailable, as :func:`syslab.engines.find` does.
+
+    Parameters
+    ----------
+    name : {"postgres", "redis"}
+        The server.
+
+    Returns
+    -------
+    str or None
+        The reason, for :func:`syslab.notebook.fallback_note`.
+    """
+    from syslab import engines
+
+    kind = validate.choice("name", name, ("postgres", "redis"))
+    allowed = engines._name_list("SYSLAB_ENGINES")
+    reason = None
+    if allowed is not None and kind not in allowed:
+        reason = "SYSLAB_ENGINES hides it"
+    elif engines._find_binaries(kind) is None:
+        reason = f"no {kind} server binaries on this machine"
+    elif kind == "postgres":
+        found = engines._find_binaries(kind)
+        if not os.path.exists(os.path.join(found[0], "pg_ctl")):
+            reason = "no pg_ctl next to the postgres binary"
+    if reason is not None and kind in engines._required():
+        raise engines.EngineUnavailable(kind, f"{reason} (and SYSLAB_REQUIRE_ENGINES requires it)")
+    return reason
+
+
+def postgres_stop_from_docs(smart_wait_s: float = 2.0) -> Run:
+    """Where no PostgreSQL is available: what :func:`run_postgres_stop` shows, from the documentation.
+
+    Parameters
+    ----------
+    smart_wait_s : float
+        The pg_ctl wait to quote for smart mode (seconds).
+
+    Returns
+    -------
+    experiment.Run
+        The frame and summary keys of :func:`run_postgres_stop` (``engine`` ``"PostgreSQL (documented)"``).
+    """
+    wait = validate.float_in_range("smart_wait_s", smart_wait_s, 0.5, 30.0)
+    said = {
+        "smart": [
+            "server does not shut down (sessions remain)",
+            "error: the database system is shutting down",
+            "SELECT 1 returned 1",
+            "committed",
+            "database system was shut down",
+            "committed row kept; open transaction's row kept",
+        ],
+        "fast": [
+            "server stopped",
+            "error: connection refused",
+            "error: terminating connection due to administrator command",
+            "error: terminating connection due to administrator command",
+            "database system was shut down",
+            "committed row kept; open transaction's row absent",
+        ],
+        "immediate": [
+            "server stopped",
+            "error: connection refused",
+            "error: server closed the connection unexpectedly",
+            "error: server closed the connection unexpectedly",
+            "database system was not properly shut down; automatic recovery in progress; redo starts; redo done",
+            "committed row kept; open transaction's row absent",
+        ],
+    }
+    clients = [
+        "pg_ctl",
+        "new connection",
+        "idle pooled connection",
+        "open transaction: COMMIT",
+        "next start",
+        "rows after restart",
+    ]
+    rows = [
+        {"mode": mode, "client": client, "sees": text}
+        for mode, texts in said.items()
+        for client, text in zip(clients, texts, strict=True)
+    ]
+    summary = {
+        "smart_stopped_by_pg_ctl": False,
+        "smart_stop_s": wait,
+        "smart_recovery": False,
+        "smart_open_commit_kept": True,
+        "fast_stopped_by_pg_ctl": True,
+        "fast_stop_s": float("nan"),
+        "fast_recovery": False,
+        "fast_open_commit_kept": False,
+        "immediate_stopped_by_pg_ctl": True,
+        "immediate_stop_s": float("nan"),
+        "immediate_recovery": True,
+        "immediate_open_commit_kept": False,
+        "engine": "PostgreSQL (documented)",
+    }
+    return Run.create(pd.DataFrame(rows), summary)
+
+
+def redis_stop_from_docs(n_keys: int = 10_000) -> Run:
+    """Where no Redis is available: what :func:`run_redis_stop` shows, from the documentation.
+
+    Parameters
+    ----------
+    n_keys : int
+        Keys written (1 to 1,000,000).
+
+    Returns
+    -------
+    experiment.Run
+        The frame and summary keys of :func:`run_redis_stop` (``engine`` ``"Redis (documented)"``).
+    """
+    n = validate.bounded_int("n_keys", n_keys, 1_000_000)
+    frame = pd.DataFrame(
+        {
+            "case": ["SIGTERM, save points", 'SIGTERM, save ""', "SIGKILL, save points"],
+            "keys_written": n,
+            "keys_after_restart": [n, 0, 0],
+            "exit": [0, 0, -9],
+            "log": [
+                "Saving the final RDB snapshot before exiting; DB saved on disk",
+                "User requested shutdown",
+                "",
+            ],
+        }
+    )
+    return Run.create(frame, {"keys_0": n, "keys_1": 0, "keys_2": 0, "engine": "Redis (documented)"})
