@@ -5,16 +5,24 @@ from __future__ import annotations
 import ast
 import html
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 
 import nbformat
 import pytest
-from conftest import toc_chapters, toc_files
+from conftest import ROOT, toc_chapters, toc_files
 from run_chapter import _FIGURE_GLUE
 
 pytestmark = pytest.mark.slow
 
 _TEXT_GLUE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
+_EVAL = re.compile(r"\{eval\}`([^`]*)`")
+sys.path.insert(0, str(ROOT / "_ext"))
+import syslab_eval  # noqa: E402 - the book's own {eval} reader
 
 
 def page_text(path) -> str:
@@ -70,6 +78,19 @@ def test_page_shows_its_glued_numbers_and_figures(built_book, chapter):
         expected = rendered_text(glued[key], spec or None)
         assert expected in text, f"{chapter.stem}: glued {key} should read {expected!r} on the page"
         checked += 1
+    for expression in _EVAL.findall(markdown):
+        expected = ""
+        for part in syslab_eval.parse(expression):
+            if isinstance(part, str):
+                expected += part
+                continue
+            key, spec = part
+            assert key in glued, f"{key} is not glued (notebook.record it)"
+            expected += rendered_text(glued[key], spec or None)
+        assert expected in text, (
+            f"{chapter.stem}: {{eval}}`{expression}` should read {expected!r} on the page"
+        )
+        checked += 1
     assert checked > 0, "a chapter page should state computed numbers"
     figures = len(_FIGURE_GLUE.findall(markdown))
     page = (built_book / "chapters" / f"{chapter.stem}.html").read_text()
@@ -77,7 +98,7 @@ def test_page_shows_its_glued_numbers_and_figures(built_book, chapter):
     assert "{glue" not in text, "an unresolved glue role reached the page"
 
 
-def test_internal_links_resolve(built_book):
+def test_internal_links_resolve(built_book, book_pdf):
     """Every relative link and image on every page points at a file the build produced."""
     broken = []
     for page in built_book.rglob("*.html"):
@@ -102,3 +123,152 @@ def test_pages_fit_the_weight_budget(built_book):
             if image.exists():
                 total += image.stat().st_size
         assert total <= 2_000_000, f"{page.name} weighs {total / 1e6:.2f} MB with its images"
+
+
+# --- Offline copies, the build report, strict claims, the map ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def book_pdf(built_book):
+    """The whole-book PDF, printed from the built pages (tools/build_pdf.py), as the workflow does."""
+    pdf = built_book / "the-systems-lab.pdf"
+    if not pdf.exists():
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "build_pdf.py"), "--html", str(built_book)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return pdf
+
+
+def test_whole_book_pdf_has_every_page_in_order(book_pdf):
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(book_pdf))
+    titles = [item.title for item in reader.outline]
+    assert len(titles) == len(toc_files()), f"{len(titles)} bookmarks for {len(toc_files())} pages"
+    for chapter, title in zip(toc_chapters(), titles[1 : 1 + len(toc_chapters())], strict=True):
+        first = nbformat.read(str(chapter), as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
+        assert title.endswith(first), f"bookmark {title!r} should be the chapter {first!r}"
+    assert len(reader.pages) >= 10 * len(toc_chapters()), "chapters should take pages, not lines"
+    assert book_pdf.stat().st_size <= 60_000_000, f"the PDF weighs {book_pdf.stat().st_size / 1e6:.0f} MB"
+
+
+def test_notebooks_archive_has_every_chapter_and_the_data(built_book):
+    archive = built_book / "notebooks.zip"
+    assert archive.exists(), "the build writes notebooks.zip (_ext/syslab_book.py)"
+    names = set(zipfile.ZipFile(archive).namelist())
+    for chapter in toc_chapters():
+        assert f"the-systems-lab/chapters/{chapter.name}" in names
+    assert "the-systems-lab/requirements.txt" in names
+    for data in (ROOT / "data").glob("*.csv"):
+        assert f"the-systems-lab/data/{data.name}" in names
+
+
+def test_build_report_lists_every_chapter_with_its_time(built_book):
+    text = page_text(built_book / "build-report.html")
+    assert "Python" in text and "jupyter-book" in text
+    assert "Commit:" in text
+    for chapter in toc_chapters():
+        title = nbformat.read(str(chapter), as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
+        row = re.search(re.escape(title) + r"\s+([\d.]+)", text)
+        assert row, f"the build report has no execution time for {title!r}"
+
+
+def test_build_runs_claims_strictly(tmp_path, monkeypatch):
+    """_ext/syslab_book.py sets SYSLAB_CLAIMS=strict when Sphinx loads it, before any kernel starts."""
+    import syslab_book
+
+    class App:
+        doctreedir = str(tmp_path / "doctrees")
+        outdir = str(tmp_path / "html")
+
+        def connect(self, *args, **kwargs):
+            pass
+
+        def add_role(self, *args, **kwargs):
+            pass
+
+    monkeypatch.delenv("SYSLAB_CLAIMS", raising=False)
+    monkeypatch.delenv("MATPLOTLIBRC", raising=False)
+    syslab_book.setup(App())
+    assert os.environ["SYSLAB_CLAIMS"] == "strict"
+
+
+def _run_claim_notebook(tmp_path, strict: bool):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from syslab import claims\n"
+            'claims.check("a pool of 4 beats a pool of 64", holds=False, observed={"p99_ms_4": 9.0, "p99_ms_64": 3.0})'
+        )
+    ]
+    env_before = os.environ.get("SYSLAB_CLAIMS")
+    if strict:
+        os.environ["SYSLAB_CLAIMS"] = "strict"
+    else:
+        os.environ.pop("SYSLAB_CLAIMS", None)
+    try:
+        client = NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(tmp_path)}})
+        try:
+            client.execute()
+        except CellExecutionError as error:
+            return nb, str(error)
+        return nb, None
+    finally:
+        if env_before is None:
+            os.environ.pop("SYSLAB_CLAIMS", None)
+        else:
+            os.environ["SYSLAB_CLAIMS"] = env_before
+
+
+def test_a_false_claim_fails_a_strict_run_and_names_the_claim(tmp_path):
+    _, error = _run_claim_notebook(tmp_path, strict=True)
+    assert error is not None, "a false claim must fail the book build"
+    assert "ClaimFailed" in error and "a pool of 4 beats a pool of 64" in error
+
+
+def test_a_false_claim_shows_a_note_in_a_readers_run(tmp_path):
+    nb, error = _run_claim_notebook(tmp_path, strict=False)
+    assert error is None
+    shown = json.dumps(nb.cells[0].outputs)
+    assert "On this machine" in shown and "a pool of 4 beats a pool of 64" in shown
+
+
+def test_book_map_regenerates_the_toc_as_committed(tmp_path):
+    """tools/book_map.py writes _toc.yml and intro.md's map; running it changes neither."""
+    (tmp_path / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "book_map.py", tmp_path / "tools" / "book_map.py")
+    shutil.copy(ROOT / "intro.md", tmp_path / "intro.md")
+    (tmp_path / "chapters").mkdir()
+    for chapter in (ROOT / "chapters").glob("*.ipynb"):
+        (tmp_path / "chapters" / chapter.name).write_text("{}")
+    subprocess.run([sys.executable, str(tmp_path / "tools" / "book_map.py")], check=True, timeout=60)
+    assert (tmp_path / "_toc.yml").read_text() == (ROOT / "_toc.yml").read_text()
+    assert (tmp_path / "intro.md").read_text() == (ROOT / "intro.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("expression", "parts"),
+    [
+        ('f"{recorded.x:.1f}"', [("x", ".1f")]),
+        ('f"{recorded.n:,d} objects"', [("n", ",d"), " objects"]),
+        ("recorded.name", [("name", "")]),
+    ],
+)
+def test_eval_expressions_the_book_can_render(expression, parts):
+    assert syslab_eval.parse(expression) == parts
+
+
+@pytest.mark.parametrize(
+    "expression", ["x + 1", 'f"{x:.1f}"', "recorded.x()", 'f"{recorded.x!r}"', "import os"]
+)
+def test_eval_expressions_the_book_refuses(expression):
+    with pytest.raises(syslab_eval.EvalSyntaxError):
+        syslab_eval.parse(expression)
