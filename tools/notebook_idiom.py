@@ -19,9 +19,9 @@ What it does, mechanically (and idempotently: a second run changes nothing):
    sentence); the book renders the same expression from the glue data (``_ext/syslab_eval.py``).
 3. Figures. ``glue("fig_x", fig, display=False)`` (+ the ``plt.close(fig)`` after it) becomes
    ``notebook.figure("fig_x", fig)``, which shows the figure in the cell in Jupyter/Colab; the
-   cell is tagged ``remove-output`` so the web page still shows it once, where
-   ``{glue:figure}`` puts it. A key that is not ``fig_<identifier>`` is renamed (code and
-   directive).
+   cell is tagged ``remove-cell`` (as every record/figure cell is), so the web page shows the
+   figure once, where ``{glue:figure}`` puts it. A key that is not ``fig_<identifier>`` is
+   renamed (code and directive).
 4. Imports. The cell importing ``glue`` also imports ``from syslab import notebook`` and
    ``from syslab.notebook import recorded``; ``from myst_nb import glue`` goes when no glue
    call is left.
@@ -186,7 +186,6 @@ def convert(nb) -> tuple[bool, list[str]]:
         drop: set[int] = set()  # statement indices removed from the cell
         moved: list[str] = []
         replacements: dict[int, str] = {}
-        figure_cell = False
         for i, stmt in enumerate(body):
             if _is_glue_call(stmt):
                 key = _literal_key(stmt.value)
@@ -196,7 +195,6 @@ def convert(nb) -> tuple[bool, list[str]]:
                     if new_key != key:
                         renamed_figures[key] = new_key
                     replacements[i] = f'notebook.figure("{new_key}", {fig_source})'
-                    figure_cell = True
                     nxt = body[i + 1] if i + 1 < len(body) else None
                     if (
                         nxt is not None
@@ -280,10 +278,6 @@ def convert(nb) -> tuple[bool, list[str]]:
         remaining = "\n".join(kept_lines).strip("\n")
         if remaining.strip():
             cell.source = remaining
-            if figure_cell:
-                tags = cell.metadata.setdefault("tags", [])
-                if "remove-output" not in tags and "remove-cell" not in tags:
-                    tags.append("remove-output")
             new_cells.append(cell)
         if moved:
             source = "\n".join(moved)
@@ -291,6 +285,15 @@ def convert(nb) -> tuple[bool, list[str]]:
             record_cell.id = _cell_id(source)
             new_cells.append(record_cell)
     nb.cells = new_cells
+    # Bookkeeping (record, figure) never shows on the web page: the figure appears where
+    # {glue:figure} puts it, the numbers in the prose (CONTRIBUTING.md's convention).
+    for cell in nb.cells:
+        if cell.cell_type == "code" and re.search(r"notebook\.(record|figure)\(", cell.source):
+            tags = cell.metadata.setdefault("tags", [])
+            if "remove-cell" not in tags:
+                tags[:] = [tag for tag in tags if tag not in ("remove-output", "remove-input", "hide-input")]
+                tags.append("remove-cell")
+                changed = True
 
     def is_recorded(key: str) -> bool:
         if key in unconverted_literal or any(re.fullmatch(p, key) for p in unconverted_patterns):
