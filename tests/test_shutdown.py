@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syslab import shutdown
 from syslab import shutdown as sh
 
 # ----------------------------------------------------------------------------- model: exact values
@@ -125,7 +126,7 @@ def _no_children_left():
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-        if b"syslab.drain_server" in cmdline and ppid == me:
+        if b"syslab.children.drain_server" in cmdline and ppid == me:
             return False
     return True
 
@@ -174,3 +175,60 @@ def test_pid1_without_handler_ignores_sigterm():
     flag = sh.run_pid1("flag", wait_s=2.0)
     assert none["pid_inside"] == 1 and none["alive_after_sigterm"]
     assert not flag["alive_after_sigterm"] and flag["exit_status"] == 0
+
+
+def test_bad_input_reproducers_are_refused():
+    # bad-input.md: an OverflowError, timestamps out of range, and a child with no effective lifetime.
+    with pytest.raises(ValueError, match="service_sigma"):
+        shutdown.theory_killed_in_flight(100, 0.2, 38, 30)
+    with pytest.raises(ValueError, match="run_s"):
+        shutdown.run_handler_pitfall(run_s=1e12)
+    with pytest.raises(ValueError, match="wait_s"):
+        shutdown.run_pid1("none", wait_s=1e12)
+    with pytest.raises(ValueError, match="grace_s"):
+        shutdown.run_drain("SIGTERM", grace_s=1e12)
+    with pytest.raises(ValueError, match="modes"):
+        shutdown.run_postgres_stop(["graceful"])
+    with pytest.raises(ValueError, match="n_idle"):
+        shutdown.run_postgres_stop(n_idle=10**6)
+
+
+@pytest.mark.real
+def test_real_postgres_stop_modes():
+    if shutdown.private_server_reason("postgres") is not None:
+        pytest.skip(shutdown.private_server_reason("postgres"))
+    run = shutdown.run_postgres_stop(n_idle=2, smart_wait_s=1.0)
+    s = run.summary
+    seen = run.frame.set_index(["mode", "client"])["sees"]
+    # Smart waits for sessions: pg_ctl gives up, idle pooled sessions still work, new logins are refused.
+    assert not s["smart_stopped_by_pg_ctl"]
+    assert seen[("smart", "idle pooled connection")].startswith("SELECT 1 returned 1")
+    assert "shutting down" in seen[("smart", "new connection")]
+    assert s["smart_open_commit_kept"]
+    # Fast ends sessions and rolls back open transactions; the next start is clean.
+    assert s["fast_stopped_by_pg_ctl"] and not s["fast_recovery"] and not s["fast_open_commit_kept"]
+    assert "administrator command" in seen[("fast", "idle pooled connection")]
+    # Immediate: the next start replays WAL, and the committed row is there.
+    assert s["immediate_recovery"] and not s["immediate_open_commit_kept"]
+    assert seen[("immediate", "rows after restart")].startswith("committed row kept")
+    assert s["engine"].startswith("PostgreSQL")
+
+
+@pytest.mark.real
+def test_real_redis_stop_signals():
+    if shutdown.private_server_reason("redis") is not None:
+        pytest.skip(shutdown.private_server_reason("redis"))
+    run = shutdown.run_redis_stop(n_keys=500)
+    kept = run.frame.set_index("case")["keys_after_restart"]
+    assert kept["SIGTERM, save points"] == 500  # the shutdown code writes the final snapshot
+    assert kept['SIGTERM, save ""'] == 0  # a pure cache: nothing to save
+    assert kept["SIGKILL, save points"] == 0  # SIGKILL never runs the shutdown code
+
+
+@pytest.mark.real
+def test_keepalive_connection_outlives_the_listener():
+    run = shutdown.run_keepalive_after_close(n_requests=3)
+    assert run.summary["served_after_close"] == 3
+    assert run.summary["new_connection_refused"]
+    steps = run.frame.set_index("step")["client_sees"]
+    assert steps["request on the held connection once draining"].endswith("(Connection: close)")

@@ -1,6 +1,6 @@
 """Graceful shutdown: the five-stage drain, for real and in a Kubernetes termination model.
 
-Real experiments (child processes from :mod:`syslab.drain_server`, 127.0.0.1 only,
+Real experiments (child processes from :mod:`syslab.children.drain_server`, 127.0.0.1 only,
 temp files only, every child killed on exit):
 
 - :func:`run_drain` -- a server with many requests in flight gets SIGTERM or
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+MAX_SERVICE_SIGMA = 5.0  # lognormal shape: exp(sigma^2/2) overflows long before sigma reaches 38
+MAX_REAL_WAIT_S = 120.0  # longest a real experiment here waits for a child (run_s, grace_s, wait_s)
 
 
 def exit_status_for_shell(returncode: int) -> int:
@@ -94,11 +96,12 @@ class _LineReader:
         except (OSError, ValueError):
             return
 
-    def wait_for(self, prefix: str, timeout_s: float) -> str | None:
-        """Return the first line starting with ``prefix`` within ``timeout_s``, else None."""
+    def wait_for(self, event: str, timeout_s: float) -> dict | None:
+        """Return the first protocol event named ``event`` within ``timeout_s``, else None."""
         for _, line in self.seen:
-            if line.startswith(prefix):
-                return line
+            message = _event(line)
+            if message.get("event") == event:
+                return message
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -106,8 +109,9 @@ class _LineReader:
             except queue.Empty:
                 return None
             self.seen.append(item)
-            if item[1].startswith(prefix):
-                return item[1]
+            message = _event(item[1])
+            if message.get("event") == event:
+                return message
         return None
 
     def drain(self) -> list[tuple[float, str]]:
@@ -119,15 +123,47 @@ class _LineReader:
                 return self.seen
 
 
-def _stages(lines: list[tuple[float, str]], t0: float) -> pd.DataFrame:
-    rows = []
-    for _, line in lines:
-        parts = line.split(maxsplit=3)
-        if len(parts) >= 3 and parts[0] == "STAGE":
-            rows.append(
-                {"stage": parts[1], "t_s": float(parts[2]) - t0, "detail": parts[3] if len(parts) > 3 else ""}
-            )
+def _event(line: str) -> dict:
+    """A protocol line as a dict ({} for anything else)."""
+    import json
+
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
+def _stages(events: list[dict], t0: float) -> pd.DataFrame:
+    rows = [
+        {"stage": e["name"], "t_s": float(e["t"]) - t0, "detail": e.get("detail", "")}
+        for e in events
+        if e.get("event") == "stage"
+    ]
     return pd.DataFrame(rows, columns=["stage", "t_s", "detail"])
+
+
+def _wait_stage(child: ChildProcess, name: str, timeout_s: float) -> bool:
+    """Read the child's events until the drain stage ``name`` (True) or the timeout or its exit (False)."""
+    deadline = time.monotonic() + timeout_s
+    if any(e.get("event") == "stage" and e.get("name") == name for e in child.events):
+        return True
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if child.expect("stage", left).get("name") == name:
+                return True
+        except (TimeoutError, RuntimeError):
+            return False
+    return False
+
+
+def _read_rest(child: ChildProcess) -> list[dict]:
+    """Every event the (exited) child sent, read to the end of its stdout."""
+    try:
+        child.expect("end of output", 1.0)  # no such event: reads everything until EOF
+    except (TimeoutError, RuntimeError):
+        pass
+    return child.events
 
 
 def _client(
@@ -199,7 +235,7 @@ def run_drain(
 ) -> DrainRun:
     """Send ``signal_name`` to a real server with ``n_in_flight`` requests in progress.
 
-    The server (``python -m syslab.drain_server serve``) listens on 127.0.0.1. The
+    The server (``python -m syslab.children.drain_server serve``) listens on 127.0.0.1. The
     driver first completes ``n_warm`` instant requests (acknowledged, journal lines
     still in the server's buffer), then starts ``n_in_flight`` requests of
     ``service_s`` each plus ``n_stuck`` requests of 60 s, waits until the server
@@ -233,9 +269,11 @@ def run_drain(
     service_s = validate.float_in_range("service_s", service_s, 0.0, 10.0)
     if drain_timeout_s is not None:
         drain_timeout_s = validate.positive_float("drain_timeout_s", drain_timeout_s)
-    grace_s = validate.positive_float("grace_s", grace_s)
-    flush_interval_s = validate.positive_float("flush_interval_s", flush_interval_s)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    grace_s = validate.float_in_range("grace_s", grace_s, 0.0, MAX_REAL_WAIT_S, low_inclusive=False)
+    flush_interval_s = validate.float_in_range(
+        "flush_interval_s", flush_interval_s, 0.0, 60.0, low_inclusive=False
+    )
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, 600.0, low_inclusive=False)
     if timeout_s < grace_s + service_s + 5:
         raise ValueError(f"timeout_s must be at least grace_s + service_s + 5, got {timeout_s}")
 
@@ -253,13 +291,9 @@ def run_drain(
             str(timeout_s),
         ]
         with ChildProcess(
-            "syslab.drain_server", args, timeout_s=timeout_s, stderr=subprocess.DEVNULL
+            "syslab.children.drain_server", args, timeout_s=timeout_s, stderr=subprocess.DEVNULL
         ) as child:
-            reader = _LineReader(child.process.stdout)
-            ready = reader.wait_for("READY", 10.0)
-            if ready is None:
-                raise RuntimeError("the drain server did not start within 10 s")
-            port = int(ready.split()[1])
+            port = int(child.expect("ready", 10.0)["port"])
             results: list[dict] = []
             threads: list[threading.Thread] = []
 
@@ -285,7 +319,7 @@ def run_drain(
             t_signal = time.monotonic()
             child.send_signal(SIGNALS[signal_name])
             if signal_name == "SIGTERM":
-                reader.wait_for("STAGE stop_intake", min(grace_s, 5.0))
+                _wait_stage(child, "stop_intake", min(grace_s, 5.0))
             else:
                 try:
                     child.wait(5.0)
@@ -303,7 +337,7 @@ def run_drain(
             returncode = child.process.returncode
             for thread in threads:
                 thread.join(timeout=max(0.1, service_s + 2.0))
-            lines = reader.drain()
+            events = _read_rest(child)
         journaled = set(journal.read_text(encoding="utf-8").split()) if journal.exists() else set()
 
     requests = pd.DataFrame(results, columns=["request_id", "kind", "service_ms", "outcome", "latency_s"])
@@ -313,7 +347,7 @@ def run_drain(
         drain_timeout_s=drain_timeout_s,
         grace_s=grace_s,
         requests=requests,
-        stages=_stages(lines, t_signal),
+        stages=_stages(events, t_signal),
         returncode=int(returncode),
         supervisor_killed=supervisor_killed,
         connect_after_signal=connect_after,
@@ -352,7 +386,7 @@ def summarize_drain_runs(runs: dict[str, DrainRun]) -> pd.DataFrame:
 def run_handler_pitfall(handler: str = "flag", *, run_s: float = 0.3, grace_s: float = 1.5) -> dict:
     """SIGTERM a busy loop whose handler either sets a flag or does the flush itself.
 
-    The loop (``drain_server lock``) holds a journal lock nearly all the time.
+    The loop (``children.drain_server lock``) holds a journal lock nearly all the time.
     A handler that takes the same lock waits for the code it interrupted: a
     deadlock the supervisor ends with SIGKILL after ``grace_s``.
 
@@ -364,16 +398,16 @@ def run_handler_pitfall(handler: str = "flag", *, run_s: float = 0.3, grace_s: f
         ``exit_after_s``.
     """
     handler = validate.choice("handler", handler, ["flag", "work"])
-    run_s = validate.positive_float("run_s", run_s)
-    grace_s = validate.positive_float("grace_s", grace_s)
+    run_s = validate.float_in_range("run_s", run_s, 0.0, MAX_REAL_WAIT_S, low_inclusive=False)
+    grace_s = validate.float_in_range("grace_s", grace_s, 0.0, MAX_REAL_WAIT_S, low_inclusive=False)
     limit_s = run_s + grace_s + 10
     with tempfile.TemporaryDirectory(prefix="syslab-lock-") as tmp:
         journal = Path(tmp) / "journal.log"
         args = ["lock", "--handler", handler, "--journal", str(journal), "--max-life-s", str(limit_s)]
-        with ChildProcess("syslab.drain_server", args, timeout_s=limit_s, stderr=subprocess.DEVNULL) as child:
-            reader = _LineReader(child.process.stdout)
-            if reader.wait_for("READY", 10.0) is None:
-                raise RuntimeError("the lock demo did not start within 10 s")
+        with ChildProcess(
+            "syslab.children.drain_server", args, timeout_s=limit_s, stderr=subprocess.DEVNULL
+        ) as child:
+            child.expect("ready", 10.0)
             time.sleep(run_s)
             t_signal = time.monotonic()
             child.send_signal(signal.SIGTERM)
@@ -436,7 +470,7 @@ def _namespace_child(unshare_pid: int) -> int | None:
 def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:
     """SIGTERM a Python process that is PID 1 of its own PID namespace, with or without a handler.
 
-    Runs ``unshare -rpf python -m syslab.drain_server pid1`` (a user namespace
+    Runs ``unshare -rpf python -m syslab.children.drain_server pid1`` (a user namespace
     maps us to root inside it, so no privileges are needed) and sends SIGTERM from
     outside to the namespaced process. Check :func:`pid1_supported` first.
 
@@ -448,12 +482,21 @@ def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:
         (NaN if it ignored the signal and had to be SIGKILLed).
     """
     handler = validate.choice("handler", handler, ["none", "flag"])
-    wait_s = validate.positive_float("wait_s", wait_s)
+    wait_s = validate.float_in_range("wait_s", wait_s, 0.0, MAX_REAL_WAIT_S, low_inclusive=False)
     ok, reason = pid1_supported()
     if not ok:
         raise RuntimeError(f"cannot run the PID 1 demo: {reason}")
     limit_s = wait_s + 15
-    cmd = ["unshare", "-rpf", sys.executable, "-m", "syslab.drain_server", "pid1", "--handler", handler]
+    cmd = [
+        "unshare",
+        "-rpf",
+        sys.executable,
+        "-m",
+        "syslab.children.drain_server",
+        "pid1",
+        "--handler",
+        handler,
+    ]
     cmd += ["--max-life-s", str(limit_s)]
     proc = subprocess.Popen(
         cmd,
@@ -465,7 +508,7 @@ def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:
     )
     try:
         reader = _LineReader(proc.stdout)
-        ready = reader.wait_for("READY", 10.0)
+        ready = reader.wait_for("ready", 10.0)
         if ready is None:
             raise RuntimeError("the PID 1 child did not start within 10 s")
         inner = _namespace_child(proc.pid)
@@ -482,7 +525,7 @@ def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:
             exit_after = float("nan")
         return {
             "handler": handler,
-            "pid_inside": int(ready.split()[1]),
+            "pid_inside": int(ready["pid"]),
             "alive_after_sigterm": alive,
             "exit_status": None if alive else exit_status_for_shell(proc.returncode),
             "exit_after_s": exit_after,
@@ -524,7 +567,9 @@ class TerminationConfig:
         validate.positive_int("n_nodes", self.n_nodes)
         validate.non_negative_float("prestop_s", self.prestop_s)
         validate.positive_float("service_median_s", self.service_median_s)
-        validate.positive_float("service_sigma", self.service_sigma)
+        validate.float_in_range(
+            "service_sigma", self.service_sigma, 0.0, MAX_SERVICE_SIGMA, low_inclusive=False
+        )
         validate.non_negative_float("flush_s", self.flush_s)
         validate.positive_float("grace_s", self.grace_s)
         validate.positive_float("warmup_s", self.warmup_s)
@@ -682,7 +727,9 @@ def theory_killed_in_flight(rate_per_s: float, service_median_s: float, service_
     """
     rate = validate.positive_float("rate_per_s", rate_per_s)
     m = validate.positive_float("service_median_s", service_median_s)
-    sigma = validate.positive_float("service_sigma", service_sigma)
+    sigma = validate.float_in_range(
+        "service_sigma", service_sigma, 0.0, MAX_SERVICE_SIGMA, low_inclusive=False
+    )
     g = validate.positive_float("grace_s", grace_s)
     d1 = (math.log(m / g) + sigma**2) / sigma
     d2 = d1 - sigma

@@ -1,8 +1,9 @@
 """Child-process programs for the graceful-shutdown experiments (run with ``python -m``).
 
 This module is started by :mod:`syslab.shutdown` through
-:class:`syslab.processes.ChildProcess`; it is not imported by notebooks. It uses
-only the standard library so that a child starts in a few tens of milliseconds.
+:class:`syslab.processes.ChildProcess` (``python -m syslab.children.drain_server``); it is not
+imported by notebooks. It uses only the standard library and :mod:`syslab.children._protocol`,
+so that a child starts in a few tens of milliseconds.
 
 Three programs, chosen by the first argument:
 
@@ -27,9 +28,11 @@ Three programs, chosen by the first argument:
     of a new PID namespace (``unshare -rpf``), where the kernel drops signals
     that have no handler.
 
-Every program prints ``STAGE <name> <monotonic_s> [detail]`` lines on stdout and
-kills itself after ``--max-life-s`` whatever happens, so nothing outlives the
-experiment even if the parent dies.
+Every program speaks the children's JSON-lines protocol: ``{"event": "ready", "port": ...}`` when it
+is listening, ``{"event": "stage", "name": ..., "t": <monotonic s>, "detail": ...}`` for each drain
+stage, and it exits after ``--max-life-s`` whatever happens and when its stdin pipe closes (its parent
+died), so nothing outlives the experiment. ``pid1`` runs under ``unshare`` with no stdin pipe and
+relies on the lifetime limit alone.
 """
 
 from __future__ import annotations
@@ -42,22 +45,14 @@ import sys
 import threading
 import time
 
+from syslab.children import _protocol
+
 MAX_SERVICE_MS = 120_000  # a request never sleeps longer than this, whatever the client asks
 
 
 def stage(name: str, detail: str = "") -> None:
-    """Report a stage to the parent on stdout (one line, flushed)."""
-    print(f"STAGE {name} {time.monotonic():.6f} {detail}".rstrip(), flush=True)
-
-
-def start_watchdog(max_life_s: float) -> None:
-    """Hard limit on this process's life: exit 99 after ``max_life_s`` no matter what."""
-
-    def die() -> None:
-        time.sleep(max_life_s)
-        os._exit(99)
-
-    threading.Thread(target=die, daemon=True).start()
+    """Report a drain stage to the parent: ``{"event": "stage", "name", "t" (monotonic s), "detail"}``."""
+    _protocol.announce("stage", name=name, t=time.monotonic(), detail=detail)
 
 
 class Journal:
@@ -119,7 +114,7 @@ def serve(args: argparse.Namespace) -> int:
     journal = Journal(args.journal, args.flush_interval_s)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.02)  # the accept loop looks at the flag 50 times a second
-    print(f"READY {listener.getsockname()[1]}", flush=True)
+    _protocol.announce("ready", port=listener.getsockname()[1])
     workers: list[threading.Thread] = []
     while not stop.is_set():
         try:
@@ -171,7 +166,7 @@ def lock_demo(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     else:
         signal.signal(signal.SIGTERM, work_in_handler)
-    print("READY 0", flush=True)
+    _protocol.announce("ready", port=0)
     count = 0
     while not stop.is_set():
         with lock:  # held ~99.9% of the time, like a logger or allocator in a busy program
@@ -191,7 +186,7 @@ def pid1(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     else:
         stop = threading.Event()  # never set: only the default disposition could end us
-    print(f"READY {os.getpid()}", flush=True)
+    _protocol.announce("ready", pid=os.getpid())
     while not stop.wait(0.02):
         pass
     stage("exit")
@@ -199,15 +194,16 @@ def pid1(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syslab.drain_server")
+    parser = argparse.ArgumentParser(prog="python -m syslab.children.drain_server")
     parser.add_argument("program", choices=["serve", "lock", "pid1"])
     parser.add_argument("--journal", default=os.devnull)
     parser.add_argument("--flush-interval-s", type=float, default=5.0)
     parser.add_argument("--drain-timeout-s", type=float, default=5.0)
     parser.add_argument("--handler", choices=["flag", "work", "none"], default="flag")
-    parser.add_argument("--max-life-s", type=float, default=60.0)
+    _protocol.add_common_arguments(parser)
     args = parser.parse_args(argv)
-    start_watchdog(args.max_life_s)
+    # pid1 runs under unshare with no stdin pipe: only the lifetime limit guards it.
+    _protocol.start_guards(args.max_life_s, watch_stdin=args.program != "pid1")
     programs = {"serve": serve, "lock": lock_demo, "pid1": pid1}
     return programs[args.program](args)
 
