@@ -161,7 +161,10 @@ def prebuild(srcdir: Path, cache_path: Path, *, timeout: int, allow_errors: bool
             path = outcome["path"]
             if outcome["error"] is not None:
                 summary["failed"][path] = outcome["error"]
-                log(f"[syslab] {Path(path).name} failed here; Sphinx will execute it and report")
+                first_line = outcome["error"].strip().splitlines()[0][:200]
+                log(
+                    f"[syslab] {Path(path).name} failed here ({first_line}); Sphinx will execute it and report"
+                )
                 continue
             record = cache.add_nb_to_project(path)
             cache.cache_notebook_bundle(
