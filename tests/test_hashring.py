@@ -280,3 +280,17 @@ def test_redis_keyslot_command_doc_examples():
     # CLUSTER KEYSLOT examples in the Redis command documentation.
     assert hashring.redis_keyslot("somekey") == 11058
     assert hashring.redis_keyslot("foo{hash_tag}") == hashring.redis_keyslot("bar{hash_tag}") == 2515
+
+
+def test_ring_changes_over_many_rings_match_the_order_statistics():
+    # 400 rings of N = 10 with one token per node.
+    frame = hashring.sweep_ring_changes(10, [1], n_keys=100_000, replications=400, seed=11)
+    # Joining: the new node's arc share is Beta(1, N) with mean 1/(N+1) = 0.0909; 400 rings give a
+    # standard error of 0.004 (4.4 %), so 13 % is 3 SE -- and "1/N" (0.1) sits at the band's edge.
+    assert frame["moved_share"].mean() == pytest.approx(1 / 11, rel=0.13)
+    # Failing: the successor gains the dead arc, so its growth is the ratio of two exchangeable
+    # spacings: median exactly 100 %; 400 rings put the sample median within [74 %, 135 %] (3 SE).
+    assert 74 < frame["successor_growth_pct"].median() < 135
+    assert (frame["top_receiver_share"] == 1).all()
+    # Heavy tail: the 95th percentile is many times the median (a single ring proves nothing).
+    assert frame["successor_growth_pct"].quantile(0.95) > 5 * frame["successor_growth_pct"].median()

@@ -72,6 +72,7 @@ __all__ = [
     "simulate_load_spread",
     "simulate_rollout",
     "simulate_skewed_load",
+    "sweep_ring_changes",
     "split_ranges",
     "summarize_load_spread",
     "theory_load_cv",
@@ -657,6 +658,74 @@ def simulate_failure(
             "moved_between_survivors": _loads(after[~from_dead & (after != before)], n),
         }
     )
+
+
+def sweep_ring_changes(
+    n_nodes: int,
+    vnodes_list: Sequence[int],
+    n_keys: int = 200_000,
+    replications: int = 50,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Over many random rings: what a new node takes, and what a dead node's successor receives.
+
+    For each ring (one replication of :func:`syslab.experiment.sweep`): add node N to an
+    N-node ring and count the keys that move (all go to the new node), and kill node 0 and
+    measure how much the busiest receiver of its keys grows. Both are ratios of random arcs,
+    so a single ring says little: the second, with one token per node, is a ratio of two
+    spacings, a quantity without a finite mean.
+
+    Parameters
+    ----------
+    n_nodes : int
+        N, nodes before the change, 2 to ``MAX_RENDEZVOUS_NODES``.
+    vnodes_list : sequence of int
+        Tokens per node to try (at most 20 values, each at most ``MAX_VNODES``).
+    n_keys : int
+        Keys per ring, 1 to ``MAX_KEYS``.
+    replications : int
+        Rings per value, 1 to ``MAX_SEEDS``.
+    seed : int, numpy Generator or None
+        Parent seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (vnodes, replication): ``vnodes``, ``replication``, ``moved_share`` (keys
+        moved when node N joins, 0 to 1), ``successor_growth_pct`` (growth of the node that
+        received most of the dead node's keys, % of its own keys) and ``top_receiver_share``
+        (share of the dead node's keys it received, 0 to 1).
+    """
+    from syslab import experiment
+
+    n = validate.int_in_range("n_nodes", n_nodes, 2, MAX_RENDEZVOUS_NODES)
+    vs = validate.sequence_of_positive_ints("vnodes_list", vnodes_list)
+    if len(vs) > 20:
+        raise ValueError(f"vnodes_list must hold at most 20 values, got {len(vs)}")
+    for i, v in enumerate(vs):
+        validate.bounded_int(f"vnodes_list[{i}]", v, MAX_VNODES)
+        if (n + 1) * v > MAX_TOKENS:
+            raise ValueError(f"(n_nodes + 1) x vnodes_list[{i}] must be at most {MAX_TOKENS:,}")
+    n_keys = validate.bounded_int("n_keys", n_keys, MAX_KEYS)
+    replications = validate.bounded_int("replications", replications, MAX_SEEDS)
+    hashes = np.sort(key_hashes(n_keys, salt=3))
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**32))
+
+    def one(vnodes: int, seed: np.random.SeedSequence) -> dict[str, float]:
+        ring_seed = int(seed.generate_state(1)[0])
+        before = ring_loads(build_ring(n, vnodes, ring_seed), hashes)  # nodes 0..n-1
+        grown = ring_loads(build_ring(n + 1, vnodes, ring_seed), hashes)  # node n joins
+        after = ring_loads(build_ring(list(range(1, n)), vnodes, ring_seed), hashes)  # node 0 dies
+        received = after - before[1:]  # on a ring survivors only gain, and only node 0's keys
+        top = int(np.argmax(received))
+        return {
+            "moved_share": grown[n] / n_keys,  # every moved key went to the new node
+            "successor_growth_pct": received[top] / max(int(before[top + 1]), 1) * 100,
+            "top_receiver_share": received[top] / max(int(before[0]), 1),
+        }
+
+    return experiment.sweep(one, {"vnodes": vs}, replications=replications, seed=seed)
 
 
 def remap_table(n_from: int, n_to: int, n_keys: int = 1_000_000, vnodes: int = 100) -> pd.DataFrame:
