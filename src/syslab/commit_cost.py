@@ -648,6 +648,16 @@ def run_enforcer_checker(
 
 MAX_ENGINE_CHILD_ROWS = 2_000_000  # children loaded into a real engine for run_engine_cascade
 MAX_ENGINE_TIMEOUT_S = 120.0
+TABLE_HEADERS = {
+    "engine_cascades": {
+        "engine": "engine",
+        "child_index": "index created by us",
+        "index_created_by_engine": "index created by the engine",
+        "children_deleted": "children deleted",
+        "delete_ms": "DELETE (ms)",
+        "rows_locked": "rows locked",
+    },
+}
 
 
 def run_engine_cascade(
@@ -792,3 +802,58 @@ def run_engine_cascade(
         "load_s": load_s,
     }
     return Run.create(pd.DataFrame([row]), row, engine=engine)
+
+
+def summarize_engine_cascades(frame: pd.DataFrame) -> dict[str, object]:
+    """The numbers a page quotes about :func:`run_engine_cascade` runs ("–" for a missing engine).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The runs' frames stacked (empty when no engine ran): MariaDB without a requested index,
+        PostgreSQL with and without one.
+
+    Returns
+    -------
+    dict
+        ``cascade_maria_label``, ``cascade_maria_auto_index`` (a phrase), ``cascade_maria_children``,
+        ``cascade_maria_ms``, ``cascade_maria_locked``, ``cascade_pg_label``,
+        ``cascade_pg_index_ms``, ``cascade_pg_noindex_ms`` and ``cascade_pg_ratio``.
+    """
+    validate.instance("frame", frame, pd.DataFrame)
+    nan = float("nan")
+    out: dict[str, object] = {
+        "cascade_maria_label": "MariaDB (not measured here)",
+        "cascade_maria_auto_index": "not measured",
+        "cascade_maria_children": 0,
+        "cascade_maria_ms": nan,
+        "cascade_maria_locked": nan,
+        "cascade_pg_label": "PostgreSQL (not measured here)",
+        "cascade_pg_index_ms": nan,
+        "cascade_pg_noindex_ms": nan,
+        "cascade_pg_ratio": nan,
+    }
+    if frame.empty:
+        return out
+    frame = validate.frame_columns(
+        "frame", frame, ["engine", "child_index", "delete_ms", "index_created_by_engine"]
+    )
+    maria = frame[frame["engine"].str.startswith("MariaDB") & ~frame["child_index"]]
+    if len(maria):
+        row = maria.iloc[0]
+        out.update(
+            cascade_maria_label=row["engine"],
+            cascade_maria_auto_index="it created one" if row["index_created_by_engine"] else "it did not",
+            cascade_maria_children=int(row["children_deleted"]),
+            cascade_maria_ms=float(row["delete_ms"]),
+            cascade_maria_locked=float(row["rows_locked"]),
+        )
+    pg = frame[frame["engine"].str.startswith("PostgreSQL")].set_index("child_index")
+    if {True, False} <= set(pg.index):
+        out.update(
+            cascade_pg_label=pg["engine"].iloc[0],
+            cascade_pg_index_ms=float(pg.loc[True, "delete_ms"]),
+            cascade_pg_noindex_ms=float(pg.loc[False, "delete_ms"]),
+            cascade_pg_ratio=float(pg.loc[False, "delete_ms"] / pg.loc[True, "delete_ms"]),
+        )
+    return out

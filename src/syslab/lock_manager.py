@@ -485,6 +485,45 @@ MAX_DURATION_S = 30.0  # seconds of load in run_hot_parent
 MAX_HOLD_S = 1.0  # a hold time longer than this is not a hot-row experiment
 MAX_ENGINE_TIMEOUT_S = 120.0
 PARENT_LOCKS = ("update", "for_update")  # how the parent is touched: a non-key UPDATE or FOR UPDATE
+# The real-server runs a chapter compares: (parent_update_share is filled in, parent_lock) per engine.
+ENGINE_CASES = {
+    "mariadb": [("none", "update"), ("share", "update")],
+    "postgres": [("share", "update"), ("share", "for_update")],
+}
+
+# Reader's headers (column -> words with units) for the tables a chapter shows with notebook.table.
+TABLE_HEADERS = {
+    "sweep": {
+        "write_rate_per_s": "child writes (per s)",
+        "child_p50_ms": "p50 wait (ms)",
+        "child_p99_ms": "p99 wait (ms)",
+        "child_waited": "share that waited",
+        "x_utilisation": "row closed (theory)",
+    },
+    "by_engine": {
+        "model": "lock modes",
+        "child_p99_ms": "child p99 (ms)",
+        "child_waited": "share waited",
+        "parent_mean_ms": "parent mean (ms)",
+        "parent_p99_ms": "parent p99 (ms)",
+    },
+    "engine_runs": {
+        "engine": "engine",
+        "parent_lock": "parent touched by",
+        "parent_update_share": "touches per insert",
+        "child_p99_ms": "child p99 (ms)",
+        "parent_p99_ms": "parent p99 (ms)",
+        "row_lock_waits": "InnoDB row-lock waits",
+        "multixacts": "MultiXacts created",
+    },
+    "staging_production": {
+        "stage": "",
+        "rate": "child writes (per s)",
+        "p99": "p99 lock wait (ms)",
+        "fanout": "children per parent",
+        "cascade": "cascade, no index (ms)",
+    },
+}
 
 
 def _hot_parent_counters(session, kind: str) -> dict[str, float]:
@@ -754,3 +793,251 @@ def run_hot_parent(
     for key in after:
         summary[key] = after[key] - before.get(key, 0.0)
     return Run.create(frame, summary, engine=engine)
+
+
+def summarize_engine_hot_parent(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per :func:`run_hot_parent` run, the columns a chapter compares across engines.
+
+    Parameters
+    ----------
+    runs : sequence of syslab.experiment.Run
+        Results of :func:`run_hot_parent` (at most 100).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``engine``, ``parent_lock``, ``parent_update_share``, ``child_p50_ms``, ``child_p99_ms``,
+        ``parent_p99_ms``, ``row_lock_waits`` (MariaDB's ``Innodb_row_lock_waits`` delta; NaN on
+        PostgreSQL), ``lock_wait_samples`` (monitor samples that caught a child or parent waiting
+        on a row lock), ``multixacts`` (PostgreSQL MultiXact ids created; NaN on MariaDB) and
+        ``wait_events``.
+    """
+    if isinstance(runs, (str, bytes)) or not isinstance(runs, Sequence) or not 1 <= len(runs) <= 100:
+        raise ValueError("runs must be a sequence of 1 to 100 Run results of run_hot_parent")
+    rows = []
+    for index, run in enumerate(runs):
+        validate.instance(f"runs[{index}]", run, Run)
+        s = run.summary
+        rows.append(
+            {
+                "engine": s["engine"],
+                "parent_lock": s["parent_lock"],
+                "parent_update_share": s["parent_update_share"],
+                "child_p50_ms": s["child_p50_ms"],
+                "child_p99_ms": s["child_p99_ms"],
+                "parent_p99_ms": s["parent_p99_ms"],
+                "row_lock_waits": s.get("row_lock_waits", math.nan),
+                "lock_wait_samples": s["child_wait_samples"] + s["parent_wait_samples"],
+                "multixacts": s.get("multixacts", math.nan),
+                "wait_events": s["wait_events"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_share_curves(curves: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """p99 child lock wait against the write rate, one line per share of parent updates (log-log).
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        :func:`sweep_write_rates` results stacked, with a ``share`` column (parent updates per write).
+    ax : matplotlib Axes, optional
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    curves = validate.frame_columns("curves", curves, ["share", "write_rate_per_s", "child_p99_ms"])
+    ax = axes_or_new(ax)
+    for share, part in curves.groupby("share"):
+        ax.plot(
+            part["write_rate_per_s"], part["child_p99_ms"].clip(lower=1e-3), marker="o", label=f"{share:g}"
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend(title="parent updates per write")
+    return label(ax, "child writes on the parent (per s)", "child p99 lock wait (ms)")
+
+
+def lock_scheduling(engine: object) -> dict[str, object]:
+    """How a real InnoDB orders lock waiters, read from the server.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A running MariaDB (or MySQL).
+
+    Returns
+    -------
+    dict
+        ``engine`` (label), ``lock_schedule_variable`` (the value of
+        ``innodb_lock_schedule_algorithm``, or "absent": MariaDB removed it, and VATS with it, so
+        waiters are granted first come, first served), ``cats_weights`` (bool: the server exposes
+        ``INNODB_TRX.TRX_SCHEDULE_WEIGHT``, MySQL 8.0.20+'s CATS weights).
+    """
+    from syslab import _engine_sql as sql
+
+    kind = sql.kind_of(engine)
+    if kind != "mariadb":
+        raise ValueError(f"engine must be a MariaDB or MySQL engine, got {kind}")
+    deadline = sql.deadline_after(10.0)
+    with sql.fresh_database(engine, deadline) as db:
+        s = sql.open_session(kind, db, deadline)
+        try:
+            rows = s.execute("SHOW VARIABLES LIKE 'innodb_lock_schedule_algorithm'")
+            weights = s.scalar(
+                "SELECT count(*) FROM information_schema.COLUMNS WHERE table_schema = 'information_schema'"
+                " AND table_name = 'INNODB_TRX' AND column_name = 'TRX_SCHEDULE_WEIGHT'"
+            )
+        finally:
+            s.close()
+    return {
+        "engine": str(getattr(engine, "label", kind)),
+        "lock_schedule_variable": str(rows[0][1]) if rows else "absent",
+        "cats_weights": bool(weights),
+    }
+
+
+def summarize_hot_parent_claims(hot: pd.DataFrame, model: pd.Series, parent_update_share: float) -> dict:
+    """The numbers a page quotes about :func:`run_hot_parent` runs, and the claims it checks.
+
+    Parameters
+    ----------
+    hot : pandas.DataFrame
+        :func:`summarize_engine_hot_parent` of the runs (empty when no engine ran): MariaDB with
+        share 0 and ``parent_update_share`` (``update``), PostgreSQL with ``parent_update_share``
+        (``update`` and ``for_update``).
+    model : pandas.Series
+        :func:`summarize_hot_parent` of the model at the same rate, share and hold times.
+    parent_update_share : float
+        The share the runs used (0 to 1).
+
+    Returns
+    -------
+    dict
+        ``maria_label``, ``maria_waits_none``, ``maria_p99_none``, ``maria_waits_update``,
+        ``maria_p99_update``, ``maria_parent_p99``, ``model_p99``, ``model_parent_mean``,
+        ``pg_label``, ``pg_p99_update``, ``pg_samples_update``, ``pg_multixacts``,
+        ``pg_parent_p99_for_update``, ``engine_seconds`` (NaN or "not measured" for a missing
+        engine) and ``checks``: claim text to bool for the page's claims.check calls.
+    """
+    share = validate.probability("parent_update_share", parent_update_share)
+    validate.instance("model", model, pd.Series)
+    out: dict[str, object] = {
+        "maria_label": "MariaDB (not measured here)",
+        "pg_label": "PostgreSQL (not measured here)",
+        "model_p99": float(model["child_p99_ms"]),
+        "model_parent_mean": float(model["parent_mean_ms"]),
+        "engine_seconds": math.nan,
+    }
+    for key in (
+        "maria_waits_none",
+        "maria_p99_none",
+        "maria_waits_update",
+        "maria_p99_update",
+        "maria_parent_p99",
+        "pg_p99_update",
+        "pg_samples_update",
+        "pg_multixacts",
+        "pg_parent_p99_for_update",
+    ):
+        out[key] = math.nan
+    checks: dict[str, bool] = {}
+    if len(hot):
+        hot = validate.frame_columns(
+            "hot", hot, ["engine", "parent_lock", "parent_update_share", "child_p99_ms"]
+        )
+    maria = hot[hot["engine"].str.startswith("MariaDB")] if len(hot) else hot
+    pg = hot[hot["engine"].str.startswith("PostgreSQL")] if len(hot) else hot
+    if len(maria) == 2:
+        none = maria[maria["parent_update_share"] == 0].iloc[0]
+        upd = maria[maria["parent_update_share"] == share].iloc[0]
+        out.update(
+            maria_label=none["engine"],
+            maria_waits_none=float(none["row_lock_waits"]),
+            maria_p99_none=float(none["child_p99_ms"]),
+            maria_waits_update=float(upd["row_lock_waits"]),
+            maria_p99_update=float(upd["child_p99_ms"]),
+            maria_parent_p99=float(upd["parent_p99_ms"]),
+        )
+        checks["InnoDB: children never wait for a row lock without parent updates"] = (
+            none["row_lock_waits"] == 0
+        )
+        checks["InnoDB: parent updates make children wait"] = upd["row_lock_waits"] > 0
+        checks["InnoDB: the children's p99 rises with parent updates"] = (
+            upd["child_p99_ms"] > none["child_p99_ms"]
+        )
+    if len(pg) == 2:
+        upd = pg[pg["parent_lock"] == "update"].iloc[0]
+        locked = pg[pg["parent_lock"] == "for_update"].iloc[0]
+        out.update(
+            pg_label=upd["engine"],
+            pg_p99_update=float(upd["child_p99_ms"]),
+            pg_samples_update=int(upd["lock_wait_samples"]),
+            pg_multixacts=float(upd["multixacts"]),
+            pg_parent_p99_for_update=float(locked["parent_p99_ms"]),
+        )
+        checks["PostgreSQL: concurrent share lockers create MultiXacts"] = upd["multixacts"] > 0
+        checks["PostgreSQL: FOR UPDATE on the parent waits far longer than a non-key UPDATE"] = (
+            locked["parent_p99_ms"] > 3 * upd["parent_p99_ms"]
+        )
+    out["checks"] = checks
+    return out
+
+
+def check_drain(
+    config: HotParentConfig,
+    rates_per_s: Sequence[float] = (200, 1_000, 5_000),
+    *,
+    parent_update_share: float = 0.0005,
+    n_requests: int = 300_000,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Mean wait of rare parent updates in the simulation against :func:`theory_drain_wait_s`.
+
+    Parameters
+    ----------
+    config : HotParentConfig
+        Hold times and engine; its rate and share are replaced.
+    rates_per_s : sequence of float
+        Child write rates to try (1 to 20 of them).
+    parent_update_share : float
+        Rare enough that updates never meet each other (default one per 2,000 writes).
+    n_requests : int
+        Requests simulated per rate (at most 10^6).
+    seed : int, numpy Generator or None
+        Randomness of the simulation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per rate: ``write_rate_per_s``, ``holders`` (mean shared holders, lambda h),
+        ``updates`` (parent updates simulated), ``drain_simulated_ms`` and ``drain_theory_ms``.
+    """
+    validate.instance("config", config, HotParentConfig)
+    if (
+        isinstance(rates_per_s, (str, bytes))
+        or not isinstance(rates_per_s, Sequence)
+        or not 1 <= len(rates_per_s) <= 20
+    ):
+        raise ValueError("rates_per_s must be a sequence of 1 to 20 rates")
+    n = validate.bounded_int("n_requests", n_requests, 1_000_000)
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for index, rate in enumerate(rates_per_s):
+        rate = validate.positive_float(f"rates_per_s[{index}]", rate)
+        point = replace(config, write_rate_per_s=rate, parent_update_share=parent_update_share)
+        df = simulate_hot_parent(point, n_requests=n, seed=rng)
+        parents = df["kind"] == "parent"
+        rows.append(
+            {
+                "write_rate_per_s": rate,
+                "holders": rate * config.child_hold_s,
+                "updates": int(parents.sum()),
+                "drain_simulated_ms": 1000 * float(df.loc[parents, "wait_s"].mean()),
+                "drain_theory_ms": 1000 * theory_drain_wait_s(rate, config.child_hold_s),
+            }
+        )
+    return pd.DataFrame(rows)
