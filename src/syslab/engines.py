@@ -27,7 +27,17 @@ d. otherwise the engine is unavailable and :func:`unavailable_reason` says why.
 
 A private server lives as long as the Python process that started it: a small standard-library
 supervisor (:mod:`syslab._engine_supervisor`) watches a pipe from this process and, when the process
-exits or is killed (even with SIGKILL), stops the server and removes its folder.
+exits or is killed (even with SIGKILL), stops the server and removes its folder. (A child made with
+``os.fork`` -- multiprocessing's "fork" start method -- shares that pipe, so the server then lives
+until the last such child has exited too.)
+
+What a private instance changes from the engine's defaults, all recorded in ``Engine.settings``
+or here: PostgreSQL runs ``initdb --no-sync --locale=C --encoding=UTF8 --auth=trust`` (the
+server keeps ``fsync=on``, ``synchronous_commit=on``, 128 MB ``shared_buffers``); MariaDB keeps its
+defaults (``innodb_buffer_pool_size`` 128 MB, ``innodb_log_file_size`` 96 MB,
+``innodb_flush_log_at_trx_commit=1``, no binary log) and is bootstrapped without the help tables,
+the ``sys`` schema and the test database; Redis runs with ``save ""`` and ``appendonly no`` (no
+background snapshot forks in the middle of an experiment).
 """
 
 from __future__ import annotations
