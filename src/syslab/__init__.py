@@ -16,6 +16,7 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.concurrency_child` -- the child-process side of :mod:`syslab.concurrency`'s real experiments
 - :mod:`syslab.connection_pool` -- a real connection pool over SQLite, and a load generator that measures it
 - :mod:`syslab.children.drain_server` -- child-process programs for the graceful-shutdown experiments (run with ``python -m``)
+- :mod:`syslab.engines` -- real PostgreSQL, MariaDB and Redis for experiments: a reader's URL, or a private throwaway server; version and settings read from it
 - :mod:`syslab.environment` -- what machine an experiment ran on, read at run time (never assumed)
 - :mod:`syslab.exactly_once` -- exactly-once effect = at-least-once delivery + idempotence: a lease model, Redis Streams, PostgreSQL and SQLite experiments
 - :mod:`syslab.fanout` -- fan-out on write (push) vs fan-out on read (pull) vs a hybrid, on a heavy-tailed follower graph
