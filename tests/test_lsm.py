@@ -112,3 +112,47 @@ def test_sweep_and_plots():
     lsm.plot_amplification({"leveled": events}, ax=None)
     plt.close("all")
     assert ax.get_xlabel() == "size ratio T"
+
+
+def test_bounds_on_sizes():
+    # bad-input reproducers: these ran for minutes or returned nonsense.
+    tree = lsm.LSMTree(lsm.LSMConfig())
+    with pytest.raises(ValueError, match="level"):
+        tree.level_capacity(10**12)
+    with pytest.raises(ValueError, match="level"):
+        tree.level_capacity(-1)
+    with pytest.raises(ValueError, match="n_writes"):
+        lsm.simulate_lsm(n_writes=10**12)
+    with pytest.raises(ValueError, match="n_lookups"):
+        lsm.measure_reads(tree, 10**12, 10)
+    with pytest.raises(ValueError, match="n_writes"):
+        lsm.measure_rocksdb(n_writes=10**12)
+    with pytest.raises(ValueError, match="timeout_s"):
+        lsm.measure_rocksdb(n_writes=10_000, key_space=100, timeout_s=10**6)
+
+
+def test_steady_state_theory():
+    # 1 TiB over a 256 MiB base level with T = 10: 256 MiB, 2.5 GiB, 25 GiB, 250 GiB, 2.5 TiB.
+    assert lsm.theory_levels(2**40, 256 * 2**20, 10) == 5
+    assert lsm.theory_levels(100, 256, 10) == 1
+    assert lsm.theory_leveled_write_amp(10, 5) == 42.0
+    assert lsm.theory_leveled_write_amp(10, 1) == 2.0
+
+
+@pytest.mark.real
+def test_rocksdb_counts_flush_and_compaction_bytes():
+    run = lsm.measure_rocksdb(n_writes=300_000, key_space=100_000, n_checkpoints=4, n_lookups=2000, seed=3)
+    summary = run.summary
+    assert (
+        summary["rocksdb_version"] != "unknown" and run.environment["rocksdb"] == summary["rocksdb_version"]
+    )
+    # Every user byte reaches the WAL (same counter) and is flushed at least once. RocksDB counts
+    # the write-batch encoding too (a type byte and two length varints per record).
+    last = run.frame.iloc[-1]
+    assert last["wal_bytes"] == last["user_bytes"] == pytest.approx(300_000 * (8 + 100), rel=0.05)
+    assert last["flush_bytes"] > 0.3 * last["user_bytes"]
+    # 100,000 keys (10 MiB, more than a memtable) overwritten 3 times: compaction has run.
+    assert last["compact_bytes"] > 0 and summary["write_amp"] > 1.0
+    # The filter: ~1% false positives at 10 bits/key (generous bounds), and far fewer block reads.
+    assert 0.2 < summary["false_positive_pct"] < 3.0
+    assert summary["block_reads_per_lookup_filter"] < 0.3 * summary["block_reads_per_lookup_no_filter"]

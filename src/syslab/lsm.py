@@ -18,13 +18,14 @@ compactions) per entry the user wrote; the WAL adds one more write of every entr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import validate
+from syslab import experiment, validate
 from syslab.bloom import BloomFilter
 from syslab.plot import axes_or_new, label
 
@@ -34,15 +35,22 @@ __all__ = [
     "SortedRun",
     "live_keys",
     "measure_reads",
+    "measure_rocksdb",
+    "plot_rocksdb_amplification",
     "plot_amplification",
     "plot_size_ratio_sweep",
     "sweep_size_ratio",
     "simulate_lsm",
     "summarize_amplification",
     "theory_amplification",
+    "theory_leveled_write_amp",
+    "theory_levels",
 ]
 
 POLICIES = ("leveled", "tiered")
+MAX_LEVELS = 64
+MAX_WRITES = 20_000_000  # the model's writes: ~10 s per 10 M on a 2-core machine
+MAX_LOOKUPS = 5_000_000
 
 
 # =========================================================================== sorted runs
@@ -209,7 +217,18 @@ class LSMTree:
 
         As in RocksDB, where max_bytes_for_level_base (256 MiB) = level0_file_num_compaction_trigger
         (4) x write_buffer_size (64 MiB): L1 is about as big as a full L0.
+
+        Parameters
+        ----------
+        level : int
+            1 to ``MAX_LEVELS``.
+
+        Returns
+        -------
+        int
+            Entries.
         """
+        level = validate.int_in_range("level", level, 1, MAX_LEVELS)
         c = self.config
         return c.memtable_entries * c.l0_trigger * c.size_ratio ** (level - 1)
 
@@ -318,14 +337,14 @@ def simulate_lsm(
         (sorted runs on disk after the event).
     """
     config = config if config is not None else LSMConfig()
-    n = validate.positive_int("n_writes", n_writes)
+    n = validate.int_in_range("n_writes", n_writes, 1, MAX_WRITES)
     rng = validate.rng_from_seed(seed)
     # Keys are even (2 x a key id) so that odd keys are guaranteed absent yet fall inside
     # every run's key range: a fair test of what a Bloom filter saves.
     if key_space is None:
         keys = 2 * rng.permutation(n).astype(np.int64)
     else:
-        space = validate.positive_int("key_space", key_space)
+        space = validate.int_in_range("key_space", key_space, 1, 2**61)
         keys = 2 * rng.integers(0, space, size=n, dtype=np.int64)
     tree = LSMTree(config)
     tree.put_many(keys)
@@ -442,6 +461,56 @@ def theory_amplification(
     )
 
 
+def theory_leveled_write_amp(size_ratio: float, n_levels: int) -> float:
+    """Steady-state write amplification of leveled compaction with uniform keys, an upper estimate.
+
+    Every byte is written once by the flush and once by the L0 -> base-level compaction; each
+    further move into a *full* level rewrites about ``size_ratio`` bytes of it (a file moved
+    down overlaps about T files there). Partial overlap (RocksDB's ``kMinOverlappingRatio``
+    on skewed keys) and levels that are not full make the real value lower.
+
+    Parameters
+    ----------
+    size_ratio : float
+        T, the level multiplier, 2 to 1,000.
+    n_levels : int
+        Levels below L0 that hold data, 1 to ``MAX_LEVELS``.
+
+    Returns
+    -------
+    float
+        ``2 + T (n_levels - 1)``; add 1 for the WAL.
+    """
+    t = validate.float_in_range("size_ratio", size_ratio, 2.0, 1000.0)
+    n = validate.int_in_range("n_levels", n_levels, 1, MAX_LEVELS)
+    return 2.0 + t * (n - 1)
+
+
+def theory_levels(database_bytes: float, level_base_bytes: float, size_ratio: float = 10.0) -> int:
+    """Levels below L0 a leveled tree of ``database_bytes`` needs: the base level, then T times larger each.
+
+    Parameters
+    ----------
+    database_bytes : float
+        Live data, > 0 and at most 2**60.
+    level_base_bytes : float
+        Target size of the first level below L0 (RocksDB ``max_bytes_for_level_base``), > 0.
+    size_ratio : float
+        T, 2 to 1,000.
+
+    Returns
+    -------
+    int
+        1 + ceil(log_T(database_bytes / level_base_bytes)) (1 when the data fits the base level).
+    """
+    size = validate.float_in_range("database_bytes", database_bytes, 0.0, 2.0**60, low_inclusive=False)
+    base = validate.float_in_range("level_base_bytes", level_base_bytes, 0.0, 2.0**60, low_inclusive=False)
+    t = validate.float_in_range("size_ratio", size_ratio, 2.0, 1000.0)
+    if size <= base:
+        return 1
+    return 1 + math.ceil(math.log(size / base, t) - 1e-9)
+
+
 def measure_reads(tree: LSMTree, n_lookups: int, key_space: int, *, seed: object = 0) -> pd.DataFrame:
     """Point lookups of present and absent keys, with and without Bloom filters.
 
@@ -451,8 +520,8 @@ def measure_reads(tree: LSMTree, n_lookups: int, key_space: int, *, seed: object
     Returns one row per lookup with ``filter`` (bool), ``present`` and the columns of
     :meth:`LSMTree.get_many`.
     """
-    n = validate.positive_int("n_lookups", n_lookups)
-    space = validate.positive_int("key_space", key_space)
+    n = validate.int_in_range("n_lookups", n_lookups, 1, MAX_LOOKUPS)
+    space = validate.int_in_range("key_space", key_space, 1, 2**61)
     rng = validate.rng_from_seed(seed)
     tree.flush()
     asked = np.concatenate([2 * rng.integers(0, space, n // 2), 2 * rng.integers(0, space, n - n // 2) + 1])
@@ -539,3 +608,293 @@ def live_keys(tree: LSMTree) -> int:
     if not runs:
         return 0
     return int(len(np.unique(np.concatenate([run.keys for run in runs]))))
+
+
+# =========================================================================== RocksDB, measured
+
+MAX_ROCKSDB_WRITES = 20_000_000  # a 2-core machine loads ~0.2-0.5 M small writes per second from Python
+MAX_ROCKSDB_LOOKUPS = 1_000_000
+MAX_ROCKSDB_TIMEOUT_S = 600.0
+MAX_CHECKPOINTS = 200
+_ROCKSDB_COUNTERS = {
+    "user_bytes": "rocksdb.bytes.written",
+    "wal_bytes": "rocksdb.wal.bytes",
+    "flush_bytes": "rocksdb.flush.write.bytes",
+    "compact_bytes": "rocksdb.compact.write.bytes",
+    "compact_read_bytes": "rocksdb.compact.read.bytes",
+    "bloom_useful": "rocksdb.bloom.filter.useful",
+    "bloom_positive": "rocksdb.bloom.filter.full.positive",
+    "bloom_true_positive": "rocksdb.bloom.filter.full.true.positive",
+    "data_block_reads": "rocksdb.block.cache.data.miss",
+}
+
+
+def _rocksdb_counters(statistics: str) -> dict[str, int]:
+    """The counters this module reads, from RocksDB's statistics string."""
+    import re
+
+    values = {}
+    for name, ticker in _ROCKSDB_COUNTERS.items():
+        found = re.search(re.escape(ticker) + r" COUNT : (\d+)", statistics)
+        values[name] = int(found.group(1)) if found else 0
+    return values
+
+
+def _rocksdb_options(rocksdict, *, bloom_bits_per_key: float, write_buffer_bytes: int, level_base_bytes: int):
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.enable_statistics()
+    options.set_write_buffer_size(write_buffer_bytes)
+    options.set_target_file_size_base(write_buffer_bytes)
+    options.set_max_bytes_for_level_base(level_base_bytes)
+    # No compression: bytes written then measure entries, as the model counts them.
+    options.set_compression_type(rocksdict.DBCompressionType.none())
+    table = rocksdict.BlockBasedOptions()
+    if bloom_bits_per_key > 0:
+        table.set_bloom_filter(bloom_bits_per_key, False)
+    options.set_block_based_table_factory(table)
+    return options
+
+
+def measure_rocksdb(
+    *,
+    n_writes: int = 1_000_000,
+    key_space: int = 300_000,
+    value_bytes: int = 100,
+    bloom_bits_per_key: float = 10.0,
+    write_buffer_bytes: int = 2 << 20,
+    level_base_bytes: int = 8 << 20,
+    n_checkpoints: int = 10,
+    n_lookups: int = 5_000,
+    timeout_s: float = 60.0,
+    seed: int | np.random.Generator | None = 0,
+) -> experiment.Run:
+    """Write amplification and Bloom-filter counts of real RocksDB (through ``rocksdict``).
+
+    Uniform overwrites of ``key_space`` 8-byte keys (even numbers, big-endian) with
+    ``value_bytes``-byte values, in batches of 10,000, with RocksDB's statistics on. At each
+    of ``n_checkpoints`` points the counters ``rocksdb.bytes.written`` (user bytes),
+    ``rocksdb.flush.write.bytes``, ``rocksdb.compact.write.bytes`` and the property
+    ``rocksdb.estimate-pending-compaction-bytes`` (compaction debt) are read (user bytes
+    include the write-batch encoding, about 3 bytes per record). Write
+    amplification is (flush + compaction bytes) / user bytes; the WAL adds one more write.
+    After the load, ``n_lookups`` absent keys (odd numbers, inside every file's key range) are
+    read with the filter, then again after reopening the database without a filter policy.
+    Compression is off and levels use RocksDB's defaults (dynamic level bytes, T = 10).
+
+    Parameters
+    ----------
+    n_writes : int
+        User writes, 10,000 to ``MAX_ROCKSDB_WRITES``.
+    key_space : int
+        Distinct keys the writes update, 1 to n_writes.
+    value_bytes : int
+        Bytes per value, 1 to 65,536.
+    bloom_bits_per_key : float
+        Bloom filter bits per key (0 to 64; 0 = no filter, RocksDB's default).
+    write_buffer_bytes : int
+        Memtable size (also the target SST file size), 64 KiB to 256 MiB.
+    level_base_bytes : int
+        Target size of the first level below L0, at least ``write_buffer_bytes``, at most 4 GiB.
+    n_checkpoints : int
+        Counter readings during the load, 1 to ``MAX_CHECKPOINTS``.
+    n_lookups : int
+        Absent-key lookups, 1 to ``MAX_ROCKSDB_LOOKUPS``.
+    timeout_s : float
+        Limit for the whole experiment, set-up included (0 to ``MAX_ROCKSDB_TIMEOUT_S``].
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    experiment.Run
+        Frame: one row per checkpoint: ``user_bytes``, ``wal_bytes``, ``flush_bytes``,
+        ``compact_bytes``, ``pending_compaction_bytes`` (cumulative bytes),
+        ``write_amp`` (cumulative (flush + compaction) / user), ``write_amp_segment`` (the
+        same over the segment since the previous checkpoint), ``write_amp_with_debt``
+        (segment writes plus the change in pending compaction bytes, over segment user bytes).
+        Summary: ``rocksdb_version``, ``user_bytes``, ``live_bytes``, ``write_amp``,
+        ``write_amp_last_segment``, ``write_amp_steady_estimate`` (last segment with debt),
+        ``pending_compaction_bytes``, ``levels`` (levels holding files), ``level_files``
+        (text), ``bloom_useful``, ``bloom_positive``, ``bloom_true_positive``,
+        ``false_positive_pct``, ``block_reads_per_lookup_filter``,
+        ``block_reads_per_lookup_no_filter``, ``load_s``.
+    """
+    import os
+    import re
+    import tempfile
+    import time
+
+    import rocksdict
+
+    started = time.monotonic()
+    n_writes = validate.int_in_range("n_writes", n_writes, 10_000, MAX_ROCKSDB_WRITES)
+    key_space = validate.int_in_range("key_space", key_space, 1, n_writes)
+    value_bytes = validate.int_in_range("value_bytes", value_bytes, 1, 65_536)
+    bits = validate.float_in_range("bloom_bits_per_key", bloom_bits_per_key, 0.0, 64.0)
+    write_buffer_bytes = validate.int_in_range("write_buffer_bytes", write_buffer_bytes, 64 << 10, 256 << 20)
+    level_base_bytes = validate.int_in_range(
+        "level_base_bytes", level_base_bytes, write_buffer_bytes, 4 << 30
+    )
+    n_checkpoints = validate.bounded_int("n_checkpoints", n_checkpoints, MAX_CHECKPOINTS)
+    n_lookups = validate.bounded_int("n_lookups", n_lookups, MAX_ROCKSDB_LOOKUPS)
+    timeout_s = validate.float_in_range(
+        "timeout_s", timeout_s, 0.0, MAX_ROCKSDB_TIMEOUT_S, low_inclusive=False
+    )
+    rng = validate.rng_from_seed(seed)
+    deadline = started + timeout_s
+    keys = (2 * rng.integers(0, key_space, n_writes, dtype=np.int64)).astype(">u8").tobytes()
+    absent = (2 * rng.integers(0, key_space, n_lookups, dtype=np.int64) + 1).astype(">u8").tobytes()
+    value = b"v" * value_bytes
+    batch = 10_000
+    marks = set(np.linspace(0, n_writes, n_checkpoints + 1).astype(int)[1:])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="syslab-") as folder:
+        path = os.path.join(folder, "db")
+        options = _rocksdb_options(
+            rocksdict,
+            bloom_bits_per_key=bits,
+            write_buffer_bytes=write_buffer_bytes,
+            level_base_bytes=level_base_bytes,
+        )
+        db = rocksdict.Rdict(path, options)
+        try:
+            load_started = time.monotonic()
+            done = 0
+            while done < n_writes:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"RocksDB load exceeded timeout_s={timeout_s} after {done:,} writes")
+                end = min(n_writes, done + batch)
+                next_mark = min(m for m in marks if m > done)
+                end = min(end, next_mark)
+                write_batch = rocksdict.WriteBatch(raw_mode=True)
+                for i in range(done, end):
+                    write_batch.put(keys[8 * i : 8 * i + 8], value)
+                db.write(write_batch)
+                done = end
+                if done in marks:
+                    counters = _rocksdb_counters(options.get_statistics())
+                    counters["pending_compaction_bytes"] = int(
+                        db.property_int_value("rocksdb.estimate-pending-compaction-bytes") or 0
+                    )
+                    counters["user_writes"] = done
+                    rows.append(counters)
+            load_s = time.monotonic() - load_started
+            levels_text = db.property_value("rocksdb.levelstats") or ""
+            before = _rocksdb_counters(options.get_statistics())
+            for i in range(n_lookups):
+                db.get(absent[8 * i : 8 * i + 8])
+            after = _rocksdb_counters(options.get_statistics())
+        finally:
+            db.close()
+        with open(os.path.join(path, "LOG"), encoding="utf-8", errors="replace") as log:
+            found = re.search(r"RocksDB version: (\S+)", log.read(4096))
+        version = found.group(1) if found else "unknown"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"RocksDB experiment exceeded timeout_s={timeout_s}")
+        plain = _rocksdb_options(
+            rocksdict,
+            bloom_bits_per_key=0,
+            write_buffer_bytes=write_buffer_bytes,
+            level_base_bytes=level_base_bytes,
+        )
+        db = rocksdict.Rdict(path, plain)
+        try:
+            no_filter_before = _rocksdb_counters(plain.get_statistics())
+            for i in range(n_lookups):
+                db.get(absent[8 * i : 8 * i + 8])
+            no_filter_after = _rocksdb_counters(plain.get_statistics())
+        finally:
+            db.close()
+    frame = pd.DataFrame(rows)
+    written = frame["flush_bytes"] + frame["compact_bytes"]
+    frame["write_amp"] = written / frame["user_bytes"]
+    user_step = frame["user_bytes"].diff().fillna(frame["user_bytes"])
+    written_step = written.diff().fillna(written)
+    debt_step = frame["pending_compaction_bytes"].diff().fillna(frame["pending_compaction_bytes"])
+    frame["write_amp_segment"] = written_step / user_step
+    frame["write_amp_with_debt"] = (written_step + debt_step) / user_step
+    useful = after["bloom_useful"] - before["bloom_useful"]
+    positive = after["bloom_positive"] - before["bloom_positive"]
+    true_positive = after["bloom_true_positive"] - before["bloom_true_positive"]
+    checked = useful + positive - true_positive
+    level_rows = [line.split() for line in levels_text.splitlines()[2:] if line.strip()]
+    level_files = {int(r[0]): int(r[1]) for r in level_rows if len(r) >= 2 and r[0].isdigit()}
+    last = frame.iloc[-1]
+    summary = {
+        "rocksdb_version": version,
+        "rocksdict_version": _package_version("rocksdict"),
+        "user_bytes": int(last["user_bytes"]),
+        "live_bytes": int(key_space * (8 + value_bytes)),
+        "write_amp": float(last["write_amp"]),
+        "write_amp_last_segment": float(last["write_amp_segment"]),
+        "write_amp_steady_estimate": float(last["write_amp_with_debt"]),
+        "pending_compaction_bytes": int(last["pending_compaction_bytes"]),
+        "levels": sum(1 for level, files in level_files.items() if level > 0 and files > 0),
+        "level_files": ", ".join(f"L{level}: {files}" for level, files in level_files.items() if files),
+        "bloom_useful": int(useful),
+        "bloom_positive": int(positive),
+        "bloom_true_positive": int(true_positive),
+        "false_positive_pct": 100.0 * (positive - true_positive) / checked if checked else float("nan"),
+        "block_reads_per_lookup_filter": (after["data_block_reads"] - before["data_block_reads"]) / n_lookups,
+        "block_reads_per_lookup_no_filter": (
+            no_filter_after["data_block_reads"] - no_filter_before["data_block_reads"]
+        )
+        / n_lookups,
+        "load_s": float(load_s),
+    }
+    return experiment.Run.create(frame, summary, rocksdb=version, rocksdict=summary["rocksdict_version"])
+
+
+def _package_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def plot_rocksdb_amplification(
+    run_frame: pd.DataFrame,
+    model_events: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+    *,
+    entry_bytes: int = 108,
+) -> Axes:
+    """RocksDB's write amplification as the load grows: cumulative, per segment, and the model's.
+
+    Parameters
+    ----------
+    run_frame : pandas.DataFrame
+        :func:`measure_rocksdb`'s frame (``user_bytes``, ``write_amp``, ``write_amp_segment``,
+        ``write_amp_with_debt``).
+    model_events : pandas.DataFrame, optional
+        :func:`simulate_lsm`'s events for the same load (``user_writes``, ``entries_written``).
+    ax : matplotlib.axes.Axes, optional
+    entry_bytes : int
+        Bytes per model entry, to put the model on the same x axis.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    run_frame = validate.frame_columns(
+        "run_frame", run_frame, ["user_bytes", "write_amp", "write_amp_segment", "write_amp_with_debt"]
+    )
+    ax = axes_or_new(ax)
+    mib = run_frame["user_bytes"] / 2**20
+    ax.plot(mib, run_frame["write_amp"], "o-", label="RocksDB, cumulative")
+    ax.plot(mib, run_frame["write_amp_segment"], "s--", label="RocksDB, per segment")
+    ax.plot(mib, run_frame["write_amp_with_debt"], "^:", label="RocksDB, segment + debt")
+    if model_events is not None:
+        model_events = validate.frame_columns(
+            "model_events", model_events, ["user_writes", "entries_written"]
+        )
+        ax.plot(
+            model_events["user_writes"] * entry_bytes / 2**20,
+            model_events["entries_written"] / model_events["user_writes"].clip(lower=1),
+            color="0.4",
+            label="model (leveled), cumulative",
+        )
+    ax.legend(fontsize=8)
+    return label(ax, "user bytes written (MiB)", "write amplification")
