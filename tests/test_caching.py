@@ -167,3 +167,65 @@ def test_bad_inputs(requests):
         caching.simulate_ttl_key(1.0, 1.0, 0.1, 1.0, single_flight="yes")
     with pytest.raises(ValueError, match="write-behind"):
         caching.write_behind_loss(caching.simulate_pattern(requests, "cache-aside", 10))
+
+
+def test_xfetch_lead_is_exact_and_never_negative():
+    # bad-input.md: the Gumbel approximation returned -0.017 s at (10/s, 0.01 s). The exact mean
+    # delta*beta*(ln m + gamma + E1(m)) is positive, and matches a direct Monte Carlo of the largest
+    # early gap (0 when nothing fires early) at small and large m.
+    rng = np.random.default_rng(5)
+    for rate, delta in [(10.0, 0.01), (3.0, 0.2), (1000.0, 0.1)]:
+        lead = caching.theory_xfetch_lead_s(rate, delta, 1.0)
+        assert lead > 0
+        m, scale = rate * delta, delta
+        draws = []
+        for _ in range(20_000 if m < 10 else 2_000):
+            count = rng.poisson(
+                m * 30
+            )  # requests within 30 delta before expiry, each fires w.p. e^(-g/delta)
+            gaps = rng.uniform(0, 30 * scale, count)
+            fired = gaps[rng.random(count) < np.exp(-gaps / scale)]
+            draws.append(fired.max() if fired.size else 0.0)
+        assert lead == pytest.approx(np.mean(draws), rel=0.05), (rate, delta)
+    # For large m it is the Gumbel mean.
+    assert caching.theory_xfetch_lead_s(1000.0, 0.1) == pytest.approx(
+        0.1 * (math.log(100) + 0.5772156649), rel=1e-6
+    )
+
+
+def test_bad_input_reproducers_are_refused():
+    with pytest.raises(ValueError, match="n_keys"):
+        caching.zipf_popularity(10**9)
+    with pytest.raises(ValueError, match="n_trials"):
+        caching.simulate_hot_key_expiry(100.0, 0.1, n_trials=10**12)
+    with pytest.raises(ValueError, match="n_requests"):
+        caching.generate_requests(10**12, 10, 1.0)
+    with pytest.raises(ValueError, match="zipf_exponent"):
+        caching.generate_requests(10, 10, 1.0, zipf_exponent=-1)
+    with pytest.raises(ValueError, match="popularity"):
+        caching.simulate_shard_load(np.array([0.5, np.nan, 0.5]), 2, 1.0)
+
+
+@pytest.mark.real
+def test_real_stampede_on_redis():
+    from syslab import engines
+
+    engine = engines.find("redis")
+    if engine is None:
+        pytest.skip(f"no Redis: {engines.unavailable_reason('redis')}")
+    common = {
+        "n_clients": 12,
+        "request_interval_s": 0.01,
+        "recompute_s": 0.1,
+        "ttl_s": 0.5,
+        "duration_s": 1.6,
+    }
+    none = caching.run_stampede(engine, "none", **common).summary
+    lock = caching.run_stampede(engine, "lock", **common).summary
+    # 12 clients reading every 10 ms all miss during a 100 ms recompute: many recompute per expiry.
+    assert none["recomputes_per_cycle"] > 3
+    # The SET NX PX lock lets exactly one client recompute per expiry.
+    assert lock["recomputes_per_cycle"] == pytest.approx(1.0, abs=0.34)
+    assert lock["recomputes"] < none["recomputes"]
+    with pytest.raises(ValueError, match="n_clients"):
+        caching.run_stampede(engine, "none", n_clients=10_000)

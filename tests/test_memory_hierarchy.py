@@ -122,3 +122,48 @@ def test_estimate_cliffs_on_a_chase_column_with_floor():
     assert cliffs["capacity_estimate_bytes"].tolist() == [32 << 10, 1 << 20, 32 << 20]
     with pytest.raises(ValueError, match="extra_ns"):
         mh.estimate_cliffs(curve, column="extra_ns")
+
+
+def test_bad_input_reproducers_are_refused():
+    from syslab import memory_hierarchy as m
+
+    with pytest.raises(ValueError, match="repeats"):
+        m.measure_gather([4096, 65536], accesses=4096, repeats=10**12)
+    with pytest.raises(ValueError, match="steps"):
+        m.measure_pointer_chase([4096, 65536], steps=10**12)
+    with pytest.raises(ValueError, match="repeats"):
+        m.measure_pointer_chase([4096, 65536], steps=2000, repeats=10**12)
+    with pytest.raises(ValueError, match="per_octave"):
+        m.default_sizes_bytes(4096, 1 << 20, per_octave=10**12)
+    with pytest.raises(TypeError, match="huge_pages"):
+        m.measure_gather([4096], accesses=1024, huge_pages="yes")
+
+
+def test_cliffs_are_read_against_caches_and_tlb_reach():
+    from syslab import memory_hierarchy as m
+
+    cliffs = pd.DataFrame(
+        {
+            "capacity_estimate_bytes": [256 << 10, 8 << 20],
+            "next_size_bytes": [512 << 10, 16 << 20],
+            "cost_ratio": [1.5, 2.0],
+        }
+    )
+    candidates = {"L2 cache": 1 << 20, "L1 dTLB reach": m.tlb_reach_bytes(64), "L3 cache": 300 << 20}
+    table = m.summarize_cliffs(cliffs, candidates)
+    assert table.loc[0, "nearest"].startswith("L1 dTLB reach")  # 256 KiB = 64 x 4 KiB
+    assert table.loc[0, "also_fits"].startswith("L2 cache")
+    assert table.loc[1, "nearest"] == "none within 2x"  # nothing near 8-16 MiB: not a cache level
+    assert m.tlb_reach_bytes(32, 2 << 20) == 64 << 20
+    with pytest.raises(ValueError, match="page_bytes"):
+        m.tlb_reach_bytes(64, 8192)
+
+
+@pytest.mark.real
+def test_huge_page_gather_runs():
+    from syslab import memory_hierarchy as m
+
+    frame = m.measure_gather([1 << 20, 8 << 20], accesses=1 << 14, repeats=2, huge_pages=True)
+    assert frame["huge_pages"].all() and (frame["ns_per_access"] > 0).all()
+    share = frame["huge_page_share"]
+    assert share.isna().all() or ((share >= 0) & (share <= 1)).all()
