@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -47,12 +48,24 @@ def without_duplicate_scripts(page: str) -> str:
     return "".join(kept) + page[head_end:]
 
 
+_WIDGET_STATE = re.compile(
+    r'<script type="application/vnd\.jupyter\.widget-state\+json">.*?</script>\s*', re.DOTALL
+)
+
+
+def without_widget_state(page: str) -> str:
+    """``page`` without the embedded ipywidgets state: the book loads no widget JavaScript
+    (``nb_ipywidgets_js: {}``) and removes widget outputs, so the state (6-100 KB a page, some of
+    it base64 PNGs) is never used."""
+    return _WIDGET_STATE.sub("", page)
+
+
 def drop_duplicate_scripts(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
     for path in Path(app.outdir).rglob("*.html"):
         text = path.read_text(encoding="utf-8")
-        cleaned = without_duplicate_scripts(text)
+        cleaned = without_widget_state(without_duplicate_scripts(text))
         if cleaned != text:
             path.write_text(cleaned, encoding="utf-8")
 
