@@ -133,7 +133,17 @@ SETTINGS = {
 RESERVED_OPTIONS = {
     "postgres": {"port", "listen_addresses", "unix_socket_directories", "data_directory", "config_file"},
     "mariadb": {"port", "bind-address", "socket", "datadir", "user", "pid-file", "skip-networking"},
-    "redis": {"port", "bind", "unixsocket", "dir", "daemonize", "logfile", "cluster-config-file", "include"},
+    "redis": {
+        "port",
+        "bind",
+        "unixsocket",
+        "dir",
+        "daemonize",
+        "logfile",
+        "cluster-config-file",
+        "cluster-port",
+        "include",
+    },
 }
 _OPTION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
@@ -928,7 +938,15 @@ def _commands(name: str, binary: str, port: int, opts: tuple, cluster: bool) -> 
     for key, value in opts:
         server_options += [f"--{key}", value]
     if cluster:
-        server_options += ["--cluster-enabled", "yes", "--cluster-config-file", "{dir}/data/nodes.conf"]
+        # The cluster bus would default to port + 10000 (beyond 65535 for half the free ports).
+        server_options += [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "{dir}/data/nodes.conf",
+            "--cluster-port",
+            str(_free_port()),
+        ]
     return {
         "init": [],
         "serve": [
