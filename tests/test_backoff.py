@@ -156,6 +156,43 @@ def test_jitter_beats_synchronised_retries():
     assert s.loc["full", "attempts_per_device"] < s.loc["fixed", "attempts_per_device"] / 5
 
 
+def test_admission_with_costly_refusals_matches_the_formula():
+    # a + c (A - a) <= W: a free refusal admits min(A, W); a costly one admits (W - cA)/(1 - c),
+    # zero once A > W / c. A model that refused for free would admit 100 in each case below.
+    assert backoff._admitted(1000, 100.0, 10**6, 0.0) == 100
+    assert backoff._admitted(200, 100.0, 10**6, 0.5) == 0
+    assert backoff._admitted(150, 100.0, 10**6, 0.5) == 50
+    assert backoff._admitted(50, 100.0, 10**6, 0.9) == 50
+    assert backoff._admitted(1000, 100.0, 10**6, 1.0) == 0
+
+
+def test_costly_refusals_collapse_a_synchronised_fleet_but_not_a_spread_one():
+    fleet = dict(devices=20_000, horizon_s=120, seed=3)
+    costly = BrokerConfig(accept_rate_per_s=1000, burst=100, refusal_cost=0.8)
+    free = BrokerConfig(accept_rate_per_s=1000, burst=100)
+    fixed = RetryPolicy("fixed", 5, 5)
+    # Every wave of 20,000 exceeds W / c = 125, so nobody is ever admitted: goodput collapse.
+    assert (
+        backoff.summarize_fleet(backoff.simulate_fleet_reconnect(fixed, costly, **fleet))[
+            "connected_fraction"
+        ]
+        == 0
+    )
+    # Free refusals: one bucket per wave, 24 waves in 120 s: 2,400 of 20,000.
+    assert (
+        backoff.summarize_fleet(backoff.simulate_fleet_reconnect(fixed, free, **fleet))["connected_fraction"]
+        >= 0.1
+    )
+    # Spread over D = 30 s > N/R = 20 s, arrivals stay below the rate and refusals never happen.
+    spread = RetryPolicy("full_jitter", 1, 60, initial_delay_s=30)
+    s = backoff.summarize_fleet(backoff.simulate_fleet_reconnect(spread, costly, **fleet))
+    assert s["attempts_per_device"] < 1.01 and s["time_to_fraction_s"] <= 30
+    # Server-driven backoff rescues even the fixed interval.
+    hinted = BrokerConfig(accept_rate_per_s=1000, burst=100, refusal_cost=0.8, retry_after=True)
+    h = backoff.summarize_fleet(backoff.simulate_fleet_reconnect(fixed, hinted, **fleet))
+    assert h["connected_fraction"] >= 0.99 and h["attempts_per_device"] < 3
+
+
 def test_fleet_seeded_regression():
     tl = backoff.simulate_fleet_reconnect(
         RetryPolicy("full_jitter", 1, 60), devices=10_000, horizon_s=60, seed=9
@@ -177,6 +214,10 @@ def test_bad_input():
         backoff.simulate_occ_contention("none", 0)
     with pytest.raises(ValueError, match="devices"):
         backoff.simulate_fleet_reconnect(RetryPolicy(), devices=0)
+    with pytest.raises(ValueError, match="devices"):
+        backoff.simulate_fleet_reconnect(RetryPolicy(), devices=10**12)
+    with pytest.raises(ValueError, match="refusal_cost"):
+        BrokerConfig(refusal_cost=1.5)
     with pytest.raises(ValueError, match="burst"):
         BrokerConfig(burst=0)
     with pytest.raises(TypeError, match="policy"):

@@ -27,13 +27,15 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import validate
-from syslab.plot import axes_or_new, label
+from syslab.plot import axes_or_new, label, panels
 
 __all__ = [
     "STRATEGIES",
     "BrokerConfig",
     "RetryPolicy",
     "mqtt_keepalive_deadline_s",
+    "plot_delay_sweep",
+    "plot_fleet_storm",
     "plot_fleet_timeline",
     "plot_occ_comparison",
     "retry_delays_s",
@@ -46,6 +48,13 @@ __all__ = [
 ]
 
 STRATEGIES = ("none", "fixed", "exponential", "equal_jitter", "full_jitter", "decorrelated_jitter")
+
+# Bounds from what a 2-core machine simulates within a chapter's 30 s.
+MAX_DEVICES = 5_000_000  # devices in one simulated fleet
+MAX_STEPS = 1_000_000  # time steps of one fleet simulation
+MAX_OCC_CLIENTS = 1_000  # clients racing in one OCC run
+MAX_OCC_RUNS = 1_000  # runs per OCC point
+MAX_BACKOFF_S = 86_400.0  # one day: the largest base, cap or initial delay
 
 # MQTT 3.1.1 section 3.1.2.10: the Keep Alive is a two-byte (16-bit) field in seconds.
 MQTT_MAX_KEEPALIVE_S = 2**16 - 1
@@ -79,9 +88,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         validate.choice("strategy", self.strategy, STRATEGIES)
-        validate.positive_float("base_s", self.base_s)
-        validate.positive_float("cap_s", self.cap_s)
-        validate.non_negative_float("initial_delay_s", self.initial_delay_s)
+        validate.float_in_range("base_s", self.base_s, 0.0, MAX_BACKOFF_S, low_inclusive=False)
+        validate.float_in_range("cap_s", self.cap_s, 0.0, MAX_BACKOFF_S, low_inclusive=False)
+        validate.float_in_range("initial_delay_s", self.initial_delay_s, 0.0, MAX_BACKOFF_S)
         if self.cap_s < self.base_s:
             raise ValueError(f"cap_s must be >= base_s, got cap_s={self.cap_s!r} < base_s={self.base_s!r}")
 
@@ -311,18 +320,33 @@ class BrokerConfig:
         Connections it can hold; further attempts are refused.
     connect_timeout_s : float
         How long a refused or dropped attempt takes to fail on the device.
+    refusal_cost : float
+        Work a refused attempt costs the broker, as a share (0-1) of an accepted one.
+        0 is a free refusal (a SYN dropped by a kernel rate limit); a broker that
+        refuses only after the TLS handshake pays most of the cost of an acceptance
+        (0.8 or more). Refusals take capacity from admissions, so a storm large enough
+        admits nobody: ``admitted = (tokens - cost * attempts) / (1 - cost)``.
+    retry_after : bool
+        Server-driven backoff: a refusal tells the device when to come back (MQTT 5
+        "Server busy" with a hint, HTTP 429 with Retry-After). The broker hands out
+        return times like a waiting room's tickets, after those already handed out and
+        paced at 80% of its admission rate; the device obeys instead of its own backoff.
     """
 
     accept_rate_per_s: float = 5000.0  # connections per second
     burst: int = 500  # connections
     max_connections: int = 1_000_000  # connections
     connect_timeout_s: float = 0.0  # seconds
+    refusal_cost: float = 0.0  # share of an accepted connection's work
+    retry_after: bool = False  # refusals carry a "come back at" hint
 
     def __post_init__(self) -> None:
-        validate.positive_float("accept_rate_per_s", self.accept_rate_per_s)
-        validate.positive_int("burst", self.burst)
-        validate.positive_int("max_connections", self.max_connections)
-        validate.non_negative_float("connect_timeout_s", self.connect_timeout_s)
+        validate.float_in_range("accept_rate_per_s", self.accept_rate_per_s, 0.0, 1e8, low_inclusive=False)
+        validate.int_in_range("burst", self.burst, 1, MAX_DEVICES)
+        validate.int_in_range("max_connections", self.max_connections, 1, 10**9)
+        validate.float_in_range("connect_timeout_s", self.connect_timeout_s, 0.0, 3600.0)
+        validate.float_in_range("refusal_cost", self.refusal_cost, 0.0, 1.0)
+        validate.instance("retry_after", self.retry_after, bool)
 
 
 def simulate_fleet_reconnect(
@@ -362,21 +386,22 @@ def simulate_fleet_reconnect(
     -------
     pandas.DataFrame
         One row per time step: ``t_s`` (start of the step), ``attempts``,
-        ``accepted``, ``connected`` (cumulative) and ``attempts_per_s``. The
+        ``accepted``, ``connected`` (cumulative), ``attempts_per_s`` and
+        ``wasted_work`` (broker work spent on refusals, in accepted-connection units). The
         mean number of attempts per device is ``df.attrs["attempts_per_device"]``.
     """
     if not isinstance(policy, RetryPolicy):
         raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
     if not isinstance(broker, BrokerConfig):
         raise TypeError(f"broker must be a BrokerConfig, got {type(broker).__name__}")
-    n = validate.positive_int("devices", devices)
-    window = validate.non_negative_float("disconnect_window_s", disconnect_window_s)
-    horizon = validate.positive_float("horizon_s", horizon_s)
-    dt = validate.positive_float("step_s", step_s)
+    n = validate.int_in_range("devices", devices, 1, MAX_DEVICES)
+    window = validate.float_in_range("disconnect_window_s", disconnect_window_s, 0.0, MAX_BACKOFF_S)
+    horizon = validate.float_in_range("horizon_s", horizon_s, 0.0, 30 * MAX_BACKOFF_S, low_inclusive=False)
+    dt = validate.float_in_range("step_s", step_s, 1e-6, horizon)
     rng = validate.rng_from_seed(seed)
     n_steps = int(math.ceil(horizon / dt))
-    if n_steps > 1_000_000:
-        raise ValueError(f"horizon_s / step_s must be <= 1,000,000 steps, got {n_steps}")
+    if n_steps > MAX_STEPS:
+        raise ValueError(f"horizon_s / step_s must be <= MAX_STEPS = {MAX_STEPS:,} steps, got {n_steps:,}")
 
     next_try = rng.uniform(0, window, n) + rng.uniform(0, policy.initial_delay_s, n)
     attempts = np.zeros(n, dtype=np.int64)
@@ -387,6 +412,8 @@ def simulate_fleet_reconnect(
     connected = 0
     out_attempts = np.zeros(n_steps, dtype=np.int64)
     out_accepted = np.zeros(n_steps, dtype=np.int64)
+    out_work = np.zeros(n_steps)
+    hint_until = 0.0  # the last return time the broker has handed out (retry_after)
     step = 0
     # Each pass handles one step in which some device is due, then jumps to the next such step
     # (refilling the bucket for the quiet steps skipped): synchronised fleets are quiet most of the time.
@@ -398,7 +425,7 @@ def simulate_fleet_reconnect(
         due = pending[due_mask]
         attempts[due] += 1
         room = broker.max_connections - connected
-        admitted = int(min(due.size, math.floor(tokens), room))
+        admitted = _admitted(due.size, tokens, room, broker.refusal_cost)
         # Which of the step's attempts get a token is random: the broker serves its accept queue
         # in arrival order, and arrival order within a step is arbitrary.
         if admitted < due.size:
@@ -413,13 +440,23 @@ def simulate_fleet_reconnect(
         out_accepted[step] = admitted
         sleep_s = retry_delays_s(policy, attempts[failed], previous[failed], rng)
         previous[failed] = sleep_s
+        if broker.retry_after:
+            # The broker hands out return times like a waiting room's tickets: after those it
+            # has already handed out, paced at 80% of its admission rate.
+            pace = 1.0 / (0.8 * broker.accept_rate_per_s)
+            hint_until = max(hint_until, t_end)
+            slots = hint_until + (np.arange(failed.size) + rng.random(failed.size)) * pace
+            hint_until += failed.size * pace
+            sleep_s = slots - next_try[failed] - broker.connect_timeout_s
         # A failed attempt is retried after the failure is noticed and the sleep is over,
         # and never in the same step (the device has to see the refusal first).
         next_try[failed] = np.maximum(next_try[failed] + broker.connect_timeout_s + sleep_s, t_end)
         keep = np.ones(pending.size, dtype=bool)
         keep[np.flatnonzero(due_mask)[lucky]] = False
         pending = pending[keep]
-        tokens -= admitted
+        work = admitted + broker.refusal_cost * (due.size - admitted)
+        out_work[step] = min(work, tokens)
+        tokens = max(0.0, tokens - work)
         if pending.size == 0:
             break
         next_step = max(step + 1, int(next_try[pending].min() // dt))
@@ -433,12 +470,33 @@ def simulate_fleet_reconnect(
             "accepted": out_accepted,
             "connected": np.cumsum(out_accepted),
             "attempts_per_s": out_attempts / dt,
+            "wasted_work": out_work - out_accepted,
         }
     )
     df.attrs["attempts_per_device"] = float(attempts.mean())
     df.attrs["devices"] = n
     df.attrs["step_s"] = dt
     return df
+
+
+def _admitted(attempts: int, tokens: float, room: int, refusal_cost: float) -> int:
+    """Connections a broker completes in one step when every refusal also costs work.
+
+    It has ``tokens`` units of work (one per accepted connection) and must spend
+    ``refusal_cost`` on each attempt it refuses, so ``a + cost * (attempts - a) <= tokens``:
+    ``a = (tokens - cost * attempts) / (1 - cost)``, never more than the attempts, the
+    tokens or the room left. A free refusal (cost 0) admits ``min(attempts, tokens)``; an
+    expensive one admits nobody once ``attempts > tokens / cost``: goodput collapse.
+    """
+    if attempts == 0:
+        return 0
+    best = min(attempts, math.floor(tokens), room)
+    if refusal_cost <= 0.0 or attempts <= tokens:
+        return int(max(0, best))
+    if refusal_cost >= 1.0:
+        return 0
+    afford = (tokens - refusal_cost * attempts) / (1.0 - refusal_cost)
+    return int(max(0, min(best, math.floor(afford))))
 
 
 def summarize_fleet(timeline: pd.DataFrame, *, fraction: float = 0.99) -> pd.Series:
@@ -524,13 +582,96 @@ def theory_fixed_interval_drain_s(devices: int, burst: int, interval_s: float) -
 def plot_fleet_timeline(
     timelines: pd.DataFrame, ax: Axes | None = None, *, devices: int | None = None
 ) -> Axes:
-    """Connected fraction of the fleet against time, one line per policy."""
+    """Connected fraction of the fleet against time, one line per policy.
+
+    Parameters
+    ----------
+    timelines : pandas.DataFrame
+        Rows of :func:`simulate_fleet_reconnect` with a ``policy`` column.
+    ax : matplotlib Axes, optional
+    devices : int, optional
+        Fleet size (default: from the frame's attrs, else the total accepted).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("timelines", timelines, ["t_s", "connected", "accepted", "policy"])
+    if devices is not None:
+        devices = validate.int_in_range("devices", devices, 1, MAX_DEVICES)
     ax = axes_or_new(ax)
     for name, group in timelines.groupby("policy", sort=False):
-        total = devices or group.attrs.get("devices") or group["accepted"].sum()
+        total = devices or group.attrs.get("devices") or max(1, int(group["accepted"].sum()))
         ax.plot(group["t_s"], group["connected"] / total, label=name)
-    label(ax, "time since the disconnect (s)", "fraction of devices connected", legend=True)
+    label(ax, "time since the disconnect (s)", "fraction connected", legend=True)
     ax.set_ylim(0, 1.02)
+    return ax
+
+
+def plot_fleet_storm(
+    timelines: pd.DataFrame,
+    axes: np.ndarray | None = None,
+    *,
+    devices: int | None = None,
+    first_s: float = 150.0,
+) -> np.ndarray:
+    """Top: fraction of the fleet connected. Bottom: attempts per second in the first ``first_s``.
+
+    Parameters
+    ----------
+    timelines : pandas.DataFrame
+        Rows of :func:`simulate_fleet_reconnect` with a ``policy`` column.
+    axes : two matplotlib Axes, optional
+    devices : int, optional
+        Fleet size.
+    first_s : float
+        Seconds shown in the bottom panel.
+
+    Returns
+    -------
+    numpy.ndarray
+        The two Axes.
+    """
+    validate.frame_columns("timelines", timelines, ["t_s", "connected", "accepted", "attempts", "policy"])
+    first = validate.float_in_range("first_s", first_s, 0.0, 30 * MAX_BACKOFF_S, low_inclusive=False)
+    top, bottom = panels(1, 2, axes, figsize=(7, 6))
+    plot_fleet_timeline(timelines, ax=top, devices=devices)
+    for name, group in timelines.groupby("policy", sort=False):
+        early = group[group["t_s"] < first]
+        per_s = early.groupby(early["t_s"].astype(int))["attempts"].sum()
+        bottom.plot(per_s.index, per_s.clip(lower=0.5), label=name, lw=1)
+    bottom.set_yscale("log")
+    bottom.set_ylim(bottom=0.5)
+    label(bottom, "time since the disconnect (s)", "attempts per second (log)")
+    return np.array([top, bottom])
+
+
+def plot_delay_sweep(sweep: pd.DataFrame, floor_s: float, ax: Axes | None = None) -> Axes:
+    """Time to 99% connected against the initial random delay D, with the N/R floor and D itself.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        Rows with ``initial_delay_s``, ``time_to_fraction_s`` and optionally ``broker``
+        (one line per broker).
+    floor_s : float
+        The admission floor N/R, seconds.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("sweep", sweep, ["initial_delay_s", "time_to_fraction_s"])
+    floor = validate.positive_float("floor_s", floor_s)
+    ax = axes_or_new(ax)
+    groups = sweep.groupby("broker", sort=False) if "broker" in sweep else [("full jitter", sweep)]
+    for (name, group), marker in zip(groups, "os^D", strict=False):
+        ax.plot(group["initial_delay_s"], group["time_to_fraction_s"], marker=marker, label=str(name))
+    d = sweep["initial_delay_s"]
+    ax.plot([d.min(), d.max()], [d.min(), d.max()], color="0.6", ls="--", label="y = D")
+    ax.axhline(floor, color="0.5", ls=":", label="floor N/R")
+    label(ax, "initial random delay D (s)", "time to 99% connected (s)", legend=True)
     return ax
 
 

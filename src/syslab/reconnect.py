@@ -24,18 +24,36 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import environment, validate
+from syslab import environment, experiment, validate
 from syslab.backoff import RetryPolicy, retry_delays_s
 from syslab.plot import axes_or_new, label
 
 __all__ = ["StormConfig", "plot_storm_attempts", "run_reconnect_storm", "summarize_storm"]
 
 HOST = "127.0.0.1"
+MAX_CLIENTS = 2_000  # sockets on both sides of 127.0.0.1 within the default fd limits
+MAX_DURATION_S = 120.0  # the longest real storm a chapter runs
 
 
 @dataclass(frozen=True)
 class StormConfig:
-    """Size and timing of the real storm (scaled down from a fleet to fit a laptop)."""
+    """Size and timing of the real storm (scaled down from a fleet to fit a laptop).
+
+    Attributes
+    ----------
+    clients : int
+        asyncio clients, 1 to ``MAX_CLIENTS`` (each holds one socket; the server another).
+    accept_rate_per_s : float
+        Connections the server admits per second.
+    burst : int
+        Token-bucket size.
+    restart_gap_s : float
+        The server is not listening for this long, seconds.
+    observe_s : float
+        Longest time to watch after the restart, seconds (stops early when all are back).
+    timeout_s : float
+        Hard limit on the whole experiment, seconds, set-up included.
+    """
 
     clients: int = 300  # asyncio clients (each holds one socket; the server holds another)
     accept_rate_per_s: float = 400.0  # connections the server admits per second
@@ -45,12 +63,17 @@ class StormConfig:
     timeout_s: float = 20.0  # hard limit on the whole experiment
 
     def __post_init__(self) -> None:
-        validate.positive_int("clients", self.clients)
-        validate.positive_float("accept_rate_per_s", self.accept_rate_per_s)
-        validate.positive_int("burst", self.burst)
-        validate.non_negative_float("restart_gap_s", self.restart_gap_s)
-        validate.positive_float("observe_s", self.observe_s)
-        validate.positive_float("timeout_s", self.timeout_s)
+        validate.int_in_range("clients", self.clients, 1, MAX_CLIENTS)
+        validate.float_in_range("accept_rate_per_s", self.accept_rate_per_s, 0.0, 1e6, low_inclusive=False)
+        validate.int_in_range("burst", self.burst, 1, MAX_CLIENTS)
+        validate.float_in_range("restart_gap_s", self.restart_gap_s, 0.0, MAX_DURATION_S)
+        validate.float_in_range("observe_s", self.observe_s, 0.0, MAX_DURATION_S, low_inclusive=False)
+        validate.float_in_range("timeout_s", self.timeout_s, 0.0, MAX_DURATION_S, low_inclusive=False)
+        if self.observe_s + self.restart_gap_s >= self.timeout_s:
+            raise ValueError(
+                f"timeout_s ({self.timeout_s}) must exceed observe_s + restart_gap_s "
+                f"({self.observe_s + self.restart_gap_s}): it covers the whole experiment"
+            )
 
 
 class _Bucket:
@@ -70,8 +93,7 @@ class _Bucket:
         return False
 
 
-async def _storm(config: StormConfig, policy: RetryPolicy, seed: int) -> list[dict]:
-    rng = validate.rng_from_seed(seed)
+async def _storm(config: StormConfig, policy: RetryPolicy, rng: np.random.Generator) -> list[dict]:
     bucket = _Bucket(config.accept_rate_per_s, config.burst)
     server_writers: set[asyncio.StreamWriter] = set()
     events: list[dict] = []
@@ -186,8 +208,8 @@ async def _storm(config: StormConfig, policy: RetryPolicy, seed: int) -> list[di
 
 
 def run_reconnect_storm(
-    policy: RetryPolicy, config: StormConfig = StormConfig(), *, seed: int = 0
-) -> pd.DataFrame:
+    policy: RetryPolicy, config: StormConfig = StormConfig(), *, seed: int | np.random.Generator | None = 0
+) -> experiment.Run:
     """Run the real storm once and return one row per reconnect attempt.
 
     Parameters
@@ -196,21 +218,21 @@ def run_reconnect_storm(
         How the clients back off (use seconds-scale ``base_s``/``cap_s`` of tens to
         hundreds of milliseconds: the experiment lasts a few seconds).
     config : StormConfig
-    seed : int
+    seed : int, numpy.random.Generator or None
+        Source of the clients' jitter.
 
     Returns
     -------
-    pandas.DataFrame
-        Columns ``client``, ``t_s`` (seconds after the restart began), ``ok``
-        (admitted) and ``disconnected_s``. ``df.attrs`` holds ``clients`` (after
-        capping to the file-descriptor limit read at run time), ``environment`` and
-        ``policy``.
+    syslab.experiment.Run
+        ``frame``: one row per reconnect attempt: ``client``, ``t_s`` (seconds after the
+        restart began), ``ok`` (admitted) and ``disconnected_s``. ``summary``: ``clients``
+        (after capping to the file-descriptor limit read at run time) and ``policy``.
     """
     if not isinstance(policy, RetryPolicy):
         raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
     if not isinstance(config, StormConfig):
         raise TypeError(f"config must be a StormConfig, got {type(config).__name__}")
-    seed = validate.non_negative_int("seed", seed)
+    rng = validate.rng_from_seed(seed)
     soft, _ = environment.file_descriptor_limits()
     clients = config.clients if soft < 0 else min(config.clients, max(1, (soft - 64) // 2))
     config = StormConfig(
@@ -225,7 +247,7 @@ def run_reconnect_storm(
 
     def runner() -> None:
         try:
-            result["events"] = asyncio.run(asyncio.wait_for(_storm(config, policy, seed), config.timeout_s))
+            result["events"] = asyncio.run(asyncio.wait_for(_storm(config, policy, rng), config.timeout_s))
         except BaseException as error:  # reported to the caller below
             result["error"] = error
 
@@ -237,13 +259,31 @@ def run_reconnect_storm(
     if "error" in result:
         raise RuntimeError("the reconnect storm failed") from result["error"]
     df = pd.DataFrame(result["events"], columns=["client", "t_s", "ok", "disconnected_s"])
-    df.attrs.update({"clients": clients, "environment": environment.describe(), "policy": policy.strategy})
-    return df
+    return experiment.Run.create(df, {"clients": clients, "policy": policy.strategy})
 
 
 def summarize_storm(events: pd.DataFrame, clients: int, *, fraction: float = 0.99) -> pd.Series:
-    """Time until ``fraction`` of the clients were back, attempts per client, peak attempts per 50 ms."""
-    n = validate.positive_int("clients", clients)
+    """Time until ``fraction`` of the clients were back, attempts per client, peak attempts per 50 ms.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        The frame of :func:`run_reconnect_storm` (``t_s``, ``ok``).
+    clients : int
+        Clients in the storm.
+    fraction : float
+        Share of the clients that counts as "back", in (0, 1].
+
+    Returns
+    -------
+    pandas.Series
+        ``time_to_fraction_s`` (``inf`` if never), ``reconnected``, ``attempts_per_client``
+        and ``peak_attempts_per_50ms``.
+    """
+    n = validate.int_in_range("clients", clients, 1, MAX_CLIENTS)
+    validate.frame_columns("events", events, ["t_s", "ok"])
+    if events["t_s"].isna().any() or events["ok"].isna().any():
+        raise ValueError("events must not contain NaN in t_s or ok")
     frac = validate.float_in_range("fraction", fraction, 0.0, 1.0, low_inclusive=False)
     ok = np.sort(events.loc[events["ok"], "t_s"].to_numpy())
     need = math.ceil(frac * n)
@@ -261,9 +301,23 @@ def summarize_storm(events: pd.DataFrame, clients: int, *, fraction: float = 0.9
 
 
 def plot_storm_attempts(events: pd.DataFrame, ax: Axes | None = None, *, bin_s: float = 0.05) -> Axes:
-    """Reconnect attempts per ``bin_s`` against time after the restart, one line per ``policy``."""
+    """Reconnect attempts per ``bin_s`` against time after the restart, one line per ``policy``.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Attempts with ``t_s`` and ``policy`` columns.
+    ax : matplotlib Axes, optional
+    bin_s : float
+        Width of a bin, seconds (0.001 to 10).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("events", events, ["t_s", "policy"])
+    width = validate.float_in_range("bin_s", bin_s, 0.001, 10.0)
     ax = axes_or_new(ax)
-    width = validate.positive_float("bin_s", bin_s)
     end = float(events["t_s"].max()) + width if len(events) else width
     edges = np.arange(0.0, end + width, width)
     for name, group in events.groupby("policy", sort=False):
