@@ -56,6 +56,7 @@ __all__ = [
     "plot_churn",
     "plot_fill_histogram",
     "plot_fill_history",
+    "plot_pool_sweep",
     "run_online_index_build",
     "run_postgres_queue",
     "run_sqlite_bloat",
@@ -64,6 +65,7 @@ __all__ = [
     "simulate_inserts",
     "simulate_late_arrivals",
     "summarize_leaves",
+    "sweep_buffer_pool",
     "sweep_stragglers",
     "theory_churn_leaf_pages",
     "theory_lru_hit_ratio",
@@ -72,6 +74,9 @@ __all__ = [
 ]
 
 SPLIT_POLICIES = ("half", "innodb", "postgres")
+MAX_KEYS = 5_000_000  # keys in one simulated index (~10 s of Python per million)
+MAX_SQLITE_ROWS = 2_000_000  # rows in one real SQLite experiment
+MAX_PAYLOAD_BYTES = 10_000  # bytes of payload per SQLite row
 INNODB_FULL_FRACTION = 15 / 16  # InnoDB reserves 1/16 of each page
 NEG_INF = -math.inf
 
@@ -119,7 +124,7 @@ def theory_churn_leaf_pages(
     passed the delete horizon, a page survives if any of its ``f`` keys is a straggler:
     probability ``1 - (1 - s)^f``. With s = 1% and f = 90 that is 60% of all pages ever filled.
     """
-    steps = validate.positive_int("n_steps", n_steps)
+    steps = validate.bounded_int("n_steps", n_steps, MAX_KEYS)
     w = validate.positive_int("window", window)
     s = validate.probability("straggler_fraction", straggler_fraction)
     c = validate.positive_int("capacity_keys", capacity_keys)
@@ -297,7 +302,7 @@ def simulate_inserts(
         checkpoint whose leaf was already cached) and ``theory_hit_ratio`` (min(1, B/N) at the
         checkpoint). ``leaves`` is the final :class:`LeafLevel`.
     """
-    n = validate.positive_int("n_keys", n_keys)
+    n = validate.bounded_int("n_keys", n_keys, MAX_KEYS)
     policy = validate.choice("policy", policy, SPLIT_POLICIES)
     checkpoints = validate.positive_int("n_checkpoints", n_checkpoints)
     cache_size = None if buffer_pages is None else validate.positive_int("buffer_pages", buffer_pages)
@@ -351,7 +356,7 @@ def simulate_late_arrivals(
     Models UUIDv7 or timestamp keys generated on servers whose clocks or queues disagree.
     Returns the final :class:`LeafLevel`.
     """
-    n = validate.positive_int("n_keys", n_keys)
+    n = validate.bounded_int("n_keys", n_keys, MAX_KEYS)
     fraction = validate.probability("late_fraction", late_fraction)
     lateness = validate.positive_int("max_lateness", max_lateness)
     rng = validate.rng_from_seed(seed)
@@ -406,7 +411,7 @@ def simulate_churn(
         (live keys / (leaf pages x capacity), the number ``pgstatindex`` calls
         avg_leaf_density), ``pages_per_1000_rows``.
     """
-    steps = validate.positive_int("n_steps", n_steps)
+    steps = validate.bounded_int("n_steps", n_steps, MAX_KEYS)
     w = validate.positive_int("window", window)
     p_stuck = validate.probability("straggler_fraction", straggler_fraction)
     checkpoints = validate.positive_int("n_checkpoints", n_checkpoints)
@@ -575,13 +580,17 @@ def run_sqlite_inserts(
         ``interior_pages``, ``leaf_fill`` (from dbstat), ``file_bytes``, ``insert_s``,
         ``sqlite`` (the library version).
     """
-    n = validate.positive_int("n_rows", n_rows)
+    n = validate.bounded_int("n_rows", n_rows, MAX_SQLITE_ROWS)
     table = validate.choice("table", table, ("rowid", "without_rowid"))
-    payload = validate.positive_int("payload_bytes", payload_bytes)
-    batch = validate.positive_int("batch_rows", batch_rows)
+    payload = validate.bounded_int("payload_bytes", payload_bytes, MAX_PAYLOAD_BYTES)
+    batch = validate.bounded_int("batch_rows", batch_rows, MAX_SQLITE_ROWS)
     rng = validate.rng_from_seed(seed)
+    kinds = [
+        validate.choice("key_kinds", kind, ("sequential", "random", "uuid4", "uuid7"))
+        for kind in _kinds_list(key_kinds)
+    ]
     rows = []
-    for kind in key_kinds:
+    for kind in kinds:
         keys = _sqlite_keys(kind, n, rng)
         values = rng.bytes(payload * n)
         with temporary_database("ids.db") as (conn, path):
@@ -627,7 +636,7 @@ def run_sqlite_bloat(
         ``index_leaf_pages``, ``index_leaf_fill``, ``table_leaf_pages``, ``freelist_pages``,
         ``file_bytes``, ``rows``.
     """
-    n = validate.positive_int("n_rows", n_rows)
+    n = validate.bounded_int("n_rows", n_rows, MAX_SQLITE_ROWS)
     fraction = validate.float_in_range("delete_fraction", delete_fraction, 0.0, 1.0, high_inclusive=False)
     rng = validate.rng_from_seed(seed)
     keys = rng.integers(0, 2**62, size=n, dtype=np.int64).tolist()
@@ -687,7 +696,7 @@ def run_online_index_build(
         whole run, ``writes_during_build``, ``rows_lost`` (inserts acknowledged but missing:
         must be 0), ``index_ok`` (the query plan uses the new index), ``sqlite``.
     """
-    n = validate.positive_int("n_rows", n_rows)
+    n = validate.bounded_int("n_rows", n_rows, MAX_SQLITE_ROWS)
     interval = validate.positive_float("writer_interval_s", writer_interval_s)
     timeout_s = validate.positive_float("timeout_s", timeout_s)
     rng = validate.rng_from_seed(seed)
@@ -1177,3 +1186,82 @@ def run_postgres_queue(
         "stragglers": stragglers,
     }
     return Run.create(pd.DataFrame(rows), summary, engine=engine)
+
+
+def sweep_buffer_pool(
+    buffer_pages: Sequence[int],
+    n_keys: int = 60_000,
+    *,
+    capacity_keys: int = 80,
+    policy: str = "postgres",
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Final insert hit ratio of random and sequential keys for several buffer-pool sizes.
+
+    Parameters
+    ----------
+    buffer_pages : sequence of int
+        Buffer-pool sizes in leaf pages, each 1 to ``MAX_KEYS``.
+    n_keys : int
+        Keys per run, 1 to ``MAX_KEYS``.
+    capacity_keys : int
+        Keys per leaf page.
+    policy : {"half", "innodb", "postgres"}
+        Split policy.
+    seed : int, numpy.random.Generator or None
+        Randomness of the key order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (pool size, order): ``buffer_pages``, ``order``, ``pool_share`` (pool size /
+        the index's leaf pages), ``hit_ratio`` (0-1, at the end of the run).
+    """
+    sizes = [validate.bounded_int("buffer_pages", pages, MAX_KEYS) for pages in buffer_pages]
+    if not sizes:
+        raise ValueError("buffer_pages must hold at least one pool size")
+    rng = validate.rng_from_seed(seed)
+    rows = []
+    for pages in sizes:
+        for order in ("random", "sequential"):
+            history, level = simulate_inserts(
+                n_keys,
+                order=order,
+                capacity_keys=capacity_keys,
+                policy=policy,
+                buffer_pages=pages,
+                n_checkpoints=4,
+                seed=rng,
+            )
+            rows.append(
+                {
+                    "buffer_pages": pages,
+                    "order": order,
+                    "pool_share": pages / level.leaf_pages,
+                    "hit_ratio": float(history["hit_ratio"].iloc[-1]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_pool_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Insert hit ratio against buffer pool / index size from :func:`sweep_buffer_pool`.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        Columns ``order``, ``pool_share``, ``hit_ratio``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    sweep = validate.frame_columns("sweep", sweep, ["order", "pool_share", "hit_ratio"])
+    ax = axes_or_new(ax)
+    for order, group in sweep.groupby("order"):
+        ax.plot(group["pool_share"], group["hit_ratio"], "o-", label=f"{order} keys")
+    top = max(1.0, float(sweep["pool_share"].max()))
+    ax.plot([0, 1, top], [0, 1, 1], "k--", lw=1, label="min(1, B/N)")
+    return label(ax, "buffer pool size / index size", "inserts finding their page cached", legend=True)
