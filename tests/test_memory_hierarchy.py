@@ -107,9 +107,9 @@ def test_single_cycle_visits_every_line():
 def test_real_sweep_memory_beyond_caches_is_slower():
     # On any machine a random access to 64 MiB (beyond every L2, and beyond most L3 slices a VM gets)
     # costs more than one into 16 KiB (inside every L1). A factor 1.5 leaves room for noisy neighbours.
-    gather = mh.measure_gather([16 << 10, 64 << 20], accesses=1 << 18, repeats=3, seed=1)
+    gather = mh.measure_gather([16 << 10, 64 << 20], accesses=1 << 18, repeats=3, seed=1).frame
     assert gather["ns_per_access"].iloc[1] > 1.5 * gather["ns_per_access"].iloc[0]
-    chase = mh.summarize_chase(mh.measure_pointer_chase([16 << 10, 64 << 20], steps=50_000, seed=1))
+    chase = mh.summarize_chase(mh.measure_pointer_chase([16 << 10, 64 << 20], steps=50_000, seed=1).frame)
     assert chase["extra_ns"].iloc[1] > 0
 
 
@@ -163,7 +163,7 @@ def test_cliffs_are_read_against_caches_and_tlb_reach():
 def test_huge_page_gather_runs():
     from syslab import memory_hierarchy as m
 
-    frame = m.measure_gather([1 << 20, 8 << 20], accesses=1 << 14, repeats=2, huge_pages=True)
+    frame = m.measure_gather([1 << 20, 8 << 20], accesses=1 << 14, repeats=2, huge_pages=True).frame
     assert frame["huge_pages"].all() and (frame["ns_per_access"] > 0).all()
     share = frame["huge_page_share"]
     assert share.isna().all() or ((share >= 0) & (share <= 1)).all()

@@ -168,10 +168,10 @@ def test_approximated_lru_between_random_and_exact():
     # antirez's measurements: with maxmemory-samples 10 the approximation is very close to true LRU.
     # Under Zipf(1) exact LRU beats random by ~3 points at this size; samples=10 must be within 0.5.
     keys = caching.generate_requests(60_000, 20_000, 1000.0, 1.0, seed=2)["key"].to_numpy()
-    exact = rx.simulate_eviction(keys, 2000, "exact-lru")
-    random = rx.simulate_eviction(keys, 2000, "random", seed=1)
-    approx10 = rx.simulate_eviction(keys, 2000, "approx-lru", 10, seed=1)
-    approx1 = rx.simulate_eviction(keys, 2000, "approx-lru", 1, seed=1)
+    exact = rx.eviction_hit_ratio(keys, 2000, "exact-lru")
+    random = rx.eviction_hit_ratio(keys, 2000, "random", seed=1)
+    approx10 = rx.eviction_hit_ratio(keys, 2000, "approx-lru", 10, seed=1)
+    approx1 = rx.eviction_hit_ratio(keys, 2000, "approx-lru", 1, seed=1)
     assert random < exact
     assert approx10 == pytest.approx(exact, abs=0.005)
     assert approx1 < approx10
@@ -286,7 +286,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="command"):
         rx.simulate_free_stall(10, "FLUSHALL")
     with pytest.raises(ValueError, match="policy"):
-        rx.simulate_eviction(np.arange(10), 5, "lfu")
+        rx.eviction_hit_ratio(np.arange(10), 5, "lfu")
     with pytest.raises(ValueError, match="stale_fraction"):
         rx.theory_repeat_probability(1.5)
     with pytest.raises(ValueError, match="written_at_s"):

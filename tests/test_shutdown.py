@@ -160,8 +160,8 @@ def test_unbounded_drain_is_killed_and_bounded_drain_flushes():
 
 @pytest.mark.real
 def test_work_in_handler_deadlocks_flag_does_not():
-    flag = sh.run_handler_pitfall("flag", run_s=0.2, grace_s=1.0)
-    work = sh.run_handler_pitfall("work", run_s=0.2, grace_s=1.0)
+    flag = sh.run_handler_pitfall("flag", run_s=0.2, grace_s=1.0).summary
+    work = sh.run_handler_pitfall("work", run_s=0.2, grace_s=1.0).summary
     assert flag["exit_status"] == 0 and flag["journal_lines"] > 0
     assert work["supervisor_killed"] and work["exit_status"] == 137 and work["journal_lines"] == 0
 
@@ -171,8 +171,8 @@ def test_pid1_without_handler_ignores_sigterm():
     ok, reason = sh.pid1_supported()
     if not ok:
         pytest.skip(f"PID namespaces unavailable without privileges here: {reason}")
-    none = sh.run_pid1("none", wait_s=0.5)
-    flag = sh.run_pid1("flag", wait_s=2.0)
+    none = sh.run_pid1("none", wait_s=0.5).summary
+    flag = sh.run_pid1("flag", wait_s=2.0).summary
     assert none["pid_inside"] == 1 and none["alive_after_sigterm"]
     assert not flag["alive_after_sigterm"] and flag["exit_status"] == 0
 

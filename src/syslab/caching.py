@@ -59,7 +59,7 @@ __all__ = [
     "run_stampede",
     "summarize_stampede",
     "plot_stampede",
-    "simulate_stampede_stand_in",
+    "stampede_from_model",
     "STAMPEDE_PROTECTIONS",
 ]
 
@@ -141,6 +141,21 @@ def generate_requests(
 ) -> pd.DataFrame:
     """A request stream: Poisson arrivals, Zipf-popular keys, a share of them writes.
 
+    Parameters
+    ----------
+    n_requests : int
+        Requests (1 to ``MAX_REQUESTS``).
+    n_keys : int
+        Distinct keys (1 to ``MAX_KEYS``).
+    arrival_rate_per_s : float
+        Poisson arrival rate.
+    zipf_exponent : float
+        Popularity skew s (0 to 10).
+    write_fraction : float
+        Share of requests that are writes (0 to 1).
+    seed : int, numpy.random.Generator or None
+        For arrivals, keys and writes.
+
     Returns
     -------
     pandas.DataFrame
@@ -212,6 +227,18 @@ def theory_lru_hit_ratio(popularity: np.ndarray, capacity: int) -> float:
 
     The characteristic time T solves sum_i (1 - exp(-p_i T)) = C; the hit ratio is
     sum_i p_i (1 - exp(-p_i T)). Accurate to about a percent for Zipf workloads.
+
+    Parameters
+    ----------
+    popularity : numpy.ndarray
+        Request probabilities (sum to 1).
+    capacity : int
+        LRU entries, fewer than the keys.
+
+    Returns
+    -------
+    float
+        Hit ratio in [0, 1].
     """
     p = np.asarray(popularity, dtype=float)
     if p.ndim != 1 or p.size == 0 or np.any(p < 0) or not math.isclose(p.sum(), 1.0, rel_tol=1e-6):
@@ -266,6 +293,25 @@ def simulate_pattern(
 
     A value fetched on a miss enters the cache when the origin answers, so requests that arrive while
     the fetch is in flight miss too -- that is what makes a stampede.
+
+    Parameters
+    ----------
+    requests : pandas.DataFrame
+        From :func:`generate_requests`.
+    pattern : str
+        One of ``PATTERNS``.
+    capacity : int
+        LRU entries.
+    ttl_s : float
+        Time to live of a cached value.
+    latency : CacheLatency, optional
+        Cache and origin latencies.
+    stale_window_s : float
+        Stale-while-revalidate window after the TTL.
+    flush_interval_s : float
+        Write-behind flush period.
+    seed : int, numpy.random.Generator or None
+        For the latencies.
 
     Returns
     -------
@@ -370,6 +416,11 @@ def simulate_pattern(
 def summarize_patterns(runs: pd.DataFrame) -> pd.DataFrame:
     """Per pattern: read hit ratio (fresh or stale), origin reads per second, read and write latencies.
 
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Concatenated :func:`simulate_pattern` outputs.
+
     Returns
     -------
     pandas.DataFrame
@@ -405,6 +456,15 @@ def write_behind_loss(
     Crash instants are drawn uniformly over the run. The theory: with writes arriving at rate
     lambda_w and a flush every F seconds, a crash loses on average lambda_w * F / 2 writes and at most
     about lambda_w * F.
+
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        A :func:`simulate_pattern` output for ``write-behind``.
+    n_crashes : int
+        Crash instants drawn.
+    seed : int, numpy.random.Generator or None
+        For the crash instants.
 
     Returns
     -------
@@ -444,6 +504,20 @@ def xfetch_refresh_probability(gap_s: float, recompute_s: float, beta: float = 1
 
     XFetch recomputes when ``now - delta * beta * ln(U) >= expiry`` with U uniform on (0, 1]
     (Vattani, Chierichetti and Lowenstein 2015).
+
+    Parameters
+    ----------
+    gap_s : float
+        Time before expiry (seconds, >= 0).
+    recompute_s : float
+        Recompute time (delta).
+    beta : float
+        XFetch's eagerness.
+
+    Returns
+    -------
+    float
+        Probability in (0, 1].
     """
     gap = validate.non_negative_float("gap_s", gap_s)
     delta = validate.positive_float("recompute_s", recompute_s)
@@ -503,6 +577,21 @@ def simulate_hot_key_expiry(
     - ``xfetch``: before expiry each request recomputes with probability exp(-gap / (delta beta));
       nobody waits, and the few requests that also fire while the first recomputation runs are the
       only duplicates (Vattani et al. 2015).
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Requests per second on the key (lambda).
+    recompute_s : float
+        Time to recompute the value (delta).
+    protection : {"none", "single-flight", "xfetch"}
+        How misses are handled.
+    beta : float
+        XFetch's eagerness (0 < beta <= 100).
+    n_trials : int
+        Expiries simulated (1 to ``MAX_TRIALS``).
+    seed : int, numpy.random.Generator or None
+        For arrivals and XFetch's draws.
 
     Returns
     -------
@@ -568,6 +657,21 @@ def simulate_ttl_key(
     every request reaches the origin; with a TTL the origin sees a burst of about 1 + lambda * fetch
     queries each time the entry expires; with single-flight it sees one.
 
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Reads per second of the key.
+    ttl_s : float
+        How long the origin's answer is cached (0: not cached).
+    fetch_s : float
+        Time the origin takes to answer.
+    duration_s : float
+        Simulated seconds.
+    single_flight : bool
+        Whether concurrent misses share one origin query.
+    seed : int, numpy.random.Generator or None
+        For the arrivals.
+
     Returns
     -------
     pandas.DataFrame
@@ -611,6 +715,22 @@ def theory_ttl_key_origin_rate_per_s(
     single-flight, every request in the next ``fetch_s`` also queries (1 + lambda f queries); the last
     of them completes about 2f after the cycle starts, and the entry is fresh for ``ttl_s`` after that.
     With single-flight there is one query and the entry is fresh from f to f + ttl.
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Reads per second (lambda).
+    ttl_s : float
+        Cache TTL (0: not cached).
+    fetch_s : float
+        Origin answer time (delta).
+    single_flight : bool
+        Whether misses are coalesced.
+
+    Returns
+    -------
+    float
+        Origin queries per second.
     """
     rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     ttl = validate.non_negative_float("ttl_s", ttl_s)
@@ -624,7 +744,20 @@ def theory_ttl_key_origin_rate_per_s(
 
 
 def summarize_ttl_key(run: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
-    """Origin queries per second in bins of ``bin_s``: ``t_s`` (bin start), ``origin_per_s``."""
+    """Origin queries per second in bins of ``bin_s``: ``t_s`` (bin start), ``origin_per_s``.
+
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        :func:`simulate_ttl_key` output.
+    bin_s : float
+        Bin width in seconds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_s`` (bin start), ``origin_per_s``.
+    """
     if not isinstance(run, pd.DataFrame) or "origin_query" not in run.columns:
         raise TypeError("run must come from simulate_ttl_key")
     width = validate.positive_float("bin_s", bin_s)
@@ -708,6 +841,11 @@ def decision_table() -> pd.DataFrame:
 
     A summary of the chapter's argument, not a measurement; latencies are orders of magnitude (see
     ``data/latency_ladder.csv`` for sourced figures).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer: what it holds, typical hit latency, staleness, who invalidates it.
     """
     rows = [
         (
@@ -775,7 +913,21 @@ def decision_table() -> pd.DataFrame:
 
 
 def plot_hit_ratio(simulated: pd.DataFrame, theory: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Hit ratio against cache size: simulated LRU (points) and Che's approximation (line)."""
+    """Hit ratio against cache size: simulated LRU (points) and Che's approximation (line).
+
+    Parameters
+    ----------
+    simulated : pandas.DataFrame
+        ``capacity``, ``hit_ratio`` (from :func:`lru_hit_ratios`).
+    theory : pandas.DataFrame
+        ``capacity``, ``hit_ratio`` (from :func:`theory_lru_hit_ratio`).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     ax.plot(theory["capacity"], theory["hit_ratio"], color="0.4", label="Che approximation")
     ax.plot(simulated["capacity"], simulated["hit_ratio"], "o", label="simulated LRU")
@@ -784,7 +936,19 @@ def plot_hit_ratio(simulated: pd.DataFrame, theory: pd.DataFrame, ax: Axes | Non
 
 
 def plot_latency_cdf(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Empirical CDF of read latency per pattern (log x)."""
+    """Empirical CDF of read latency per pattern (log x).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`simulate_pattern` outputs (``pattern``, ``is_write``, ``latency_ms``).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for name, run in runs.groupby("pattern", sort=False):
         values = run.loc[~run["is_write"], "latency_ms"].to_numpy()
@@ -796,7 +960,19 @@ def plot_latency_cdf(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def plot_origin_rate(series: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Origin queries per second over time, one line per ``strategy``."""
+    """Origin queries per second over time, one line per ``strategy``.
+
+    Parameters
+    ----------
+    series : pandas.DataFrame
+        ``t_s``, ``origin_per_s``, ``strategy`` (from :func:`summarize_ttl_key`).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for name, run in series.groupby("strategy", sort=False):
         ax.step(run["t_s"], run["origin_per_s"], where="post", label=name)
@@ -805,7 +981,19 @@ def plot_origin_rate(series: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def plot_shard_load(loads: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Per-shard load for each mitigation, shards sorted by load (grouped bars)."""
+    """Per-shard load for each mitigation, shards sorted by load (grouped bars).
+
+    Parameters
+    ----------
+    loads : pandas.DataFrame
+        :func:`simulate_shard_load` outputs (``mitigation``, ``load_per_s``).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     groups = list(loads.groupby("mitigation", sort=False))
     width = 0.8 / max(len(groups), 1)
@@ -1052,7 +1240,7 @@ def plot_stampede(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def simulate_stampede_stand_in(
+def stampede_from_model(
     n_clients: int,
     request_interval_s: float,
     recompute_s: float,

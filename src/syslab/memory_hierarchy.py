@@ -26,6 +26,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 
 __all__ = [
@@ -60,7 +61,20 @@ TYPICAL_L1_DTLB_ENTRIES = 64  # 4 KiB entries of the first-level data TLB on cur
 def default_sizes_bytes(
     smallest_bytes: int = 4096, largest_bytes: int = 128 << 20, per_octave: int = 2
 ) -> list:
-    """Working-set sizes from ``smallest_bytes`` to ``largest_bytes``, ``per_octave`` points per doubling."""
+    """Working-set sizes from ``smallest_bytes`` to ``largest_bytes``, ``per_octave`` points per doubling.
+
+    Parameters
+    ----------
+    smallest_bytes, largest_bytes : int
+        The range of working sets.
+    per_octave : int
+        Points per doubling (1 to ``MAX_PER_OCTAVE``).
+
+    Returns
+    -------
+    list of int
+        Sizes in bytes, multiples of the element size, ascending.
+    """
     low = validate.positive_int("smallest_bytes", smallest_bytes)
     high = validate.positive_int("largest_bytes", largest_bytes)
     steps = validate.bounded_int("per_octave", per_octave, MAX_PER_OCTAVE)
@@ -87,7 +101,7 @@ def measure_gather(
     seed: int | np.random.Generator | None = 0,
     *,
     huge_pages: bool = False,
-) -> pd.DataFrame:
+) -> Run:
     """Time random gathers (``a.take(idx)``) from int32 arrays of each working-set size.
 
     Parameters
@@ -107,10 +121,11 @@ def measure_gather(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``), ``ns_median``,
-        ``huge_pages`` (as asked), ``huge_page_share`` (share of the array the kernel backed with huge
-        pages, from ``/proc/self/smaps``; NaN when unknown or not asked).
+    experiment.Run
+        ``frame``: one row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``),
+        ``ns_median``, ``huge_pages`` (as asked), ``huge_page_share`` (share of the array the kernel
+        backed with huge pages, from ``/proc/self/smaps``; NaN when unknown or not asked).
+        ``summary``: ``ns_smallest``, ``ns_largest`` (per access at the smallest and largest size).
     """
     sizes = _check_sizes(sizes_bytes)
     n_access = validate.bounded_int("accesses", accesses, MAX_ACCESSES)
@@ -142,7 +157,12 @@ def measure_gather(
         del data
         if mapping is not None:
             mapping.close()
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    summary = {
+        "ns_smallest": float(frame["ns_per_access"].iloc[0]),
+        "ns_largest": float(frame["ns_per_access"].iloc[-1]),
+    }
+    return Run.create(frame, summary)
 
 
 def _array(n: int, huge_pages: bool):
@@ -248,17 +268,29 @@ def measure_pointer_chase(
     steps: int = 50_000,
     repeats: int = 3,
     seed: int | np.random.Generator | None = 0,
-) -> pd.DataFrame:
+) -> Run:
     """Time a dependent chain of random loads ``i = buf[i]`` through each working-set size.
 
     Each load needs the previous one's result, so no two are in flight together: the cost per step
     is the latency of the level the working set lives in, plus CPython's fixed per-step overhead
     (tens of ns, the same at every size; :func:`summarize_chase` subtracts it).
 
+    Parameters
+    ----------
+    sizes_bytes : sequence of int
+        Working-set sizes in bytes (64 B to 1 GiB).
+    steps : int
+        Dependent loads per timing (1 to ``MAX_STEPS``).
+    repeats : int
+        Timings per size (1 to ``MAX_REPEATS``); the fastest is kept.
+    seed : int, numpy.random.Generator or None
+        For the random cycle.
+
     Returns
     -------
-    pandas.DataFrame
-        One row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``, overhead included).
+    experiment.Run
+        ``frame``: one row per size: ``size_bytes``, ``ns_per_access`` (best of ``repeats``, overhead
+        included). ``summary``: ``ns_smallest``, ``ns_largest``.
     """
     sizes = _check_sizes(sizes_bytes)
     n_steps = validate.bounded_int("steps", steps, MAX_STEPS)
@@ -277,11 +309,27 @@ def measure_pointer_chase(
                 position = buffer[position]
             best = min(best, time.perf_counter() - started)
         rows.append({"size_bytes": size, "ns_per_access": float(best / n_steps * 1e9)})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    summary = {
+        "ns_smallest": float(frame["ns_per_access"].iloc[0]),
+        "ns_largest": float(frame["ns_per_access"].iloc[-1]),
+    }
+    return Run.create(frame, summary)
 
 
 def summarize_chase(chase: pd.DataFrame) -> pd.DataFrame:
-    """Add ``extra_ns``: the cost above the smallest working set's (the interpreter's share removed)."""
+    """Add ``extra_ns``: the cost above the smallest working set's (the interpreter's share removed).
+
+    Parameters
+    ----------
+    chase : pandas.DataFrame
+        The frame of :func:`measure_pointer_chase`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same rows sorted by size, plus ``extra_ns``.
+    """
     if not isinstance(chase, pd.DataFrame) or not {"size_bytes", "ns_per_access"} <= set(chase.columns):
         raise TypeError("chase must be a DataFrame from measure_pointer_chase")
     result = chase.sort_values("size_bytes").reset_index(drop=True).copy()
@@ -290,7 +338,18 @@ def summarize_chase(chase: pd.DataFrame) -> pd.DataFrame:
 
 
 def parse_size_bytes(text: str) -> int:
-    """Parse a sysfs cache size such as ``"32K"``, ``"1024K"`` or ``"32M"`` into bytes."""
+    """Parse a sysfs cache size such as ``"32K"``, ``"1024K"`` or ``"32M"`` into bytes.
+
+    Parameters
+    ----------
+    text : str
+        A sysfs size (``"32K"``).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text must be a size such as '32K', got {text!r}")
     value = text.strip().upper()
@@ -303,6 +362,11 @@ def parse_size_bytes(text: str) -> int:
 
 def read_os_cache_sizes(cache_dir: str | Path = SYSFS_CACHE_DIR) -> pd.DataFrame:
     """The data and unified caches Linux reports for cpu0 (empty where there is no sysfs).
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        The sysfs folder of cpu0's caches.
 
     Returns
     -------
@@ -342,6 +406,19 @@ def estimate_cliffs(
 
     ``column`` names the cost to use (``"extra_ns"`` for a pointer chase from :func:`summarize_chase`);
     costs below ``floor_ns`` are raised to it, so noise around zero does not read as a huge ratio.
+
+    Parameters
+    ----------
+    measured : pandas.DataFrame
+        ``size_bytes`` and ``column``.
+    min_ratio : float
+        Smallest cost ratio between neighbouring sizes that counts as a cliff.
+    max_cliffs : int
+        At most this many cliffs (the largest).
+    column : str
+        The cost column.
+    floor_ns : float
+        Costs below this are raised to it.
 
     Returns
     -------
@@ -387,7 +464,25 @@ def plot_access_cost(
     column: str = "ns_per_access",
     name: str = "random gather",
 ) -> Axes:
-    """Cost per random access against working-set size (log-log), OS-reported cache sizes as lines."""
+    """Cost per random access against working-set size (log-log), OS-reported cache sizes as lines.
+
+    Parameters
+    ----------
+    measured : pandas.DataFrame
+        ``size_bytes`` and ``column``.
+    os_caches : pandas.DataFrame, optional
+        :func:`read_os_cache_sizes`, drawn as dashed lines.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    column : str
+        The cost column.
+    name : str
+        Legend label.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     ax.plot(measured["size_bytes"] / 1024, measured[column], marker="o", label=name)
     if os_caches is not None:
@@ -506,8 +601,11 @@ def summarize_cliffs(cliffs: pd.DataFrame, candidates: dict) -> pd.DataFrame:
 
 
 def plot_hierarchy(
-    gather: pd.DataFrame, chase: pd.DataFrame, os_caches: pd.DataFrame | None = None, axes=None
-):
+    gather: pd.DataFrame,
+    chase: pd.DataFrame,
+    os_caches: pd.DataFrame | None = None,
+    axes: object | None = None,
+) -> np.ndarray:
     """Two stacked panels: random gather per page size (top), pointer chase per step (bottom).
 
     Parameters

@@ -12,7 +12,7 @@ Everything here models Redis's own algorithms, with the constants read from the 
 - **freeing** -- :func:`simulate_free_stall` (a big key freed by DEL on the event loop vs by UNLINK in
   a background thread, using :mod:`syslab.queueing` for the single-threaded server) and
   :func:`measure_free_cost` (a real measurement of per-element free cost on this machine);
-- **eviction** -- :func:`simulate_eviction`: Redis's approximated LRU (``maxmemory-samples`` keys
+- **eviction** -- :func:`eviction_hit_ratio`: Redis's approximated LRU (``maxmemory-samples`` keys
   sampled into a 16-entry pool) against exact LRU and random eviction.
 
 Sources: ``redis/redis`` ``src/expire.c`` (unstable branch, 2024; the cursor-based cycle dates from 6.0)
@@ -54,7 +54,7 @@ __all__ = [
     "plot_eviction",
     "plot_stale_memory",
     "repeat_cycle",
-    "simulate_eviction",
+    "eviction_hit_ratio",
     "simulate_expiry",
     "steady_population",
     "simulate_free_stall",
@@ -108,6 +108,15 @@ def effort_parameters(active_expire_effort: int = 1, hz: int = 10, algorithm: st
     earlier) has no effort setting: it uses the effort-1 values and repeats while more than
     ``20/4 = 5`` of 20 sampled keys were expired.
 
+    Parameters
+    ----------
+    active_expire_effort : int
+        1 to 10.
+    hz : int
+        Server frequency, 1 to 500.
+    algorithm : {"cursor", "random"}
+        Redis 6.0+ or Redis 5 and earlier.
+
     Returns
     -------
     dict
@@ -141,6 +150,22 @@ def repeat_cycle(
     Redis 6.0+: ``sampled == 0 || expired*100/sampled > acceptable_stale`` with C integer division, so
     with 20 samples it repeats from 3 expired keys (15%) up. Redis 5 and earlier: ``expired > 20/4``,
     from 6 expired keys (30%) up -- the "25% rule".
+
+    Parameters
+    ----------
+    expired : int
+        Expired keys found in the loop.
+    sampled : int
+        Keys sampled in the loop.
+    algorithm : {"cursor", "random"}
+        Redis 6.0+ or Redis 5 and earlier.
+    acceptable_stale_perc : int
+        The threshold in percent (6.0+ only).
+
+    Returns
+    -------
+    bool
+        Whether the cycle runs another loop.
     """
     kind = validate.choice("algorithm", algorithm, ALGORITHMS)
     found = validate.non_negative_int("expired", expired)
@@ -156,7 +181,24 @@ def repeat_cycle(
 def theory_repeat_probability(
     stale_fraction: float, algorithm: str = "cursor", keys_per_loop: int = 20, acceptable_stale_perc: int = 10
 ) -> float:
-    """P(the cycle repeats) when a fraction ``p`` of the sampled keys are expired (binomial sampling)."""
+    """P(the cycle repeats) when a fraction ``p`` of the sampled keys are expired (binomial sampling).
+
+    Parameters
+    ----------
+    stale_fraction : float
+        Share p of sampled keys that are expired.
+    algorithm : {"cursor", "random"}
+        The sampler.
+    keys_per_loop : int
+        Keys per loop (1 to ``MAX_KEYS_PER_LOOP``).
+    acceptable_stale_perc : int
+        The repeat threshold in percent.
+
+    Returns
+    -------
+    float
+        P(repeat) in [0, 1].
+    """
     p = validate.probability("stale_fraction", stale_fraction)
     n = validate.bounded_int("keys_per_loop", keys_per_loop, MAX_KEYS_PER_LOOP)
     kind = validate.choice("algorithm", algorithm, ALGORITHMS)
@@ -170,7 +212,24 @@ def theory_repeat_probability(
 def theory_batches_until_stop(
     stale_fraction: float, algorithm: str = "cursor", keys_per_loop: int = 20, acceptable_stale_perc: int = 10
 ) -> float:
-    """Mean loops before the cycle stops on its own (geometric): 1 / (1 - P(repeat)); inf if it never does."""
+    """Mean loops before the cycle stops on its own (geometric): 1 / (1 - P(repeat)); inf if it never does.
+
+    Parameters
+    ----------
+    stale_fraction : float
+        Share of sampled keys that are expired.
+    algorithm : {"cursor", "random"}
+        The sampler.
+    keys_per_loop : int
+        Keys per loop (1 to ``MAX_KEYS_PER_LOOP``).
+    acceptable_stale_perc : int
+        The repeat threshold in percent.
+
+    Returns
+    -------
+    float
+        Mean loops per call (inf if it never stops).
+    """
     repeat = theory_repeat_probability(stale_fraction, algorithm, keys_per_loop, acceptable_stale_perc)
     return math.inf if repeat >= 1.0 else 1.0 / (1.0 - repeat)
 
@@ -183,6 +242,18 @@ def theory_active_expire_rate_per_s(stale_fraction: float, config: ExpireConfig 
     ``n p / (1 - P(repeat))``. Times ``hz`` calls per second. This ignores the time limit, so it holds
     while that mean number of loops costs less than the slow cycle's budget (see
     :func:`theory_equilibrium_stale_fraction`).
+
+    Parameters
+    ----------
+    stale_fraction : float
+        Share p of sampled keys that are expired.
+    config : ExpireConfig, optional
+        Server settings.
+
+    Returns
+    -------
+    float
+        Keys expired per second (inf when the loop never stops on its own).
     """
     settings = config if config is not None else ExpireConfig()
     p = validate.probability("stale_fraction", stale_fraction)
@@ -200,6 +271,13 @@ def theory_equilibrium_stale_fraction(expiring_per_s: float, config: ExpireConfi
     Solves ``theory_active_expire_rate_per_s(p) = expiring_per_s`` by bisection. Also says whether the
     slow cycle's time limit would cut the mean call short at that point (then fast cycles join in and
     the true equilibrium is lower than this uncapped value).
+
+    Parameters
+    ----------
+    expiring_per_s : float
+        Keys whose TTL passes per second, none of them read.
+    config : ExpireConfig, optional
+        Server settings.
 
     Returns
     -------
@@ -236,6 +314,20 @@ def ttl_reply(remaining_ms: float | None, has_expire: bool = True, milliseconds:
     ``remaining_ms`` is ``None`` for a missing key (reply -2); ``has_expire=False`` is a key without a
     TTL (-1). Otherwise the remaining time, floored at 0, rounded to the nearest second:
     ``(ms + 500) / 1000``. So ``TTL`` replies 0 for a live key with less than 0.5 s left.
+
+    Parameters
+    ----------
+    remaining_ms : float or None
+        Time left in milliseconds; None for a missing key.
+    has_expire : bool
+        Whether the key has a TTL at all.
+    milliseconds : bool
+        ``PTTL`` instead of ``TTL``.
+
+    Returns
+    -------
+    int
+        The reply.
     """
     if remaining_ms is None:
         return -2
@@ -302,6 +394,24 @@ def expiry_population(
 
     ``together``: every key gets the same TTL (a batch job, a cache warmed in one go); ``spread``: TTLs
     uniform over ``ttl_s`` +/- ``spread_s``/2 (jittered TTLs, or keys written over a period).
+
+    Parameters
+    ----------
+    n_keys : int
+        Keys (1 to ``MAX_SIM_KEYS``).
+    pattern : {"spread", "together"}
+        Jittered TTLs or one TTL for all.
+    ttl_s : float
+        Mean TTL in seconds.
+    spread_s : float
+        Width of the uniform spread (``spread`` only).
+    seed : int, numpy.random.Generator or None
+        For the spread.
+
+    Returns
+    -------
+    numpy.ndarray
+        Expiry time of each key, seconds.
     """
     n = validate.bounded_int("n_keys", n_keys, MAX_SIM_KEYS)
     kind = validate.choice("pattern", pattern, ("spread", "together"))
@@ -326,6 +436,19 @@ def steady_population(
 
     After one TTL the keyspace holds about ``write_rate_per_s * ttl_s`` keys and keys expire at the
     write rate: the steady state in which :func:`theory_equilibrium_stale_fraction` applies.
+
+    Parameters
+    ----------
+    write_rate_per_s : float
+        Keys written per second.
+    ttl_s : float
+        Mean TTL in seconds.
+    duration_s : float
+        Seconds of writes.
+    jitter : float
+        Relative TTL jitter in [0, 1).
+    seed : int, numpy.random.Generator or None
+        For write times and TTLs.
 
     Returns
     -------
@@ -635,6 +758,13 @@ def _lazy_expire(space: _Keyspace, read_positions: np.ndarray, now_s: float) -> 
 def summarize_expiry(run: pd.DataFrame, key_bytes: int = 100) -> pd.Series:
     """Headline numbers of one :func:`simulate_expiry` run.
 
+    Parameters
+    ----------
+    run : pandas.DataFrame
+        One :func:`simulate_expiry` output.
+    key_bytes : int
+        Bytes per key.
+
     Returns
     -------
     pandas.Series
@@ -735,6 +865,25 @@ def simulate_free_stall(
     background thread; below the threshold it frees inline like DEL. The server is one FIFO queue with
     one server (:func:`syslab.queueing.simulate_pool` with a pool of one).
 
+    Parameters
+    ----------
+    n_elements : int
+        Elements of the deleted key.
+    command : {"DEL", "UNLINK"}
+        How it is deleted.
+    free_ns_per_element : float
+        CPU time to free one element on the main thread (ns).
+    arrival_rate_per_s : float
+        Ordinary commands per second.
+    service_s : float
+        Time one ordinary command takes.
+    duration_s : float
+        Simulated seconds (at most 60).
+    at_s : float
+        When the big key is deleted.
+    seed : int, numpy.random.Generator or None
+        For the arrivals.
+
     Returns
     -------
     pandas.DataFrame
@@ -822,7 +971,7 @@ def measure_free_cost(sizes: list, repeats: int = 3) -> Run:
 # --------------------------------------------------------------------------- eviction
 
 
-def simulate_eviction(
+def eviction_hit_ratio(
     keys: np.ndarray,
     capacity: int,
     policy: str = "approx-lru",
@@ -938,7 +1087,13 @@ def _pool_evict(pool: list, members: list, last_used: dict, slot_of: dict, draws
 
 
 def zero_ttl_cases() -> pd.DataFrame:
-    """What "TTL = 0" can mean, and whether memory is freed at once (from expire.c and t_string.c)."""
+    """What "TTL = 0" can mean, and whether memory is freed at once (from expire.c and t_string.c).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``what you did or saw``, ``what Redis does``, ``memory freed at once?``.
+    """
     rows = [
         (
             "EXPIRE key 0 (or a negative TTL, or EXPIREAT in the past) on a primary",
@@ -972,7 +1127,13 @@ def zero_ttl_cases() -> pd.DataFrame:
 
 
 def info_fields() -> pd.DataFrame:
-    """The INFO fields that show whether expiry keeps up, and what values mean trouble."""
+    """The INFO fields that show whether expiry keeps up, and what values mean trouble.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``field``, ``section``, ``meaning``, ``trouble when``.
+    """
     rows = [
         (
             "expired_keys",
@@ -1024,7 +1185,21 @@ def info_fields() -> pd.DataFrame:
 
 
 def plot_stale_memory(runs: pd.DataFrame, ax: Axes | None = None, key_bytes: int = 100) -> Axes:
-    """Memory held by logically expired keys over time, one line per ``label`` in ``runs``."""
+    """Memory held by logically expired keys over time, one line per ``label`` in ``runs``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`simulate_expiry` outputs with a ``label`` column.
+    ax : matplotlib Axes, optional
+        Where to draw.
+    key_bytes : int
+        Bytes per key.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for name, run in runs.groupby("label", sort=False):
         ax.plot(run["t_s"], run["stale_keys"] * key_bytes / 1e6, label=name)
@@ -1032,7 +1207,19 @@ def plot_stale_memory(runs: pd.DataFrame, ax: Axes | None = None, key_bytes: int
 
 
 def plot_eviction(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Hit ratio against cache size for each eviction policy (``capacity``, ``hit_ratio``, ``policy``)."""
+    """Hit ratio against cache size for each eviction policy (``capacity``, ``hit_ratio``, ``policy``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``capacity``, ``hit_ratio``, ``policy``.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for name, run in table.groupby("policy", sort=False):
         ax.plot(run["capacity"], run["hit_ratio"], marker="o", label=name)
@@ -1740,7 +1927,7 @@ def plot_free_stall(stalls: pd.DataFrame, ax: Axes | None = None, *, at_s: float
     return ax
 
 
-def simulate_server_stand_in(
+def equilibrium_from_model(
     hz_values: list, write_rate_per_s: float, ttl_s: float, duration_s: float, *, seed: int = 0
 ) -> Run:
     """Where no Redis server is available: the port in the shape of :func:`run_expiry_equilibrium`'s result.
@@ -1796,7 +1983,7 @@ def simulate_server_stand_in(
     return Run.create(pd.concat(frames, ignore_index=True), summary)
 
 
-def simulate_lazy_only_stand_in(n_keys: int, read_share: float = 0.5) -> Run:
+def lazy_only_from_rules(n_keys: int, read_share: float = 0.5) -> Run:
     """Where no Redis server is available: what :func:`run_lazy_only` shows, from the rules in ``expire.c``.
 
     Parameters

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from syslab import plot, validate
 from syslab.experiment import Run
@@ -72,7 +73,18 @@ MAX_REAL_WAIT_S = 120.0  # longest a real experiment here waits for a child (run
 
 
 def exit_status_for_shell(returncode: int) -> int:
-    """What a shell or Kubernetes reports for a Popen return code: 128+n for death by signal n."""
+    """What a shell or Kubernetes reports for a Popen return code: 128+n for death by signal n.
+
+    Parameters
+    ----------
+    returncode : int
+        A :class:`subprocess.Popen` return code (negative: killed by that signal).
+
+    Returns
+    -------
+    int
+        The status a shell or Kubernetes shows.
+    """
     returncode = int(returncode)
     return 128 - returncode if returncode < 0 else returncode
 
@@ -208,6 +220,25 @@ class DrainRun:
     and ``journaled`` (its id is in the journal file after the process ended).
     ``stages`` has the server's stage reports (``stage``, ``t_s`` after the
     signal, ``detail``).
+
+    Attributes
+    ----------
+    signal_name : str
+        ``SIGTERM`` or ``SIGKILL``.
+    drain_timeout_s : float or None
+        The server's drain deadline (None: unbounded).
+    grace_s : float
+        Seconds from the signal to the supervisor's SIGKILL.
+    requests, stages : pandas.DataFrame
+        As above.
+    returncode : int
+        The server's Popen return code.
+    supervisor_killed : bool
+        Whether the grace period ran out.
+    connect_after_signal : str
+        ``accepted`` or ``refused``: a connection attempted during the drain.
+    exit_after_s : float
+        Seconds from the signal to the exit.
     """
 
     signal_name: str
@@ -356,7 +387,20 @@ def run_drain(
 
 
 def summarize_drain_runs(runs: dict[str, DrainRun]) -> pd.DataFrame:
-    """One row per labelled run: what completed, what was acknowledged but not journaled, how it exited."""
+    """One row per labelled run: what completed, what was acknowledged but not journaled, how it exited.
+
+    Parameters
+    ----------
+    runs : dict of str to DrainRun
+        Labelled :func:`run_drain` results.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``run``, ``signal``, ``in_flight``, ``in_flight_ok``, ``lost``, ``acked``,
+        ``journaled``, ``acked_not_journaled``, ``exit_status``, ``supervisor_sigkill``,
+        ``connect_after_signal``, ``exit_after_s``.
+    """
     rows = []
     for label, run in runs.items():
         req = run.requests
@@ -383,12 +427,21 @@ def summarize_drain_runs(runs: dict[str, DrainRun]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- real: pitfalls
 
 
-def run_handler_pitfall(handler: str = "flag", *, run_s: float = 0.3, grace_s: float = 1.5) -> dict:
+def run_handler_pitfall(handler: str = "flag", *, run_s: float = 0.3, grace_s: float = 1.5) -> Run:
     """SIGTERM a busy loop whose handler either sets a flag or does the flush itself.
 
     The loop (``children.drain_server lock``) holds a journal lock nearly all the time.
     A handler that takes the same lock waits for the code it interrupted: a
     deadlock the supervisor ends with SIGKILL after ``grace_s``.
+
+    Parameters
+    ----------
+    handler : {"flag", "work"}
+        What the SIGTERM handler does.
+    run_s : float
+        Seconds the loop runs before the signal.
+    grace_s : float
+        Seconds until the supervisor's SIGKILL.
 
     Returns
     -------
@@ -421,7 +474,7 @@ def run_handler_pitfall(handler: str = "flag", *, run_s: float = 0.3, grace_s: f
             exit_after_s = time.monotonic() - t_signal
             returncode = child.process.returncode
         lines = len(journal.read_text(encoding="utf-8").split()) if journal.exists() else 0
-    return {
+    result = {
         "handler": handler,
         "returncode": int(returncode),
         "exit_status": exit_status_for_shell(returncode),
@@ -429,10 +482,22 @@ def run_handler_pitfall(handler: str = "flag", *, run_s: float = 0.3, grace_s: f
         "journal_lines": lines,
         "exit_after_s": round(exit_after_s, 3),
     }
+    return Run.create(pd.DataFrame([result]), result)
 
 
 def pid1_supported(timeout_s: float = 5.0) -> tuple[bool, str]:
-    """Whether ``unshare -rpf`` (a user + PID namespace, no privileges needed) works here, and why not."""
+    """Whether ``unshare -rpf`` (a user + PID namespace, no privileges needed) works here, and why not.
+
+    Parameters
+    ----------
+    timeout_s : float
+        How long the probe may take.
+
+    Returns
+    -------
+    tuple of (bool, str)
+        Whether it works, and the reason.
+    """
     timeout_s = validate.positive_float("timeout_s", timeout_s)
     if sys.platform != "linux":
         return False, f"PID namespaces are Linux-only (this is {sys.platform})"
@@ -467,12 +532,19 @@ def _namespace_child(unshare_pid: int) -> int | None:
     return None
 
 
-def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:
+def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> Run:
     """SIGTERM a Python process that is PID 1 of its own PID namespace, with or without a handler.
 
     Runs ``unshare -rpf python -m syslab.children.drain_server pid1`` (a user namespace
     maps us to root inside it, so no privileges are needed) and sends SIGTERM from
     outside to the namespaced process. Check :func:`pid1_supported` first.
+
+    Parameters
+    ----------
+    handler : {"none", "flag"}
+        Whether the PID 1 process installs a SIGTERM handler.
+    wait_s : float
+        How long to wait for it to exit after SIGTERM.
 
     Returns
     -------
@@ -523,13 +595,14 @@ def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> dict:
         except subprocess.TimeoutExpired:
             alive = True
             exit_after = float("nan")
-        return {
+        result = {
             "handler": handler,
             "pid_inside": int(ready["pid"]),
             "alive_after_sigterm": alive,
-            "exit_status": None if alive else exit_status_for_shell(proc.returncode),
+            "exit_status": -1 if alive else exit_status_for_shell(proc.returncode),
             "exit_after_s": exit_after,
         }
+        return Run.create(pd.DataFrame([result]), result)
     finally:
         if proc.poll() is None:
             try:
@@ -549,6 +622,25 @@ class TerminationConfig:
 
     Time 0 is when the kubelet sends the preStop hook / SIGTERM and, in
     parallel, the endpoint controller starts removing the pod from Services.
+
+    Attributes
+    ----------
+    rate_per_s : float
+        Requests per second routed to the pod before termination.
+    endpoint_delay_max_s : float
+        Each node stops routing at a U(0, max) delay after time 0 (seconds).
+    n_nodes : int
+        Nodes routing to the pod.
+    prestop_s : float
+        preStop sleep: the listener stays open this long after time 0.
+    service_median_s, service_sigma : float
+        Lognormal request time (median in seconds, shape).
+    flush_s : float
+        Time to flush state after the drain.
+    grace_s : float
+        ``terminationGracePeriodSeconds``: SIGKILL at this time.
+    warmup_s : float
+        Arrivals start at ``-warmup_s`` so in-flight work is at steady state.
     """
 
     rate_per_s: float = 100.0  # requests per second routed to this pod before termination
@@ -624,7 +716,9 @@ def _summary(sim: dict) -> dict:
     }
 
 
-def simulate_termination(config: TerminationConfig = TerminationConfig(), seed=7) -> pd.DataFrame:
+def simulate_termination(
+    config: TerminationConfig = TerminationConfig(), seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
     """Every request routed to a terminating pod, and what became of it.
 
     Requests arrive as a Poisson stream from ``-warmup_s``, each through a random
@@ -633,6 +727,13 @@ def simulate_termination(config: TerminationConfig = TerminationConfig(), seed=7
     delay_j)`` is refused (the race). Accepted requests run for a lognormal time;
     the process exits when the last one finishes plus ``flush_s``, or is SIGKILLed
     at ``grace_s``, killing whatever is still running.
+
+    Parameters
+    ----------
+    config : TerminationConfig
+        The pod, its traffic and its termination settings.
+    seed : int, numpy.random.Generator or None
+        For arrivals, delays and request times.
 
     Returns
     -------
@@ -651,19 +752,50 @@ def simulate_termination(config: TerminationConfig = TerminationConfig(), seed=7
 
 
 def summarize_termination(df: pd.DataFrame) -> dict:
-    """Counts of served/refused/killed requests (after time 0 or in flight at it) and how the pod ended."""
+    """Counts of served/refused/killed requests (after time 0 or in flight at it) and how the pod ended.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        :func:`simulate_termination` output.
+
+    Returns
+    -------
+    dict
+        ``served``, ``refused``, ``killed`` counts and ``sigkill`` (bool).
+    """
     codes = df["outcome"].map({name: code for code, name in enumerate(OUTCOMES)}).to_numpy(dtype=np.int8)
     sim = {"end_s": df["end_s"].to_numpy(), "outcome": codes, **df.attrs}
     return _summary(sim)
 
 
 def sweep_prestop(
-    prestop_values_s, config: TerminationConfig = TerminationConfig(), n_seeds: int = 20, seed=7
+    prestop_values_s,
+    config: TerminationConfig = TerminationConfig(),
+    n_seeds: int = 20,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Refused requests vs preStop sleep over ``n_seeds`` runs each, with the closed form.
 
     Returns one row per (prestop_s, run): ``prestop_s``, ``run``, ``refused``,
     ``killed``, ``sigkill``, ``theory_refused``.
+
+    Parameters
+    ----------
+    prestop_values_s : sequence of float
+        preStop sleeps to try.
+    config : TerminationConfig
+        The pod (its preStop sleep is replaced).
+    n_seeds : int
+        Terminations per value.
+    seed : int, numpy.random.Generator or None
+        Parent seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (sleep, run): ``prestop_s``, ``run``, the counts of
+        :func:`summarize_termination`, ``theory_refused``.
     """
     n_seeds = validate.int_in_range("n_seeds", n_seeds, 1, 10_000)
     values = [validate.non_negative_float("prestop_values_s", v) for v in prestop_values_s]
@@ -679,9 +811,30 @@ def sweep_prestop(
 
 
 def sweep_grace(
-    grace_values_s, config: TerminationConfig = TerminationConfig(), n_seeds: int = 20, seed=7
+    grace_values_s,
+    config: TerminationConfig = TerminationConfig(),
+    n_seeds: int = 20,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
-    """Requests killed in flight vs grace period, with :func:`theory_killed_in_flight` (no race)."""
+    """Requests killed in flight vs grace period, with :func:`theory_killed_in_flight` (no race).
+
+    Parameters
+    ----------
+    grace_values_s : sequence of float
+        Grace periods to try.
+    config : TerminationConfig
+        The pod (its grace period is replaced).
+    n_seeds : int
+        Terminations per value.
+    seed : int, numpy.random.Generator or None
+        Parent seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (grace period, run): ``grace_s``, ``run``, the counts of
+        :func:`summarize_termination`, ``theory_killed``.
+    """
     n_seeds = validate.int_in_range("n_seeds", n_seeds, 1, 10_000)
     values = [validate.positive_float("grace_values_s", v) for v in grace_values_s]
     seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(n_seeds)
@@ -707,6 +860,20 @@ def theory_race_refused(rate_per_s: float, endpoint_delay_max_s: float, prestop_
     With a uniform delay on [0, D], ``E[(delay - s)^+] = (D - s)^2 / (2 D)`` for
     ``s < D`` and 0 after: a preStop sleep at least as long as the slowest node's
     update refuses nothing.
+
+    Parameters
+    ----------
+    rate_per_s : float
+        Requests per second.
+    endpoint_delay_max_s : float
+        D, the slowest endpoint update.
+    prestop_s : float
+        s, the preStop sleep.
+
+    Returns
+    -------
+    float
+        Expected refused requests per termination.
     """
     rate = validate.positive_float("rate_per_s", rate_per_s)
     d = validate.non_negative_float("endpoint_delay_max_s", endpoint_delay_max_s)
@@ -724,6 +891,22 @@ def theory_killed_in_flight(rate_per_s: float, service_median_s: float, service_
     ``S`` (median ``m``, shape ``sigma``) is
     ``m e^{sigma^2/2} Phi(d1) - G Phi(d2)`` with ``d1 = (ln(m/G) + sigma^2)/sigma``,
     ``d2 = d1 - sigma``. It ignores the race (``endpoint_delay_max_s = 0``).
+
+    Parameters
+    ----------
+    rate_per_s : float
+        Arrival rate until time 0.
+    service_median_s : float
+        Median request time.
+    service_sigma : float
+        Lognormal shape (at most ``MAX_SERVICE_SIGMA``).
+    grace_s : float
+        Time of the SIGKILL.
+
+    Returns
+    -------
+    float
+        Expected requests still running at the SIGKILL.
     """
     rate = validate.positive_float("rate_per_s", rate_per_s)
     m = validate.positive_float("service_median_s", service_median_s)
@@ -743,8 +926,20 @@ def theory_killed_in_flight(rate_per_s: float, service_median_s: float, service_
 # --------------------------------------------------------------------------- plots
 
 
-def plot_race(sweep: pd.DataFrame, ax=None):
-    """Refused requests per termination vs preStop sleep: runs as dots, mean and closed form as lines."""
+def plot_race(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Refused requests per termination vs preStop sleep: runs as dots, mean and closed form as lines.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        :func:`sweep_prestop` output.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = plot.axes_or_new(ax)
     ax.plot(sweep["prestop_s"], sweep["refused"], "o", alpha=0.25, label="one termination (simulated)")
     mean = sweep.groupby("prestop_s")[["refused", "theory_refused"]].mean()
@@ -753,8 +948,20 @@ def plot_race(sweep: pd.DataFrame, ax=None):
     return plot.label(ax, "preStop sleep (s)", "requests refused per termination", legend=True)
 
 
-def plot_grace(sweep: pd.DataFrame, ax=None):
-    """Requests killed by the closing SIGKILL vs grace period (log scale), simulation and theory."""
+def plot_grace(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Requests killed by the closing SIGKILL vs grace period (log scale), simulation and theory.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        :func:`sweep_grace` output.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = plot.axes_or_new(ax)
     mean = sweep.groupby("grace_s")[["killed", "theory_killed"]].mean()
     ax.plot(sweep["grace_s"], sweep["killed"] + 0.1, "o", alpha=0.25, label="one termination (+0.1)")
