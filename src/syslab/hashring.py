@@ -562,10 +562,13 @@ def simulate_load_spread(
     seed = _seed_int(seed)
     hashes = np.sort(key_hashes(n_keys, salt=seed))
     seeds = validate.bounded_int("n_seeds", n_seeds, MAX_SEEDS)
+
+    # One independent ring seed per replication (SeedSequence.spawn), the same rings for every V.
+    ring_seeds = [int(child.generate_state(1)[0]) for child in experiment.spawn_seeds(seed, seeds)]
     rows = []
     for v in vs:
-        for s in range(seeds):
-            loads = ring_loads(build_ring(n, v, seed=seed * 1000 + s), hashes)
+        for s, ring_seed in enumerate(ring_seeds):
+            loads = ring_loads(build_ring(n, v, seed=ring_seed), hashes)
             mean = loads.mean()
             rows.append(
                 {
@@ -696,8 +699,6 @@ def sweep_ring_changes(
         received most of the dead node's keys, % of its own keys) and ``top_receiver_share``
         (share of the dead node's keys it received, 0 to 1).
     """
-    from syslab import experiment
-
     n = validate.int_in_range("n_nodes", n_nodes, 2, MAX_RENDEZVOUS_NODES)
     vs = validate.sequence_of_positive_ints("vnodes_list", vnodes_list)
     if len(vs) > 20:
