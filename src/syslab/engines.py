@@ -523,6 +523,10 @@ def _discover(name: str, opts: tuple, cluster: bool, url: str, allowed: set[str]
         raise EngineUnavailable(name, f"its Python client {module} is not installed ({install})")
     if url and not opts and not cluster:
         return _from_url(name, url)
+    if os.name != "posix":
+        raise EngineUnavailable(
+            name, f"private servers need Linux or macOS here; set {URL_VARIABLES[name]} to a server's URL"
+        )
     found = _find_binaries(name)
     if found is None:
         hint = {
