@@ -36,6 +36,7 @@ __all__ = [
     "find_pgbench",
     "measure_pgbench",
     "measure_pool_sizes",
+    "plot_pgbench",
     "summarize_measurements",
     "SCAN_QUERY",
 ]
@@ -601,3 +602,43 @@ def measure_pgbench(
         "load_average_1m": load_1m,
     }
     return Run.create(pd.DataFrame(rows), summary, engine=engine)
+
+
+def plot_pgbench(
+    frame: pd.DataFrame, axes: object | None = None, *, cpu_count: int | None = None
+) -> np.ndarray:
+    """Throughput (left) and latency (right) against pool size from :func:`measure_pgbench`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``pool_size``, ``throughput_per_s``, ``p50_latency_ms``, ``p99_latency_ms`` (the ``frame`` of
+        :func:`measure_pgbench` or of :func:`summarize_measurements` renamed alike).
+    axes : two matplotlib Axes, optional
+        Where to draw; a new two-panel figure if omitted.
+    cpu_count : int, optional
+        Draws a dotted line at the machine's core count.
+
+    Returns
+    -------
+    numpy.ndarray
+        The two Axes.
+    """
+    from syslab import plot
+
+    frame = validate.frame_columns(
+        "frame", frame, ["pool_size", "throughput_per_s", "p50_latency_ms", "p99_latency_ms"]
+    )
+    left, right = plot.panels(2, axes=axes)
+    left.plot(frame["pool_size"], frame["throughput_per_s"], marker="o")
+    right.plot(frame["pool_size"], frame["p50_latency_ms"], marker="o", label="median")
+    right.plot(frame["pool_size"], frame["p99_latency_ms"], marker="s", label="p99")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        if cpu_count is not None:
+            ax.axvline(cpu_count, color="0.5", ls=":", lw=1.5, label="CPU cores")
+    plot.label(left, "pool size (connections)", "queries per second")
+    plot.label(right, "pool size (connections)", "latency (ms)", legend=True)
+    right.set_ylim(bottom=0)
+    left.set_ylim(bottom=0)
+    return np.array([left, right], dtype=object)

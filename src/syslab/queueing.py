@@ -43,6 +43,8 @@ __all__ = [
     "plot_closed_pool",
     "plot_erlang_vs_simulation",
     "plot_kingman",
+    "piecewise_poisson_arrival_times_s",
+    "plot_retries",
     "plot_wait_distribution",
     "replicate_pool",
     "simulate_closed_pool",
@@ -52,6 +54,7 @@ __all__ = [
     "theory_allen_cunneen_queue_delay_s",
     "summarize_littles_law",
     "summarize_pool",
+    "sweep_arrival_cv",
     "sweep_kingman",
     "sweep_pool_sizes",
     "theory_closed_pool",
@@ -248,6 +251,45 @@ def poisson_arrival_times_s(n: int, arrival_rate_per_s: float, rng: np.random.Ge
     rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     validate.instance("rng", rng, np.random.Generator)
     return np.cumsum(rng.exponential(1.0 / rate, size=n))
+
+
+def piecewise_poisson_arrival_times_s(
+    rates_per_s: Sequence[float], durations_s: Sequence[float], *, seed: int | np.random.Generator | None = 0
+) -> np.ndarray:
+    """Poisson arrivals whose rate changes in steps (a load spike, a daily peak).
+
+    Parameters
+    ----------
+    rates_per_s : sequence of float
+        Arrival rate of each phase (per second, > 0).
+    durations_s : sequence of float
+        Length of each phase in seconds (> 0), one per rate.
+    seed : int, numpy.random.Generator or None
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted arrival times in seconds from 0 to ``sum(durations_s)``, at most ``MAX_ARRIVALS``.
+    """
+    rates = [validate.positive_float("rates_per_s", r) for r in rates_per_s]
+    durations = [validate.positive_float("durations_s", d) for d in durations_s]
+    if not rates or len(rates) != len(durations):
+        raise ValueError(
+            f"rates_per_s and durations_s must have the same length >= 1, got {len(rates)} and {len(durations)}"
+        )
+    expected = sum(r * d for r, d in zip(rates, durations, strict=True))
+    if expected > MAX_ARRIVALS / 2:
+        raise ValueError(
+            f"rates_per_s x durations_s expects {expected:,.0f} arrivals; at most {MAX_ARRIVALS // 2:,}"
+        )
+    rng = validate.rng_from_seed(seed)
+    parts, start = [], 0.0
+    for rate, duration in zip(rates, durations, strict=True):
+        n = int(rng.poisson(rate * duration))
+        parts.append(np.sort(start + rng.uniform(0.0, duration, size=n)))
+        start += duration
+    return np.concatenate(parts)
 
 
 def draw_gaps_s(n: int, mean_s: float, cv: float, rng: np.random.Generator) -> np.ndarray:
@@ -466,6 +508,70 @@ def simulate_pool(
             "outcome": np.where(served, "served", "timeout"),
         }
     )
+
+
+def sweep_arrival_cv(
+    cvs_arrival: Sequence[float],
+    pool_size: int,
+    arrival_rate_per_s: float,
+    mean_service_s: float,
+    *,
+    cv_service: float = 1.0,
+    n_requests: int = 100_000,
+    warmup_fraction: float = 0.1,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Mean wait in a pool against the burstiness of arrivals: simulation, Allen-Cunneen, Erlang C.
+
+    Parameters
+    ----------
+    cvs_arrival : sequence of float
+        Coefficients of variation of the gaps between arrivals (>= 0; gamma-distributed gaps).
+    pool_size : int
+        Connections.
+    arrival_rate_per_s, mean_service_s : float
+        Load: arrivals per second and mean seconds a query holds a connection.
+    cv_service : float
+        Coefficient of variation of service times.
+    n_requests : int
+        Requests per simulated run.
+    warmup_fraction : float
+        Share of the first requests left out of the mean (0 to 0.9).
+    seed : int, numpy.random.Generator or None
+        Source of randomness (the same seed for every CV).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per CV: ``cv_arrival``, ``simulated_ms``, ``allen_cunneen_ms``, ``erlang_c_ms``
+        (mean wait for a connection, milliseconds).
+    """
+    warmup = validate.float_in_range("warmup_fraction", warmup_fraction, 0.0, 0.9)
+    rows = []
+    for cv in cvs_arrival:
+        run = simulate_pool(
+            PoolConfig(pool_size),
+            n_requests=n_requests,
+            arrival_rate_per_s=arrival_rate_per_s,
+            mean_service_s=mean_service_s,
+            cv_arrival=cv,
+            cv_service=cv_service,
+            seed=seed,
+        )
+        rows.append(
+            {
+                "cv_arrival": float(cv),
+                "simulated_ms": 1000 * float(run["wait_s"].iloc[int(warmup * len(run)) :].mean()),
+                "allen_cunneen_ms": 1000
+                * theory_allen_cunneen_queue_delay_s(
+                    arrival_rate_per_s, mean_service_s, pool_size, cv, cv_service
+                ),
+                "erlang_c_ms": 1000 * mmc_mean_queue_delay_s(arrival_rate_per_s, mean_service_s, pool_size),
+            }
+        )
+    if not rows:
+        raise ValueError("cvs_arrival must hold at least one coefficient of variation")
+    return pd.DataFrame(rows)
 
 
 def simulate_pool_retries(
@@ -1117,3 +1223,33 @@ def plot_closed_pool(table: pd.DataFrame, axes: Sequence[Axes] | None = None) ->
     right.set_xscale("log", base=2)
     label(right, "pool size (connections, log scale)", "response time (ms)", legend=True)
     return axes
+
+
+def plot_retries(
+    data: dict[str, pd.DataFrame], ax: Axes | None = None, *, spike_s: tuple[float, float] | None = None
+) -> Axes:
+    """Share of callers answered in time, per time bin, for several retry policies.
+
+    Parameters
+    ----------
+    data : dict of str to pandas.DataFrame
+        Legend label to the output of :func:`summarize_retries` (``time_s``, ``ok_share``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+    spike_s : (float, float), optional
+        Start and end of a load spike to shade, in seconds.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(data, dict) or not data:
+        raise TypeError("data must be a non-empty dict of label -> summarize_retries frame")
+    ax = axes_or_new(ax)
+    if spike_s is not None:
+        ax.axvspan(spike_s[0], spike_s[1], color="0.9", label="load spike")
+    for name, frame in data.items():
+        frame = validate.frame_columns("data", frame, ["time_s", "ok_share"])
+        ax.step(frame["time_s"], 100 * frame["ok_share"], where="post", label=name)
+    ax.set_ylim(0, 105)
+    return label(ax, "time (s)", "callers answered in time (%)", legend=True)
