@@ -256,8 +256,14 @@ def test_no_page_is_wider_than_the_screen(browser, site, device, name):
         if width > inner + 1:
             culprits = page.evaluate(
                 """() => Array.from(document.querySelectorAll('main *')).filter(e => {
-                       const r = e.getBoundingClientRect(); return r.right > window.innerWidth + 1 && r.width > 0;
-                   }).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+                       const r = e.getBoundingClientRect();
+                       if (r.right <= window.innerWidth + 1 || r.width === 0) return false;
+                       for (let a = e.parentElement; a && a.tagName !== 'BODY'; a = a.parentElement) {
+                           if (getComputedStyle(a).overflowX !== 'visible') return false;  // scrolls in its own box
+                       }
+                       return true;
+                   }).slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)
+                                          + ' ' + (e.textContent || '').trim().slice(0, 50))"""
             )
             pytest.fail(f"{name} is {width} px wide on a {inner}-px screen; widest: {culprits}")
     finally:
@@ -282,7 +288,30 @@ def test_tables_scroll_inside_their_own_box_on_a_phone(browser, site, name):
         page.close()
 
 
-@pytest.mark.parametrize("name", SAMPLE_CHAPTERS)
+# Figures drawn wider than ~9.8 in, so their 10-pt text lands under 11 px in the column (measured
+# 2026-12-06: l4-vs-l7 8.9 px, access-control 9.7, fan-out and reconnect-storms 10.6). Their plot
+# helpers' owners narrow them (stack panels); strict, so the mark must go when a figure is fixed.
+WIDE_FIGURES = {
+    "chapters/l4-vs-l7",
+    "chapters/access-control-at-scale",
+    "chapters/fan-out",
+    "chapters/reconnect-storms",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(strict=True, reason="figure wider than the column allows (WIDE_FIGURES)"),
+        )
+        if name in WIDE_FIGURES
+        else name
+        for name in toc_files()
+        if name.startswith("chapters/")
+    ],
+)
 def test_figure_text_is_legible_on_a_laptop(browser, site, name):
     """The house style's smallest text (10 pt) is >= 11 px as drawn in the column.
 
