@@ -630,3 +630,50 @@ def test_pip_installed_server_binaries_are_found_and_started(monkeypatch):
         assert not Path(engine.data_dir).exists()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.real
+@pytest.mark.timeout(300)
+def test_nothing_is_left_when_the_kernel_is_killed_while_the_server_starts():
+    real_engine("postgres")
+    if engines.postgres().data_dir is None or not Path("/proc").is_dir():
+        pytest.skip("needs a private PostgreSQL instance and /proc")
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from syslab import engines; engines.postgres(options={'work_mem': '5MB'})"],
+        env=package_env(),
+        start_new_session=True,
+    )
+    root = Path(engines._tmp_root(engines._server_user("postgres")))
+
+    def folder_of_child() -> Path | None:
+        for folder in root.glob("syslab-postgres-*"):
+            try:
+                supervisor = int((folder / "supervisor.pid").read_text())
+                status = Path(f"/proc/{supervisor}/status").read_text()
+            except (OSError, ValueError):
+                continue
+            if int(status.split("PPid:")[1].split()[0]) == child.pid:
+                return folder
+        return None
+
+    try:
+        assert wait_until(lambda: folder_of_child() is not None, 60), "the child never started a server"
+        folder = folder_of_child()
+        os.killpg(child.pid, signal.SIGKILL)  # in initdb, or just after
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+    def leftovers() -> list[str]:
+        left = [str(folder)] if folder.exists() else []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if str(folder).encode() in (proc / "cmdline").read_bytes():
+                    left.append(f"pid {proc.name}")
+            except OSError:
+                continue
+        return left
+
+    assert wait_until(lambda: not leftovers()), leftovers()
