@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,13 +129,35 @@ def test_readiness_apis_agree_and_select_is_capped():
 
 @pytest.mark.real
 def test_servers_hold_connections_threads_reserve_stacks():
-    rows = cc.run_servers([200], n_pings=50, timeout_s=20).set_index("mode")
+    rows = cc.run_servers([200], n_pings=50, timeout_s=20).frame.set_index("mode")
     assert (rows["n_connections"] == 200).all()
     if (rows["threads"] > 0).all():  # /proc available (Linux)
         assert rows.loc["threads", "threads"] == 201  # the accept loop plus one per connection
         assert rows.loc["asyncio", "threads"] == 1
         # Each thread reserves a stack (megabytes of address space); a coroutine does not.
         assert rows.loc["threads", "vm_per_conn_kb"] > 10 * max(rows.loc["asyncio", "vm_per_conn_kb"], 1.0)
+        # Each thread also pins a kernel stack (16 KiB on x86-64 without KASAN): the system-wide
+        # KernelStack grows by at least 8 KiB per thread even with other processes coming and going;
+        # coroutines add none (within noise).
+        assert rows.loc["threads", "kernel_stack_per_conn_kb"] > 8
+        assert rows.loc["asyncio", "kernel_stack_per_conn_kb"] < 4
+
+
+def test_bad_input_reproducers():
+    with pytest.raises(ValueError, match="n_blocks"):
+        cc.measure_loop_stall(n_tasks=10, duration_s=0.5, n_blocks=10**9)
+    with pytest.raises(ValueError, match="n_requests"):
+        cc.simulate_event_loop(100.0, 1.0, 20.0, 0.05, mode="blocking", n_requests=10**12, seed=0)
+
+
+def test_kernel_memory_reading_and_tcp_tw_reuse():
+    kernel = cc.kernel_memory_kb()
+    assert set(kernel) == {"kernel_stack_kb", "slab_kb", "tcp_buffers_kb"}
+    if Path("/proc/meminfo").exists():
+        assert kernel["kernel_stack_kb"] > 0 and kernel["slab_kb"] > 0
+    assert cc.read_tcp_tw_reuse("/nonexistent") is None
+    reuse = cc.read_tcp_tw_reuse()
+    assert reuse is None or reuse in (0, 1, 2)
 
 
 @pytest.mark.real

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import select
 import selectors
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import environment, validate
+from syslab import environment, experiment, queueing, validate
 from syslab.plot import axes_or_new, label
 from syslab.processes import ChildProcess
 from syslab.queueing import PoolConfig, kingman_queue_delay_s, simulate_pool
@@ -49,6 +50,8 @@ __all__ = [
     "FD_SETSIZE",
     "LINUX_TIME_WAIT_S",
     "fd_budget",
+    "kernel_memory_kb",
+    "read_tcp_tw_reuse",
     "measure_loop_stall",
     "measure_readiness_cost",
     "measure_server",
@@ -67,6 +70,10 @@ __all__ = [
     "theory_event_loop_mean_latency_ms",
     "theory_outbound_rate_per_s",
 ]
+
+MAX_REQUESTS = 5_000_000  # simulated requests per event-loop run (40 MB per float column)
+MAX_PINGS = 100_000  # sequential round trips timed per server
+MAX_TIMEOUT_S = 300.0  # the longest real experiment in this module
 
 # select() takes fd_set bitmaps of FD_SETSIZE bits: glibc fixes it at 1024, and
 # CPython's selectmodule refuses any descriptor number >= FD_SETSIZE.
@@ -180,9 +187,9 @@ def simulate_event_loop(
     cpu = validate.positive_float("cpu_ms", cpu_ms)
     block = validate.non_negative_float("blocking_ms", blocking_ms)
     p = validate.probability("blocking_fraction", blocking_fraction)
-    n = validate.positive_int("n_requests", n_requests)
+    n = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
     rng = validate.rng_from_seed(seed)
-    arrivals = np.cumsum(rng.exponential(1.0 / lam, size=n))
+    arrivals = queueing.poisson_arrival_times_s(n, lam, rng)
     blocks = rng.random(n) < p
     on_loop_ms = cpu + np.where(blocks & (mode == "blocking"), block, 0.0)
     runs = simulate_pool(PoolConfig(size=1), arrivals_s=arrivals, services_s=on_loop_ms / 1000)
@@ -306,6 +313,57 @@ def _read_line(child: ChildProcess, timeout_s: float) -> str:
     return stream.readline().decode().strip()
 
 
+def kernel_memory_kb() -> dict[str, float]:
+    """The kernel's own memory right now: what RSS does not count.
+
+    Returns
+    -------
+    dict
+        ``kernel_stack_kb`` and ``slab_kb`` from ``/proc/meminfo`` (every task's kernel
+        stack; the slab caches holding ``struct sock``, files, inodes), and
+        ``tcp_buffers_kb`` from ``/proc/net/sockstat`` (pages queued in TCP socket
+        buffers). System-wide, so a measurement takes the difference of two readings;
+        NaN where the files do not exist (not Linux).
+    """
+    out = {"kernel_stack_kb": math.nan, "slab_kb": math.nan, "tcp_buffers_kb": math.nan}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key == "KernelStack":
+                    out["kernel_stack_kb"] = float(rest.split()[0])
+                elif key == "Slab":
+                    out["slab_kb"] = float(rest.split()[0])
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    fields = line.split()
+                    out["tcp_buffers_kb"] = (
+                        float(fields[fields.index("mem") + 1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+                    )
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def read_tcp_tw_reuse(path: str | os.PathLike = "/proc/sys/net/ipv4/tcp_tw_reuse") -> int | None:
+    """``net.ipv4.tcp_tw_reuse`` on this machine (0 off, 1 on, 2 loopback only), or None.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The sysctl file.
+
+    Returns
+    -------
+    int or None
+    """
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _ask_stats(sock: socket.socket) -> dict[str, int]:
     sock.sendall(b"stats\n")
     fields = sock.recv(256).decode().split()
@@ -314,7 +372,7 @@ def _ask_stats(sock: socket.socket) -> dict[str, int]:
 
 def measure_server(
     mode: str, n_connections: int, *, n_pings: int = 300, timeout_s: float = 30.0
-) -> dict[str, float]:
+) -> experiment.Run:
     """Hold ``n_connections`` idle connections to a real server on 127.0.0.1 and measure it.
 
     The server runs in a child process (``python -m syslab.concurrency_child serve``):
@@ -337,18 +395,23 @@ def measure_server(
 
     Returns
     -------
-    dict
-        ``mode``, ``n_connections``, ``rss_kb``, ``vm_kb``, ``threads`` (of the
+    syslab.experiment.Run
+        ``frame``: one row; ``summary``: the same values: ``mode``, ``n_connections``,
+        ``rss_kb``, ``vm_kb``, ``threads`` (of the
         server with all connections open), ``rss_per_conn_kb`` and
         ``vm_per_conn_kb`` (growth from 1 to N connections, per connection),
+        ``kernel_stack_per_conn_kb`` and ``slab_per_conn_kb`` (the kernel's share: the
+        system-wide growth of ``KernelStack`` and ``Slab`` in ``/proc/meminfo`` over the
+        same interval, per connection; both ends are on this machine, and other
+        processes add noise),
         ``p50_us``/``p99_us`` (round trip of one ping) and ``burst_ms`` (time
         for all N connections to get an answer when they all send at once).
     """
     mode = validate.choice("mode", mode, ("threads", "asyncio"))
     budget = fd_budget(2)
     n = validate.int_in_range("n_connections", n_connections, 2, max(2, budget))
-    n_pings = validate.positive_int("n_pings", n_pings)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    n_pings = validate.int_in_range("n_pings", n_pings, 1, MAX_PINGS)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_TIMEOUT_S, low_inclusive=False)
     deadline = time.monotonic() + timeout_s
     sockets: list[socket.socket] = []
     with ChildProcess(
@@ -358,6 +421,7 @@ def measure_server(
             port = int(_read_line(child, min(10.0, timeout_s)).split()[1])
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
             base = _ask_stats(sockets[0])
+            kernel_before = kernel_memory_kb()
             for _ in range(n - 1):
                 if time.monotonic() > deadline:
                     raise TimeoutError("opening connections took longer than timeout_s")
@@ -368,6 +432,7 @@ def measure_server(
                 stats = _ask_stats(sockets[0])
             if stats["open"] < n:
                 raise TimeoutError(f"server accepted {stats['open']} of {n} connections in time")
+            kernel_after = kernel_memory_kb()
             picks = np.linspace(0, n - 1, n_pings).astype(int)
             rtt_us = np.empty(n_pings)
             for i, k in enumerate(picks):
@@ -384,7 +449,7 @@ def measure_server(
         finally:
             for s in sockets:
                 s.close()
-    return {
+    row = {
         "mode": mode,
         "n_connections": n,
         "rss_kb": stats["rss_kb"],
@@ -392,10 +457,16 @@ def measure_server(
         "threads": stats["threads"],
         "rss_per_conn_kb": (stats["rss_kb"] - base["rss_kb"]) / (n - 1),
         "vm_per_conn_kb": (stats["vm_kb"] - base["vm_kb"]) / (n - 1),
+        # System-wide deltas over the same interval: both ends of each connection live on this
+        # machine, so the slab and buffer figures are per connection *pair* (client + server).
+        "kernel_stack_per_conn_kb": (kernel_after["kernel_stack_kb"] - kernel_before["kernel_stack_kb"])
+        / (n - 1),
+        "slab_per_conn_kb": (kernel_after["slab_kb"] - kernel_before["slab_kb"]) / (n - 1),
         "p50_us": float(np.percentile(rtt_us, 50)),
         "p99_us": float(np.percentile(rtt_us, 99)),
         "burst_ms": burst_ms,
     }
+    return experiment.Run.create(pd.DataFrame([row]), row)
 
 
 def run_servers(
@@ -404,24 +475,44 @@ def run_servers(
     *,
     n_pings: int = 300,
     timeout_s: float = 30.0,
-) -> pd.DataFrame:
+) -> experiment.Run:
     """:func:`measure_server` for every (mode, count), one row each.
 
     Counts above the descriptor budget read at run time are dropped (so a machine
     with a soft limit of 1024 runs a shorter sweep instead of failing).
+
+    Parameters
+    ----------
+    connection_counts : sequence of int
+        Idle connections to hold, each 2 to the descriptor budget.
+    modes : sequence of {"threads", "asyncio"}
+    n_pings : int
+        Sequential round trips timed per server (1 to ``MAX_PINGS``).
+    timeout_s : float
+        Limit per server, seconds; every child is killed at the end.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: the rows of :func:`measure_server`; ``summary``: ``tcp_tw_reuse``
+        (this machine's setting, or -1 if unknown) and ``fd_budget``.
     """
     counts = validate.sequence_of_positive_ints("connection_counts", connection_counts)
     modes = [validate.choice("modes", m, ("threads", "asyncio")) for m in modes]
     budget = fd_budget(2)
     rows = [
-        measure_server(m, c, n_pings=n_pings, timeout_s=timeout_s)
+        measure_server(m, c, n_pings=n_pings, timeout_s=timeout_s).frame
         for c in counts
         if 2 <= c <= budget
         for m in modes
     ]
     if not rows:
         raise ValueError(f"no count in connection_counts fits the descriptor budget ({budget})")
-    return pd.DataFrame(rows)
+    reuse = read_tcp_tw_reuse()
+    return experiment.Run.create(
+        pd.concat(rows, ignore_index=True),
+        {"tcp_tw_reuse": -1 if reuse is None else reuse, "fd_budget": budget},
+    )
 
 
 _SELECTORS = {
@@ -595,11 +686,12 @@ def measure_loop_stall(
         scheduled time each wake-up happened).
     """
     mode = validate.choice("mode", mode, ("blocking", "offloaded"))
-    n_tasks = validate.positive_int("n_tasks", n_tasks)
-    tick_s = validate.positive_float("tick_ms", tick_ms) / 1000
-    block_s = validate.non_negative_float("block_ms", block_ms) / 1000
-    n_blocks = validate.non_negative_int("n_blocks", n_blocks)
+    n_tasks = validate.int_in_range("n_tasks", n_tasks, 1, 10_000)
+    tick_s = validate.float_in_range("tick_ms", tick_ms, 0.1, 10_000.0) / 1000
+    block_s = validate.float_in_range("block_ms", block_ms, 0.0, 5_000.0) / 1000
     duration_s = validate.float_in_range("duration_s", duration_s, 0.05, 30.0)
+    # Every block holds the loop; together they must fit in the run (and so end with it).
+    n_blocks = validate.int_in_range("n_blocks", n_blocks, 0, max(0, int(duration_s / max(block_s, 1e-3))))
     n_ticks = max(1, int(duration_s / tick_s))
     records: list[tuple[int, int, float]] = []
 
