@@ -251,3 +251,83 @@ def test_sweep_rejects_k_not_a_multiple_of_the_group(fleet):
         ac.run_approach_sweep(conn, SMALL, [150], repeats=1)
     with pytest.raises(ValueError, match="approach"):
         ac.fetch_page(conn, "magic", 1)
+
+
+def test_model_matches_real_roaring_without_runs_and_runs_shrink_groups():
+    # The model (arrays and bitmaps) against CRoaring through pyroaring with optimize=False: the
+    # portable format adds a cookie and offsets (a few bytes per container), so within 2%.
+    run = ac.measure_roaring([10_000, 100_000], 10_000_000, group_size=100, repeats=1, seed=3)
+    frame = run.frame.set_index(["k_devices", "layout", "run_containers"])
+    for k in (10_000, 100_000):
+        plain = frame.loc[(k, "scattered", False)]
+        assert plain["serialized_bytes"] == pytest.approx(plain["model_bytes"], rel=0.05)
+        assert plain["n_run"] == 0
+    # Runs of 100 consecutive ids: run containers make the bitmap more than 10x smaller (review: 36x).
+    grouped = frame.loc[(100_000, "grouped", True)]
+    assert grouped["n_run"] > 0
+    assert grouped["serialized_bytes"] * 10 < frame.loc[(100_000, "grouped", False), "serialized_bytes"]
+    # Scattered ids have no runs to find.
+    assert frame.loc[(100_000, "scattered", True), "n_run"] == 0
+    assert run.summary["pyroaring_version"]
+
+
+def test_sql_plans_on_sqlite_density_decides():
+    run = ac.measure_sql_plans(
+        None, n_devices=4_000, n_readings=40_000, device_shares=[0.0025, 0.5], repeats=3, seed=1
+    )
+    frame = run.frame.set_index(["device_share", "approach"])
+    assert run.frame["correct"].all()
+    # The hinted EXISTS walks readings_ts newest first; the join seeks each device and sorts.
+    assert "readings_ts" in frame.loc[(0.5, "EXISTS, newest first"), "plan"]
+    assert "TEMP B-TREE" in frame.loc[(0.5, "join"), "plan"]
+    # Dense: the walk stops after ~100 readings, the join sorts ~20,000: generous margin (5x).
+    assert frame.loc[(0.5, "EXISTS, newest first"), "ms"] * 5 < frame.loc[(0.5, "join"), "ms"]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("name", ["postgres", "mariadb"])
+def test_sql_plans_on_real_engines_agree(name):
+    from syslab import engines
+
+    engine = engines.find(name)
+    if engine is None:
+        pytest.skip(engines.unavailable_reason(name))
+    run = ac.measure_sql_plans(
+        engine, n_devices=2_000, n_readings=20_000, device_shares=[0.01, 0.5], repeats=1, seed=2
+    )
+    assert run.frame["correct"].all()  # every form returns the literal list's rows
+    assert run.environment["engine"] == engine.label
+    assert (run.frame["plan"] != "").sum() == 8  # the temporary table's plan is not recorded
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: ac.theory_stale_fraction(0.05, lag_steps=10**12, n_groups=20), "lag_steps"),
+        (lambda: ac.theory_stale_fraction(0.05, lag_steps=10, n_groups=10**12), "n_groups"),
+        (
+            lambda: ac.simulate_revocation_exposure(
+                10**12, refresh_interval_s=60.0, cache_ttl_s=30.0, replication_lag_mean_s=1.0
+            ),
+            "n_revocations",
+        ),
+        (lambda: ac.run_store_consistency(10**12, event_probability=0.05), "n_steps"),
+        (lambda: ac.run_store_consistency(30, event_probability=0.05, n_groups=10**12), "n_groups"),
+        (lambda: ac.measure_roaring([10**9], 10**7), "k_values"),
+        (lambda: ac.measure_sql_plans(None, n_readings=10**12), "n_readings"),
+        (lambda: ac.measure_sql_plans(None, timeout_s=10**9), "timeout_s"),
+    ],
+)
+def test_sizes_are_bounded(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_store_names_must_be_a_sequence():
+    with pytest.raises(TypeError, match="store_names"):
+        ac.run_store_consistency(10, event_probability=0.05, store_names="abc")
+
+
+def test_stale_fraction_does_not_overflow():
+    # Used to raise OverflowError (math.comb beyond float range).
+    assert ac.theory_stale_fraction(0.05, lag_steps=2000, n_groups=2000) == pytest.approx(1.0, abs=1e-6)

@@ -44,8 +44,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import validate
+from syslab import experiment, validate
 from syslab.plot import axes_or_new
+from syslab.plot import label as axis_label
 from syslab.sqlite_tools import median_seconds, query_plan, temporary_database
 
 __all__ = [
@@ -67,7 +68,11 @@ __all__ = [
     "encode_bson",
     "fetch_page",
     "limit_table",
+    "measure_roaring",
+    "measure_sql_plans",
     "permitted_devices",
+    "plot_roaring_sizes",
+    "plot_sql_plans",
     "plot_approaches",
     "plot_bitmap_sizes",
     "plot_revocation_exposure",
@@ -685,7 +690,7 @@ def run_approach_sweep(
             )
     page_size = validate.positive_int("page_size", page_size)
     chunk_size = validate.positive_int("chunk_size", chunk_size)
-    repeats = validate.positive_int("repeats", repeats)
+    repeats = validate.int_in_range("repeats", repeats, 1, MAX_REPEATS)
     users = _grant_nested_users(conn, config, ks, seed)
     records = []
     for k in ks:
@@ -869,6 +874,454 @@ def plot_bitmap_sizes(sizes: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("size (bytes)")
     ax.legend(fontsize=8)
     return ax
+
+
+MAX_ROARING_IDS = 5_000_000
+MAX_ID_SPACE = 2**32
+
+
+def _layouts(k: int, id_space: int, group_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    scattered = rng.choice(id_space, size=k, replace=False)
+    n_groups = math.ceil(k / group_size)
+    starts = rng.choice(id_space // group_size, size=n_groups, replace=False) * group_size
+    grouped = (starts[:, None] + np.arange(group_size)[None, :]).ravel()[:k]
+    return {"scattered": np.sort(scattered), "grouped": np.sort(grouped)}
+
+
+def measure_roaring(
+    k_values: Sequence[int],
+    id_space: int,
+    *,
+    group_size: int = 100,
+    probe_share: float = 0.1,
+    repeats: int = 5,
+    seed: int | np.random.Generator | None = 0,
+) -> experiment.Run:
+    """Real roaring bitmaps (``pyroaring``, CRoaring): sizes and intersection times, with and without runs.
+
+    For each permission-set size and layout (``scattered`` ids, or ``grouped``: whole groups of
+    ``group_size`` consecutive ids), the ids are loaded into a ``pyroaring.BitMap`` without
+    run containers (``optimize=False``: array and bitmap containers only, what
+    :func:`roaring_size_bytes` models) and again after ``run_optimize()`` (run containers where
+    they are smaller). Sizes are the portable serialisation (``serialize()``); the container mix
+    comes from ``get_statistics()``. Each bitmap is intersected (``&``) with a bitmap of
+    ``probe_share x id_space`` random ids (say, the devices that reported in the last hour),
+    timed with :func:`syslab.timing.median_seconds`.
+
+    Parameters
+    ----------
+    k_values : sequence of int
+        Permitted ids per user, each 1 to min(id_space, ``MAX_ROARING_IDS``).
+    id_space : int
+        Ids are drawn from ``[0, id_space)``, at most 2**32.
+    group_size : int
+        Consecutive ids per group in the grouped layout, 1 to id_space.
+    probe_share : float
+        Share (0-1] of the id space in the bitmap intersected with.
+    repeats : int
+        Timed intersections per bitmap (median kept), 1 to 100.
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    experiment.Run
+        Frame: one row per (k_devices, layout, run_containers): ``k_devices``, ``layout``,
+        ``run_containers`` (bool), ``serialized_bytes``, ``model_bytes``
+        (:func:`roaring_size_bytes`), ``n_array``, ``n_bitmap``, ``n_run`` (containers),
+        ``intersect_us`` (median microseconds per intersection). Summary: ``pyroaring_version``,
+        ``probe_ids``.
+    """
+    import pyroaring
+
+    from syslab import timing
+
+    ks = validate.sequence_of_positive_ints("k_values", k_values)
+    id_space = validate.int_in_range("id_space", id_space, 1, MAX_ID_SPACE)
+    group_size = validate.int_in_range("group_size", group_size, 1, id_space)
+    probe_share = validate.float_in_range("probe_share", probe_share, 0.0, 1.0, low_inclusive=False)
+    repeats = validate.int_in_range("repeats", repeats, 1, 100)
+    if len(ks) > 50:
+        raise ValueError(f"k_values must hold at most 50 sizes, got {len(ks)}")
+    for k in ks:
+        validate.int_in_range("k_values", k, 1, min(id_space, MAX_ROARING_IDS))
+    rng = validate.rng_from_seed(seed)
+    n_probe = max(1, int(probe_share * id_space))
+    if n_probe > MAX_ROARING_IDS:
+        raise ValueError(f"probe_share x id_space must be at most {MAX_ROARING_IDS:,} ids, got {n_probe:,}")
+    probe = pyroaring.BitMap(np.sort(rng.choice(id_space, size=n_probe, replace=False)).astype(np.uint32))
+    probe.run_optimize()
+    rows = []
+    for k in ks:
+        for layout, ids in _layouts(k, id_space, group_size, rng).items():
+            for runs in (False, True):
+                bitmap = pyroaring.BitMap(ids.astype(np.uint32), optimize=False)
+                if runs:
+                    bitmap.run_optimize()
+                stats = bitmap.get_statistics()
+                seconds = timing.median_seconds(
+                    lambda bitmap=bitmap: bitmap & probe, repeats=repeats, max_total_s=2.0
+                )
+                rows.append(
+                    {
+                        "k_devices": k,
+                        "layout": layout,
+                        "run_containers": runs,
+                        "serialized_bytes": len(bitmap.serialize()),
+                        "model_bytes": roaring_size_bytes(ids),
+                        "n_array": stats["n_array_containers"],
+                        "n_bitmap": stats["n_bitset_containers"],
+                        "n_run": stats["n_run_containers"],
+                        "intersect_us": 1e6 * seconds,
+                    }
+                )
+    from importlib import metadata
+
+    version = metadata.version("pyroaring")
+    summary = {"pyroaring_version": version, "probe_ids": n_probe}
+    return experiment.Run.create(pd.DataFrame(rows), summary, pyroaring=version)
+
+
+def plot_roaring_sizes(measured: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Serialised bytes of real roaring bitmaps against permitted ids, with and without run containers.
+
+    Parameters
+    ----------
+    measured : pandas.DataFrame
+        :func:`measure_roaring`'s frame.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    measured = validate.frame_columns(
+        "measured", measured, ["k_devices", "layout", "run_containers", "serialized_bytes", "model_bytes"]
+    )
+    ax = axes_or_new(ax)
+    for (layout, runs), group in measured.groupby(["layout", "run_containers"], sort=False):
+        style = "-" if runs else "--"
+        marker = "o" if layout == "scattered" else "s"
+        text = "with run containers" if runs else "arrays and bitmaps only"
+        ax.plot(
+            group["k_devices"], group["serialized_bytes"], style, marker=marker, label=f"{layout}, {text}"
+        )
+    model = measured[(measured["layout"] == "scattered") & ~measured["run_containers"]]
+    ax.plot(model["k_devices"], model["model_bytes"], ":", color="0.2", label="model (no runs)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return axis_label(ax, "permitted devices", "serialised size (bytes)")
+
+
+# ----------------------------------------------------------------------------- plans on three engines
+
+MAX_LAG_STEPS = 10_000
+MAX_GROUPS = 10_000
+MAX_REVOCATIONS = 10_000_000
+MAX_CONSISTENCY_STEPS = 100_000
+MAX_REPEATS = 20
+SQL_APPROACHES = ("literal IN list", "bound parameters", "temporary table", "join", "EXISTS, newest first")
+MAX_PLAN_DEVICES = 1_000_000
+MAX_PLAN_READINGS = 5_000_000
+MAX_PLAN_TIMEOUT_S = 600.0
+
+
+class _Dialect:
+    """The few places SQLite, PostgreSQL and MariaDB differ for :func:`measure_sql_plans`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mark = "?" if name == "sqlite" else "%s"
+
+    def explain(self, sql: str) -> str:
+        if self.name == "sqlite":
+            return f"EXPLAIN QUERY PLAN {sql}"
+        if self.name == "postgres":
+            return f"EXPLAIN (COSTS OFF) {sql}"
+        return f"EXPLAIN {sql}"
+
+    def plan_text(self, rows: list) -> str:
+        import re
+
+        if self.name == "sqlite":
+            text = " | ".join(str(row[-1]) for row in rows)
+        elif self.name == "postgres":
+            text = " | ".join(str(row[0]).strip().removeprefix("->").strip() for row in rows)
+        else:  # MariaDB: table, access type, key and Extra of each row
+            text = " | ".join(f"{row[2]}: {row[3]} key={row[5]} {row[9] or ''}".strip() for row in rows)
+        # Id lists make plans unreadable: keep their first few characters.
+        text = re.sub(r"'\{([^}]{40})[^}]*\}'", r"'{\1…}'", text)
+        text = re.sub(r"\(([0-9, ]{40})[0-9, ]*\)", r"(\1…)", text)
+        return text[:400]
+
+    def newest_first_hint(self) -> str:
+        return {"sqlite": " INDEXED BY readings_ts", "mariadb": " FORCE INDEX (readings_ts)"}.get(
+            self.name, ""
+        )
+
+    def temp_table(self) -> str:
+        if self.name == "postgres":
+            return "CREATE TEMPORARY TABLE perm (device_id integer PRIMARY KEY) ON COMMIT DROP"
+        return "CREATE TEMPORARY TABLE perm (device_id integer PRIMARY KEY)"
+
+
+def _plan_queries(dialect: _Dialect, ids: list[int], user_id: int, page_size: int) -> dict[str, tuple]:
+    mark = dialect.mark
+    head = "SELECT r.reading_id, r.device_id, r.ts FROM readings r"
+    tail = f" ORDER BY r.ts DESC, r.reading_id DESC LIMIT {int(page_size)}"
+    literal = ",".join(str(i) for i in ids)
+    if dialect.name == "postgres":
+        bound = (f"{head} WHERE r.device_id = ANY({mark}){tail}", (ids,))
+    else:
+        bound = (f"{head} WHERE r.device_id IN ({','.join([mark] * len(ids))}){tail}", tuple(ids))
+    return {
+        "literal IN list": (f"{head} WHERE r.device_id IN ({literal}){tail}", ()),
+        "bound parameters": bound,
+        "temporary table": (f"{head} JOIN perm p ON p.device_id = r.device_id{tail}", ()),
+        "join": (
+            f"{head} JOIN user_devices u ON u.device_id = r.device_id AND u.user_id = {mark}{tail}",
+            (user_id,),
+        ),
+        "EXISTS, newest first": (
+            f"SELECT r.reading_id, r.device_id, r.ts FROM readings r{dialect.newest_first_hint()} WHERE EXISTS "
+            f"(SELECT 1 FROM user_devices u WHERE u.user_id = {mark} AND u.device_id = r.device_id){tail}",
+            (user_id,),
+        ),
+    }
+
+
+def _load_plan_fleet(conn, dialect: _Dialect, n_devices: int, readings: np.ndarray, grants: dict) -> None:
+    cur = conn.cursor()
+    cur.execute(
+        "CREATE TABLE readings (reading_id integer PRIMARY KEY, device_id integer NOT NULL, ts bigint NOT NULL)"
+    )
+    cur.execute(
+        "CREATE TABLE user_devices (user_id integer NOT NULL, device_id integer NOT NULL, "
+        "PRIMARY KEY (user_id, device_id))"
+    )
+    rows = [(i, int(d), i) for i, d in enumerate(readings)]
+    grant_rows = [(user, int(d)) for user, ids in grants.items() for d in ids]
+    if dialect.name == "postgres":
+        with cur.copy("COPY readings (reading_id, device_id, ts) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        with cur.copy("COPY user_devices (user_id, device_id) FROM STDIN") as copy:
+            for row in grant_rows:
+                copy.write_row(row)
+    else:
+        mark = dialect.mark
+        for start in range(0, len(rows), 20_000):
+            cur.executemany(
+                f"INSERT INTO readings VALUES ({mark}, {mark}, {mark})", rows[start : start + 20_000]
+            )
+        cur.executemany(f"INSERT INTO user_devices VALUES ({mark}, {mark})", grant_rows)
+    cur.execute("CREATE INDEX readings_ts ON readings (ts)")
+    cur.execute("CREATE INDEX readings_device_ts ON readings (device_id, ts)")
+    if dialect.name == "postgres":
+        cur.execute("ANALYZE")
+    elif dialect.name == "mariadb":
+        cur.execute("ANALYZE TABLE readings, user_devices")
+        cur.fetchall()
+    else:
+        cur.execute("ANALYZE")
+    conn.commit()
+
+
+def _run_approach(conn, dialect: _Dialect, approach: str, sql: str, params: tuple, ids: list[int]) -> list:
+    cur = conn.cursor()
+    if approach == "temporary table":
+        cur.execute(dialect.temp_table())
+        mark = dialect.mark
+        cur.executemany(f"INSERT INTO perm VALUES ({mark})", [(i,) for i in ids])
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+        if dialect.name == "postgres":
+            conn.commit()  # ON COMMIT DROP
+        else:
+            cur.execute("DROP TABLE perm")
+        return [tuple(r) for r in rows]
+    cur.execute(sql, params)
+    rows = [tuple(r) for r in cur.fetchall()]
+    if dialect.name == "postgres":
+        conn.rollback()  # end the read transaction
+    return rows
+
+
+def measure_sql_plans(
+    engine: object | None = None,
+    *,
+    n_devices: int = 40_000,
+    n_readings: int = 200_000,
+    device_shares: Sequence[float] = (0.0025, 0.025, 0.25, 0.5),
+    page_size: int = 50,
+    repeats: int = 3,
+    timeout_s: float = 120.0,
+    seed: int | np.random.Generator | None = 0,
+) -> experiment.Run:
+    """The newest page of readings a user may see, five ways, on SQLite or a real engine, with plans.
+
+    A fleet of ``n_devices`` devices and ``n_readings`` readings (``ts`` increasing, indexes on
+    ``(ts)`` and ``(device_id, ts)``) and, for each share of the fleet, a user granted that many
+    random devices (a ``user_devices`` table). Each approach asks for the ``page_size`` newest
+    readings of the user's devices:
+
+    - ``literal IN list``: the ids pasted into the SQL text;
+    - ``bound parameters``: ``= ANY(%s)`` with one array on PostgreSQL, one placeholder per id on
+      SQLite and MariaDB (which have no array type);
+    - ``temporary table``: the ids inserted into a temporary table, then joined (insert included);
+    - ``join``: ``readings JOIN user_devices`` on the server's own copy of the grants;
+    - ``EXISTS, newest first``: a correlated ``EXISTS`` on the grants, with the ``ts`` index
+      forced where the engine takes hints (SQLite ``INDEXED BY``, MariaDB ``FORCE INDEX``);
+      PostgreSQL's planner chooses alone.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine or None
+        A PostgreSQL or MariaDB engine (its own fresh database is used); None runs SQLite in a
+        temporary file.
+    n_devices : int
+        100 to ``MAX_PLAN_DEVICES``.
+    n_readings : int
+        1,000 to ``MAX_PLAN_READINGS``.
+    device_shares : sequence of float
+        Shares (0, 1] of the fleet each user may see (at most 10 values).
+    page_size : int
+        Rows per page, 1 to 1,000.
+    repeats : int
+        Timed runs per query (median kept), 1 to 20.
+    timeout_s : float
+        Limit for the whole experiment, set-up included, (0, ``MAX_PLAN_TIMEOUT_S``]; checked
+        between statements, and each statement is limited by the server where it can be.
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    experiment.Run
+        Frame: one row per (device_share, approach): ``engine`` (label), ``device_share``,
+        ``k_devices``, ``approach``, ``ms`` (median), ``correct`` (same rows as the literal IN
+        list), ``plan`` (the engine's EXPLAIN, one line). Summary: ``engine``, ``n_devices``,
+        ``n_readings``, ``load_s``. Environment: the engine's version and settings.
+    """
+    n_devices = validate.int_in_range("n_devices", n_devices, 100, MAX_PLAN_DEVICES)
+    n_readings = validate.int_in_range("n_readings", n_readings, 1_000, MAX_PLAN_READINGS)
+    shares = [
+        validate.float_in_range("device_shares", v, 0.0, 1.0, low_inclusive=False) for v in device_shares
+    ]
+    if not 1 <= len(shares) <= 10:
+        raise ValueError(f"device_shares must hold 1 to 10 values, got {len(shares)}")
+    page_size = validate.int_in_range("page_size", page_size, 1, 1_000)
+    repeats = validate.int_in_range("repeats", repeats, 1, 20)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_PLAN_TIMEOUT_S, low_inclusive=False)
+    name = "sqlite" if engine is None else getattr(engine, "name", None)
+    if name not in ("sqlite", "postgres", "mariadb"):
+        raise TypeError(f"engine must be None or a PostgreSQL/MariaDB syslab.engines.Engine, got {engine!r}")
+    rng = validate.rng_from_seed(seed)
+    deadline = time.monotonic() + timeout_s
+    dialect = _Dialect(name)
+    readings = rng.integers(0, n_devices, size=n_readings)
+    ks = [max(1, round(share * n_devices)) for share in shares]
+    grants = {
+        user: np.sort(rng.choice(n_devices, size=k, replace=False)) for user, k in enumerate(ks, start=1)
+    }
+    label_text = "SQLite " + sqlite3.sqlite_version if engine is None else engine.label
+
+    def check_time() -> None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"measure_sql_plans exceeded timeout_s={timeout_s}")
+
+    with contextlib.ExitStack() as stack:
+        if engine is None:
+            conn, _ = stack.enter_context(temporary_database("plans.db"))
+        else:
+            database = stack.enter_context(engine.database())
+            conn = database.connect()
+            stack.callback(conn.close)
+            limit_ms = int(max(1.0, deadline - time.monotonic()) * 1000)
+            cur = conn.cursor()
+            if name == "postgres":
+                cur.execute(f"SET statement_timeout = {limit_ms}")
+            else:
+                cur.execute(f"SET SESSION max_statement_time = {limit_ms / 1000:.3f}")
+            conn.commit()
+        started = time.monotonic()
+        _load_plan_fleet(conn, dialect, n_devices, readings, grants)
+        load_s = time.monotonic() - started
+        rows = []
+        for (user, ids), share in zip(grants.items(), shares, strict=True):
+            id_list = [int(i) for i in ids]
+            queries = _plan_queries(dialect, id_list, user, page_size)
+            reference = None
+            for approach in SQL_APPROACHES:
+                check_time()
+                sql, params = queries[approach]
+                found: list = []
+                seconds = median_seconds(
+                    lambda sql=sql, params=params, approach=approach, found=found, id_list=id_list: (
+                        found.append(_run_approach(conn, dialect, approach, sql, params, id_list))
+                    ),
+                    repeats=repeats,
+                )
+                result = found[-1]
+                if reference is None:
+                    reference = result
+                cur = conn.cursor()
+                if approach == "temporary table":
+                    plan = ""  # needs the table; its plan is the join's with perm in place of user_devices
+                else:
+                    cur.execute(dialect.explain(sql), params)
+                    plan = dialect.plan_text(cur.fetchall())
+                    if name == "postgres":
+                        conn.rollback()
+                rows.append(
+                    {
+                        "engine": label_text,
+                        "device_share": share,
+                        "k_devices": len(id_list),
+                        "approach": approach,
+                        "ms": 1000 * seconds,
+                        "correct": result == reference,
+                        "plan": plan,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    summary = {
+        "engine": label_text,
+        "n_devices": n_devices,
+        "n_readings": n_readings,
+        "load_s": float(load_s),
+    }
+    return experiment.Run.create(frame, summary, engine=engine)
+
+
+def plot_sql_plans(runs: pd.DataFrame, axes=None):
+    """Median time of each approach against the share of the fleet a user may see, one panel per engine.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`measure_sql_plans` frames, concatenated (``engine``, ``device_share``,
+        ``approach``, ``ms``).
+    axes : sequence of matplotlib.axes.Axes, optional
+        One per engine; default: new panels stacked vertically.
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+    """
+    from syslab import plot as plot_module
+
+    runs = validate.frame_columns("runs", runs, ["engine", "device_share", "approach", "ms"])
+    engines = list(dict.fromkeys(runs["engine"]))
+    axes = plot_module.panels(1, len(engines), axes)
+    for ax, engine_label in zip(axes, engines, strict=False):
+        for approach, group in runs[runs["engine"] == engine_label].groupby("approach", sort=False):
+            ax.plot(group["device_share"] * 100, group["ms"], marker="o", label=approach)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(engine_label, fontsize=10)
+        axis_label(ax, "devices the user may see (% of the fleet, log)", "first page (ms, log)")
+    axes[0].legend(fontsize=8)
+    return axes
 
 
 # ----------------------------------------------------------------------------- edge cases on real SQLite
@@ -1085,7 +1538,7 @@ def simulate_revocation_exposure(
     pandas.DataFrame
         One row per revocation: ``lag_s``, ``refresh_wait_s``, ``cache_residual_s``, ``exposure_s``.
     """
-    n = validate.positive_int("n_revocations", n_revocations)
+    n = validate.int_in_range("n_revocations", n_revocations, 1, MAX_REVOCATIONS)
     refresh = validate.non_negative_float("refresh_interval_s", refresh_interval_s)
     ttl = validate.non_negative_float("cache_ttl_s", cache_ttl_s)
     lag_mean = validate.non_negative_float("replication_lag_mean_s", replication_lag_mean_s)
@@ -1151,9 +1604,11 @@ def run_store_consistency(
         ``gated_refusals`` (stores that refuse a version-gated read) and ``gated_inconsistent`` (answers
         served under the gate that differ from the primary: 0 by construction, checked).
     """
-    n_steps = validate.positive_int("n_steps", n_steps)
+    n_steps = validate.int_in_range("n_steps", n_steps, 1, MAX_CONSISTENCY_STEPS)
     p_event = validate.probability("event_probability", event_probability)
-    n_groups = validate.positive_int("n_groups", n_groups)
+    n_groups = validate.int_in_range("n_groups", n_groups, 1, MAX_GROUPS)
+    if isinstance(store_names, str) or not isinstance(store_names, Sequence):
+        raise TypeError(f"store_names must be a sequence of names, got {type(store_names).__name__}")
     lags = [validate.non_negative_int(f"lags_steps[{i}]", lag) for i, lag in enumerate(lags_steps)]
     names = list(store_names)
     if len(names) != len(lags) or not lags:
@@ -1237,10 +1692,17 @@ def theory_stale_fraction(event_probability: float, lag_steps: int, n_groups: in
     Without cancellations this is ``1 - (1 - p)^lag``, an upper bound.
     """
     p = validate.probability("event_probability", event_probability)
-    lag = validate.non_negative_int("lag_steps", lag_steps)
-    groups = validate.positive_int("n_groups", n_groups)
+    lag = validate.int_in_range("lag_steps", lag_steps, 0, MAX_LAG_STEPS)
+    groups = validate.int_in_range("n_groups", n_groups, 1, MAX_GROUPS)
     ks = np.arange(lag + 1)
-    p_k = np.array([math.comb(lag, int(k)) * p**k * (1 - p) ** (lag - k) for k in ks])
+    # Binomial(lag, p) in log space: math.comb(lag, k) overflows a float beyond lag ~ 1,000.
+    if p in (0.0, 1.0):
+        p_k = (ks == (0 if p == 0.0 else lag)).astype(float)
+    else:
+        log_c = np.array(
+            [math.lgamma(lag + 1) - math.lgamma(k + 1) - math.lgamma(lag - k + 1) for k in range(lag + 1)]
+        )
+        p_k = np.exp(log_c + ks * math.log(p) + (lag - ks) * math.log1p(-p))
     js = np.arange(groups + 1)
     # Binomial(G, 1/2) weights in log space, so large G neither overflows nor underflows.
     log_w = [
