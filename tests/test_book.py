@@ -143,6 +143,11 @@ def book_pdf(built_book):
     return pdf
 
 
+def straight(text: str) -> str:
+    """Text with Sphinx's typographic quotes made straight again."""
+    return text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+
+
 def test_whole_book_pdf_has_every_page_in_order(book_pdf):
     from pypdf import PdfReader
 
@@ -151,7 +156,9 @@ def test_whole_book_pdf_has_every_page_in_order(book_pdf):
     assert len(titles) == len(toc_files()), f"{len(titles)} bookmarks for {len(toc_files())} pages"
     for chapter, title in zip(toc_chapters(), titles[1 : 1 + len(toc_chapters())], strict=True):
         first = nbformat.read(str(chapter), as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
-        assert title.endswith(first), f"bookmark {title!r} should be the chapter {first!r}"
+        assert straight(title).endswith(straight(first)), (
+            f"bookmark {title!r} should be the chapter {first!r}"
+        )
     assert len(reader.pages) >= 10 * len(toc_chapters()), "chapters should take pages, not lines"
     assert book_pdf.stat().st_size <= 60_000_000, f"the PDF weighs {book_pdf.stat().st_size / 1e6:.0f} MB"
 
@@ -173,7 +180,7 @@ def test_build_report_lists_every_chapter_with_its_time(built_book):
     assert "Commit:" in text
     for chapter in toc_chapters():
         title = nbformat.read(str(chapter), as_version=4).cells[0].source.splitlines()[0].lstrip("# ").strip()
-        row = re.search(re.escape(title) + r"\s+([\d.]+)", text)
+        row = re.search(re.escape(straight(title)) + r"\s+([\d.]+)", straight(text))
         assert row, f"the build report has no execution time for {title!r}"
 
 
