@@ -279,3 +279,16 @@ def test_eval_expressions_the_book_can_render(expression, parts):
 def test_eval_expressions_the_book_refuses(expression):
     with pytest.raises(syslab_eval.EvalSyntaxError):
         syslab_eval.parse(expression)
+
+
+def test_chapters_were_executed_in_parallel_before_reading(built_book):
+    """_ext/syslab_prebuild.py filled the cache, so Sphinx took every chapter from it."""
+    log_path = built_book.parents[1] / "build.log"
+    if not log_path.exists():
+        pytest.skip("reused build (SYSLAB_BOOK_HTML) without its log")
+    log = log_path.read_text()
+    assert "[syslab] executing" in log, "the parallel pre-execution did not run"
+    executed_on_read = [
+        chapter.name for chapter in toc_chapters() if f"{chapter.name}: Executing notebook" in log
+    ]
+    assert not executed_on_read, f"Sphinx executed these itself (cache miss): {executed_on_read}"
