@@ -57,6 +57,7 @@ __all__ = [
     "plot_fill_histogram",
     "plot_fill_history",
     "plot_pool_sweep",
+    "plot_queue_runs",
     "run_online_index_build",
     "run_postgres_queue",
     "run_sqlite_bloat",
@@ -65,6 +66,8 @@ __all__ = [
     "simulate_inserts",
     "simulate_late_arrivals",
     "summarize_leaves",
+    "summarize_queue_facts",
+    "summarize_queue_runs",
     "sweep_buffer_pool",
     "sweep_stragglers",
     "theory_churn_leaf_pages",
@@ -547,9 +550,9 @@ def _sqlite_keys(kind: str, n: int, rng: np.random.Generator) -> list:
         # sequential run, so a difference in pages is the split algorithm, not wider cells
         return (rng.permutation(n) + 1).tolist()
     if kind == "uuid4":
-        return [u.bytes for u in ids.uuid4_batch(n, seed=rng)]
+        return [row.tobytes() for row in ids.uuid4_array(n, seed=rng)]
     if kind == "uuid7":
-        return [u.bytes for u in ids.uuid7_batch(n, seed=rng)]
+        return [row.tobytes() for row in ids.uuid7_array(n, ids_per_ms=50, seed=rng)]
     raise ValueError(f"key kind must be sequential, random, uuid4 or uuid7; got {kind!r}")
 
 
@@ -1265,3 +1268,145 @@ def plot_pool_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     top = max(1.0, float(sweep["pool_share"].max()))
     ax.plot([0, 1, top], [0, 1, 1], "k--", lw=1, label="min(1, B/N)")
     return label(ax, "buffer pool size / index size", "inserts finding their page cached", legend=True)
+
+
+def plot_queue_runs(data: dict[str, pd.DataFrame], ax: Axes | None = None) -> Axes:
+    """Index leaf pages against queue operations for several runs of :func:`run_postgres_queue`.
+
+    Parameters
+    ----------
+    data : dict of str to pandas.DataFrame
+        Legend label to a ``run_postgres_queue`` frame (``stage``, ``operations``, ``leaf_pages``);
+        the "start" and "churn" rows are drawn, later stages as a marker at the last operation.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(data, dict) or not data:
+        raise TypeError("data must be a non-empty dict of label -> run_postgres_queue frame")
+    ax = axes_or_new(ax)
+    for number, (name, frame) in enumerate(data.items()):
+        frame = validate.frame_columns("data", frame, ["stage", "operations", "leaf_pages"])
+        churn = frame[frame["stage"].isin(["start", "churn"])]
+        line = ax.plot(churn["operations"], churn["leaf_pages"], label=name, color=f"C{number}")[0]
+        rebuilt = frame[frame["stage"] == "REINDEX CONCURRENTLY"]
+        if len(rebuilt):
+            ax.plot(rebuilt["operations"], rebuilt["leaf_pages"], "v", color=line.get_color(), ms=8)
+    ax.plot([], [], "kv", label="after REINDEX CONCURRENTLY")
+    return label(ax, "jobs inserted and deleted", "index leaf pages", legend=True)
+
+
+def summarize_queue_runs(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The table a chapter shows for several :func:`run_postgres_queue` runs.
+
+    Parameters
+    ----------
+    runs : dict of str to pandas.DataFrame
+        Run name to the ``frame`` of :func:`run_postgres_queue` (may be empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per run: its start, the end of the churn and each later stage: ``scenario``, ``stage``
+        ("start", "after churn", then the later stages), ``leaf_pages``, ``index_mib``,
+        ``avg_leaf_density_pct``, ``oldest_job_ms``.
+    """
+    if not isinstance(runs, dict):
+        raise TypeError(f"runs must be a dict of name -> run_postgres_queue frame, got {type(runs).__name__}")
+    columns = ["scenario", "stage", "leaf_pages", "index_mib", "avg_leaf_density_pct", "oldest_job_ms"]
+    rows = []
+    for name, frame in runs.items():
+        frame = validate.frame_columns(
+            "runs", frame, ["stage", "leaf_pages", "index_bytes", "avg_leaf_density_pct"]
+        )
+        churn = frame[frame["stage"] == "churn"]
+        picked = [frame.iloc[0]] + ([churn.iloc[-1]] if len(churn) else [])
+        picked += [row for _, row in frame[~frame["stage"].isin(["start", "churn"])].iterrows()]
+        for row in picked:
+            stage = "after churn" if row["stage"] == "churn" else row["stage"]
+            rows.append(
+                [
+                    name,
+                    stage,
+                    int(row["leaf_pages"]),
+                    row["index_bytes"] / 2**20,
+                    float(row["avg_leaf_density_pct"]),
+                    float(row["oldest_job_ms"]),
+                ]
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarize_queue_facts(
+    runs: dict[str, pd.DataFrame], *, clean: str, stragglers: str, snapshot: str
+) -> dict[str, float]:
+    """The numbers a page states about a clean, a straggler and an open-snapshot queue run.
+
+    Parameters
+    ----------
+    runs : dict of str to pandas.DataFrame
+        :func:`run_postgres_queue` frames by name; empty when PostgreSQL was not available
+        (every value is then NaN).
+    clean, stragglers, snapshot : str
+        The names of the three runs in ``runs``.
+
+    Returns
+    -------
+    dict of str to float
+        ``clean_pages``, ``clean_growth``, ``straggler_pages``, ``straggler_growth``,
+        ``straggler_density``, ``xmin_pages``, ``xmin_growth``, ``xmin_first_ms``,
+        ``xmin_last_ms``, ``xmin_after_pages``, ``xmin_deleted``, ``reindex_pages``,
+        ``reindex_density`` (growth = leaf pages at the end of the churn / at the start).
+    """
+    keys = [
+        "clean_pages",
+        "clean_growth",
+        "straggler_pages",
+        "straggler_growth",
+        "straggler_density",
+        "xmin_pages",
+        "xmin_growth",
+        "xmin_first_ms",
+        "xmin_last_ms",
+        "xmin_after_pages",
+        "xmin_deleted",
+        "reindex_pages",
+        "reindex_density",
+    ]
+    if not runs:
+        return dict.fromkeys(keys, float("nan"))
+    for name in (clean, stragglers, snapshot):
+        if name not in runs:
+            raise ValueError(f"runs has no run named {name!r}; it has {list(runs)}")
+
+    def stage(name: str, which: str) -> pd.Series:
+        frame = runs[name]
+        rows = frame[frame["stage"] == which]
+        return rows.iloc[-1] if which != "churn-first" else frame[frame["stage"] == "churn"].iloc[0]
+
+    def end(name: str) -> pd.Series:
+        return stage(name, "churn")
+
+    def growth(name: str) -> float:
+        return float(end(name)["leaf_pages"] / runs[name].iloc[0]["leaf_pages"])
+
+    rebuilt = stage(stragglers, "REINDEX CONCURRENTLY")
+    after = stage(snapshot, "holder ended + VACUUM")
+    return {
+        "clean_pages": int(end(clean)["leaf_pages"]),
+        "clean_growth": growth(clean),
+        "straggler_pages": int(end(stragglers)["leaf_pages"]),
+        "straggler_growth": growth(stragglers),
+        "straggler_density": float(end(stragglers)["avg_leaf_density_pct"]),
+        "xmin_pages": int(end(snapshot)["leaf_pages"]),
+        "xmin_growth": growth(snapshot),
+        "xmin_first_ms": float(stage(snapshot, "churn-first")["oldest_job_ms"]),
+        "xmin_last_ms": float(end(snapshot)["oldest_job_ms"]),
+        "xmin_after_pages": int(after["leaf_pages"]),
+        "xmin_deleted": int(after["deleted_pages"]),
+        "reindex_pages": int(rebuilt["leaf_pages"]),
+        "reindex_density": float(rebuilt["avg_leaf_density_pct"]),
+    }
