@@ -16,8 +16,10 @@ anti-pattern and its rewrite with the plan and the measured time
 :func:`syslab.sqlite_tools.plan_uses_index`, which is robust to SQLite 3.36's
 change of wording (``SCAN TABLE t`` became ``SCAN t``).
 
-MySQL and PostgreSQL are not run here: :func:`engine_plans` is a sourced table
-of what their manuals say each case does.
+PostgreSQL and MariaDB are measured: :func:`measure_engine_plans` loads the same data into a
+real server and records its ``EXPLAIN`` for every case (:func:`compare_engine_plans` puts them
+beside SQLite's). MySQL is not in Debian; :func:`mysql_notes` lists where its manual says it
+differs from MariaDB.
 """
 
 from __future__ import annotations
@@ -43,14 +45,18 @@ __all__ = [
     "PATTERNS",
     "build_dashboard",
     "dashboard_parameters",
-    "engine_plans",
+    "mysql_notes",
+    "measure_engine_plans",
+    "explain_shapes_sqlite",
+    "compare_engine_plans",
+    "classify_engine_plan",
     "index_leaf_map",
     "plot_index_access",
     "plot_selectivity",
     "plot_speedups",
     "index_sample",
     "sweep_selectivity",
-    "theory_crossover",
+    "fit_crossover",
     "run_pattern",
     "run_patterns",
     "summarize_patterns",
@@ -532,7 +538,7 @@ def sweep_selectivity(
     return pd.DataFrame(rows)
 
 
-def theory_crossover(sweep: pd.DataFrame) -> pd.Series:
+def fit_crossover(sweep: pd.DataFrame) -> pd.Series:
     """Fit the two-line cost model and return where the index stops paying.
 
     A scan reads every row whatever the predicate, then does a little work per
@@ -745,54 +751,33 @@ def plot_speedups(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
 # --------------------------------------------------------------------------- other engines (not run here)
 
 
-def engine_plans() -> pd.DataFrame:
-    """What MySQL 8.0 and PostgreSQL 16 do with the same cases, from their manuals (not run here).
+def mysql_notes() -> pd.DataFrame:
+    """Where MySQL 8.0 is documented to differ from what MariaDB measured here (MySQL is not in Debian).
 
-    MySQL's ``EXPLAIN`` reports an access ``type`` per table (``ALL`` is a
-    full table scan, ``range``/``ref`` use an index, ``index_merge`` combines
-    several); PostgreSQL prints plan nodes (``Seq Scan``, ``Index Scan``,
-    ``Bitmap Index Scan``, ``BitmapOr``). The ``source`` column names the
-    manual sections that state the behaviour (cited in the chapter).
+    Returns
+    -------
+    pandas.DataFrame
+        One row per case: ``case``, ``mysql`` (what the MySQL 8.0 manual says) and ``source``
+        (the manual section, cited in the chapter).
     """
     rows = [
         (
-            "function on the column: date(), lower()",
-            "ALL (range after rewrite; functional key part since 8.0.13)",
-            "Seq Scan (Index Scan after rewrite or on an expression index)",
-            "MySQL: EXPLAIN Output Format, CREATE INDEX; PostgreSQL: Indexes on Expressions",
+            "expression index, query unchanged",
+            "a functional key part (8.0.13+) such as INDEX ((lower(name))) is used for WHERE lower(name) = ?",
+            "CREATE INDEX: Functional Key Parts",
         ),
         (
-            "arithmetic on the column",
-            "ALL → range after moving the arithmetic",
-            "Seq Scan → Index Scan / Bitmap Index Scan",
-            "MySQL: EXPLAIN Output Format; PostgreSQL: Using EXPLAIN",
-        ),
-        (
-            "leading-wildcard LIKE '%x'",
-            "ALL (a B-tree only serves a constant prefix)",
-            "Seq Scan (B-tree serves only anchored patterns; pg_trgm GIN for infix)",
-            "MySQL: B-Tree and Hash Indexes; PostgreSQL: Index Types",
-        ),
-        (
-            "prefix LIKE 'x%'",
-            "range (case-insensitivity comes from the column's collation)",
-            "Index Scan only with a C collation or text_pattern_ops",
-            "MySQL: B-Tree and Hash Indexes; PostgreSQL: Operator Classes",
+            "range on the second column only",
+            "skip scan (8.0.13+) can use (player_id, played_at) for a played_at range when player_id has few values",
+            "Range Optimization: Skip Scan Range Access Method",
         ),
         (
             "string column = number",
-            "ALL: the column is converted row by row",
-            "error: operator does not exist: text = integer",
-            "MySQL: How MySQL Uses Indexes; PostgreSQL: 8.3 release notes",
-        ),
-        (
-            "OR across two indexed columns",
-            "index_merge (union)",
-            "BitmapOr of two Bitmap Index Scans",
-            "MySQL: Index Merge Optimization; PostgreSQL: Combining Multiple Indexes",
+            "compared as numbers, row by row: the index on the string column is not used for a range",
+            "How MySQL Uses Indexes",
         ),
     ]
-    return pd.DataFrame(rows, columns=["case", "MySQL 8.0 EXPLAIN type", "PostgreSQL 16 plan", "source"])
+    return pd.DataFrame(rows, columns=["case", "mysql", "source"])
 
 
 # --------------------------------------------------------------------------- PostgreSQL and MariaDB, measured
@@ -1300,3 +1285,382 @@ def measure_engine_plans(
         "n_players": config.n_players,
     }
     return Run.create(pd.DataFrame(rows), summary, engine=engine)
+
+
+def explain_shapes_sqlite(conn: sqlite3.Connection, params: dict[str, object]) -> pd.DataFrame:
+    """SQLite's plan for each of :data:`SHAPE_CASES` and :data:`BIND_CASES`, on a built dashboard.
+
+    Creates ``m2`` (a copy of ``matches`` whose only index is ``(player_id, played_at)``) if it is
+    missing, then asks ``EXPLAIN QUERY PLAN`` about each case with its values bound as parameters.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database filled by :func:`build_dashboard`.
+    params : dict
+        What :func:`dashboard_parameters` returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per case: ``case``, ``phase`` ("shape" or "prepared"), ``sql``, ``access`` ("index",
+        "scan") and ``plan`` (SQLite's plan lines joined with " | ").
+    """
+    conn = _check_connection(conn)
+    validate.instance("params", params, dict)
+    if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'players'").fetchone()[0] == 0:
+        raise ValueError("conn has no dashboard; call build_dashboard first")
+    if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'm2'").fetchone()[0] == 0:
+        with conn:
+            for statement in SHAPE_SQLITE_SETUP:
+                conn.execute(statement)
+    values = _engine_params(params)
+    values["next_week"] = str(np.datetime64(str(params["day"]), "D") + 7)
+    rows = []
+    for case, _description, text in SHAPE_CASES:
+        sql = text.replace("%(", ":").replace(")s", "")
+        plan = query_plan(conn, sql, {k: v for k, v in values.items() if f":{k}" in sql})
+        rows.append(
+            {
+                "case": case,
+                "phase": "shape",
+                "sql": sql,
+                "access": _plan_access(plan),
+                "plan": " | ".join(plan),
+            }
+        )
+    # SQLite's LIKE is case-insensitive and cannot use the BINARY index whatever the binding; its
+    # case-sensitive prefix operator is GLOB, so the bound prefix search uses that.
+    bind_values = {"prefix LIKE $1": params["prefix_glob"], "equality = $1": params["email"]}
+    for case, template in BIND_CASES:
+        sql = template.format(p="?").replace("LIKE", "GLOB")
+        plan = query_plan(conn, sql, (bind_values[case],))
+        rows.append(
+            {
+                "case": case,
+                "phase": "prepared",
+                "sql": sql,
+                "access": _plan_access(plan),
+                "plan": " | ".join(plan),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _plan_access(plan: list[str]) -> str:
+    return "index" if plan_uses_index(plan) else "scan"
+
+
+def compare_engine_plans(sqlite_runs: pd.DataFrame, engine_runs: Sequence[Run]) -> pd.DataFrame:
+    """Each anti-pattern's access path before and after its rewrite, SQLite beside the real engines.
+
+    Parameters
+    ----------
+    sqlite_runs : pandas.DataFrame
+        What :func:`run_patterns` returned (``pattern``, ``index_before``, ``index_after``).
+    engine_runs : sequence of syslab.experiment.Run
+        Results of :func:`measure_engine_plans` (PostgreSQL and/or MariaDB; may be empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pattern: ``pattern`` (its label), ``SQLite`` and one column per engine label,
+        each "SCAN → SEARCH"-style words (``error`` where the server refused the query), and
+        ``engine_specific`` (bool: the engines do not all agree on the query as written or on its
+        rewrite).
+    """
+    sqlite_runs = validate.frame_columns(
+        "sqlite_runs", sqlite_runs, ["pattern", "index_before", "index_after"]
+    )
+    if (
+        isinstance(engine_runs, (str, bytes))
+        or not isinstance(engine_runs, Sequence)
+        or len(engine_runs) > 10
+    ):
+        raise ValueError("engine_runs must be a sequence of at most 10 Run results of measure_engine_plans")
+    word = {"index": "index", "scan": "scan", "index scan": "full index", "error": "error"}
+    by_key = {p.key: p.label for p in PATTERNS}
+    table = pd.DataFrame({"key": sqlite_runs["pattern"], "pattern": sqlite_runs["pattern"].map(by_key)})
+    table["SQLite"] = [
+        f"{'index' if b else 'scan'} → {'index' if a else 'scan'}"
+        for b, a in zip(sqlite_runs["index_before"], sqlite_runs["index_after"], strict=True)
+    ]
+    befores = [sqlite_runs["index_before"].map({True: "index", False: "scan"}).tolist()]
+    afters = [sqlite_runs["index_after"].map({True: "index", False: "scan"}).tolist()]
+    for index, run in enumerate(engine_runs):
+        validate.instance(f"engine_runs[{index}]", run, Run)
+        frame = run.frame[run.frame["phase"].isin(["before", "after"])]
+        access = frame.pivot(index="case", columns="phase", values="access")
+        label = str(run.summary["engine"])
+        table[label] = [
+            f"{word[access.loc[k, 'before']]} → {word[access.loc[k, 'after']]}" for k in table["key"]
+        ]
+        befores.append([access.loc[k, "before"] for k in table["key"]])
+        afters.append([access.loc[k, "after"] for k in table["key"]])
+    table["engine_specific"] = [
+        len({column[i] for column in befores}) > 1 or len({column[i] for column in afters}) > 1
+        for i in range(len(table))
+    ]
+    return table.drop(columns="key")
+
+
+def _engine_frames(engine_runs: Sequence[Run]) -> dict[str, tuple[str, pd.DataFrame, dict]]:
+    """Engine kind ("postgres"/"mariadb") to (label, frame, summary) for measure_engine_plans runs."""
+    if (
+        isinstance(engine_runs, (str, bytes))
+        or not isinstance(engine_runs, Sequence)
+        or len(engine_runs) > 10
+    ):
+        raise ValueError("engine_runs must be a sequence of at most 10 Run results of measure_engine_plans")
+    out = {}
+    for index, run in enumerate(engine_runs):
+        validate.instance(f"engine_runs[{index}]", run, Run)
+        label = str(run.summary["engine"])
+        kind = "postgres" if label.startswith("PostgreSQL") else "mariadb"
+        out[kind] = (label, run.frame, dict(run.summary))
+    return out
+
+
+def _plan_of(frame: pd.DataFrame, case: str, phase: str) -> pd.Series:
+    part = frame[(frame["case"] == case) & (frame["phase"] == phase)]
+    if part.empty:
+        raise ValueError(f"the run has no plan for case {case!r}, phase {phase!r}")
+    return part.iloc[0]
+
+
+def summarize_engine_plans(engine_runs: Sequence[Run]) -> dict[str, object]:
+    """The phrases a page quotes about the engines' plans for :data:`PATTERNS`, and its claims.
+
+    Parameters
+    ----------
+    engine_runs : sequence of syslab.experiment.Run
+        Results of :func:`measure_engine_plans` (PostgreSQL and/or MariaDB; may be empty).
+
+    Returns
+    -------
+    dict
+        ``pg_label``, ``pg_collation``, ``pg_negation_plan``, ``pg_implicit_error``, ``maria_label``,
+        ``maria_collation``, ``maria_negation_plan``, ``maria_implicit_plan``, ``maria_prefix_plan``,
+        ``maria_expression_plan`` ("not measured" for a missing engine) and ``checks`` (claim text to
+        bool).
+    """
+    frames = _engine_frames(engine_runs)
+    out: dict[str, object] = {}
+    checks: dict[str, bool] = {}
+    missing = "not measured"
+    out.update(
+        pg_label="PostgreSQL (not measured here)",
+        pg_collation=missing,
+        pg_negation_plan=missing,
+        pg_implicit_error=missing,
+    )
+    out.update(
+        maria_label="MariaDB (not measured here)",
+        maria_collation=missing,
+        maria_negation_plan=missing,
+        maria_implicit_plan=missing,
+        maria_prefix_plan=missing,
+        maria_expression_plan=missing,
+    )
+    if "postgres" in frames:
+        label, frame, summary = frames["postgres"]
+        negation = _plan_of(frame, "negation", "before")
+        implicit = _plan_of(frame, "implicit_conversion", "before")
+        out.update(
+            pg_label=label,
+            pg_collation=str(summary["collation"]),
+            pg_negation_plan=str(negation["plan"]),
+            pg_implicit_error=str(implicit["plan"]),
+        )
+        checks["PostgreSQL seeks for NOT (score < c)"] = negation["access"] == "index"
+        checks["PostgreSQL refuses text = integer"] = implicit["access"] == "error"
+    if "mariadb" in frames:
+        label, frame, summary = frames["mariadb"]
+        negation = _plan_of(frame, "negation", "before")
+        implicit = _plan_of(frame, "implicit_conversion", "before")
+        prefix = _plan_of(frame, "prefix_like", "before")
+        expression = _plan_of(frame, "expression_index", "after")
+        out.update(
+            maria_label=label,
+            maria_collation=str(summary["collation"]),
+            maria_negation_plan=str(negation["plan"]),
+            maria_implicit_plan=str(implicit["plan"]),
+            maria_prefix_plan=str(prefix["plan"]),
+            maria_expression_plan=str(expression["plan"]),
+        )
+        checks["MariaDB seeks for NOT (score < c)"] = negation["access"] == "index"
+        checks["MariaDB scans for a number compared with a VARCHAR"] = implicit["access"] == "scan"
+        checks["MariaDB's case-insensitive prefix LIKE uses the index"] = prefix["access"] == "index"
+        checks["MariaDB does not match LOWER(name) to an indexed virtual column"] = (
+            expression["access"] == "scan"
+        )
+    out["checks"] = checks
+    return out
+
+
+def _shape_table(
+    sqlite_shapes: pd.DataFrame, engine_runs: Sequence[Run], phases: dict[str, dict[str, str]]
+) -> pd.DataFrame:
+    """Rows: (case, plan label); columns: SQLite and each engine; ``phases`` maps a plan label to the
+    phase to read for each of "sqlite", "postgres" and "mariadb"."""
+    sqlite_shapes = validate.frame_columns("sqlite_shapes", sqlite_shapes, ["case", "phase", "plan"])
+    frames = _engine_frames(engine_runs)
+    wanted = {phase["sqlite"] for phase in phases.values()}
+    rows = []
+    for case in dict.fromkeys(sqlite_shapes.loc[sqlite_shapes["phase"].isin(wanted), "case"]):
+        for plan_label, phase in phases.items():
+            row = {"case": case, "plan": plan_label}
+            part = sqlite_shapes[
+                (sqlite_shapes["case"] == case) & (sqlite_shapes["phase"] == phase["sqlite"])
+            ]
+            row["SQLite"] = part["plan"].iloc[0] if len(part) else "–"
+            for kind, (label, frame, _summary) in frames.items():
+                part = frame[(frame["case"] == case) & (frame["phase"] == phase[kind])]
+                row[label] = part["plan"].iloc[0] if len(part) else "–"
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.drop(columns="plan") if len(phases) == 1 else table
+
+
+def compare_shape_plans(sqlite_shapes: pd.DataFrame, engine_runs: Sequence[Run]) -> pd.DataFrame:
+    """Each of :data:`SHAPE_CASES` planned by SQLite and by the real engines, side by side.
+
+    Parameters
+    ----------
+    sqlite_shapes : pandas.DataFrame
+        What :func:`explain_shapes_sqlite` returned.
+    engine_runs : sequence of syslab.experiment.Run
+        Results of :func:`measure_engine_plans` (may be empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per case: ``case``, ``SQLite`` and one column per engine label, each the engine's plan
+        in a few words.
+    """
+    return _shape_table(
+        sqlite_shapes, engine_runs, {"shape": {"sqlite": "shape", "postgres": "shape", "mariadb": "shape"}}
+    )
+
+
+def compare_bind_plans(sqlite_shapes: pd.DataFrame, engine_runs: Sequence[Run]) -> pd.DataFrame:
+    """Each of :data:`BIND_CASES` prepared and planned: PostgreSQL's custom and generic plans beside the others.
+
+    Parameters
+    ----------
+    sqlite_shapes : pandas.DataFrame
+        What :func:`explain_shapes_sqlite` returned (its "prepared" rows).
+    engine_runs : sequence of syslab.experiment.Run
+        Results of :func:`measure_engine_plans` (may be empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Two rows per case (``plan`` = "custom plan", "generic plan"): ``case``, ``plan``, ``SQLite`` and
+        one column per engine label. SQLite and MariaDB plan a prepared statement with its value each
+        time, so their two rows are the same plan.
+    """
+    return _shape_table(
+        sqlite_shapes,
+        engine_runs,
+        {
+            "custom plan": {"sqlite": "prepared", "postgres": "custom plan", "mariadb": "prepared"},
+            "generic plan": {"sqlite": "prepared", "postgres": "generic plan", "mariadb": "prepared"},
+        },
+    )
+
+
+def _cell(table: pd.DataFrame, case: str, column: str, plan: str | None = None) -> str:
+    if column not in table.columns:
+        return "not measured"
+    part = table[table["case"] == case]
+    if plan is not None:
+        part = part[part["plan"] == plan]
+    return str(part[column].iloc[0]) if len(part) else "not measured"
+
+
+def summarize_shape_plans(shapes: pd.DataFrame) -> dict[str, object]:
+    """The phrases a page quotes from :func:`compare_shape_plans`, and its claims.
+
+    Parameters
+    ----------
+    shapes : pandas.DataFrame
+        What :func:`compare_shape_plans` returned.
+
+    Returns
+    -------
+    dict
+        ``pg_order_plan`` (PostgreSQL's plan for ORDER BY an indexed column with LIMIT, or "not
+        measured") and ``checks`` (claim text to bool).
+    """
+    shapes = validate.frame_columns("shapes", shapes, ["case", "SQLite"])
+    engines_ = [c for c in shapes.columns if c not in ("case", "SQLite")]
+    pg = next((c for c in engines_ if c.startswith("PostgreSQL")), None)
+    maria = next((c for c in engines_ if c.startswith("MariaDB")), None)
+    checks = {
+        "SQLite reads a covering index only": "COVERING"
+        in _cell(shapes, "covering: indexed columns only", "SQLite"),
+        "SQLite sorts when ORDER BY has no index": "TEMP B-TREE"
+        in _cell(shapes, "ORDER BY an unindexed column, LIMIT 10", "SQLite"),
+        "SQLite scans for a range on the second column only": _cell(
+            shapes, "range on the second column only", "SQLite"
+        ).startswith("SCAN"),
+    }
+    if pg:
+        checks["PostgreSQL plans an index-only scan for the covering query"] = "Index Only Scan" in _cell(
+            shapes, "covering: indexed columns only", pg
+        )
+        checks["PostgreSQL serves ORDER BY … LIMIT from the index without a sort"] = "Sort" not in _cell(
+            shapes, "ORDER BY an indexed column, LIMIT 10", pg
+        )
+        checks["PostgreSQL scans for a range on the second column only"] = "Seq Scan" in _cell(
+            shapes, "range on the second column only", pg
+        )
+    if maria:
+        checks["MariaDB marks the covering query Using index"] = "Using index]" in _cell(
+            shapes, "covering: indexed columns only", maria
+        ) or "Using index;" in _cell(shapes, "covering: indexed columns only", maria)
+        checks["MariaDB sorts (filesort) when ORDER BY has no index"] = "filesort" in _cell(
+            shapes, "ORDER BY an unindexed column, LIMIT 10", maria
+        )
+    return {
+        "pg_order_plan": _cell(shapes, "ORDER BY an indexed column, LIMIT 10", pg) if pg else "not measured",
+        "checks": checks,
+    }
+
+
+def summarize_bind_plans(binds: pd.DataFrame) -> dict[str, object]:
+    """The phrases a page quotes from :func:`compare_bind_plans`, and its claims.
+
+    Parameters
+    ----------
+    binds : pandas.DataFrame
+        What :func:`compare_bind_plans` returned.
+
+    Returns
+    -------
+    dict
+        ``pg_custom_like``, ``pg_generic_like``, ``pg_generic_eq``, ``maria_prepared_like``,
+        ``sqlite_prepared_like`` ("not measured" for a missing engine) and ``checks``.
+    """
+    binds = validate.frame_columns("binds", binds, ["case", "plan", "SQLite"])
+    columns = [c for c in binds.columns if c not in ("case", "plan", "SQLite")]
+    pg = next((c for c in columns if c.startswith("PostgreSQL")), "PostgreSQL")
+    maria = next((c for c in columns if c.startswith("MariaDB")), "MariaDB")
+    out: dict[str, object] = {
+        "pg_custom_like": _cell(binds, "prefix LIKE $1", pg, "custom plan"),
+        "pg_generic_like": _cell(binds, "prefix LIKE $1", pg, "generic plan"),
+        "pg_generic_eq": _cell(binds, "equality = $1", pg, "generic plan"),
+        "maria_prepared_like": _cell(binds, "prefix LIKE $1", maria, "custom plan"),
+        "sqlite_prepared_like": _cell(binds, "prefix LIKE $1", "SQLite", "custom plan"),
+    }
+    checks = {"SQLite seeks for a bound GLOB prefix": out["sqlite_prepared_like"].startswith("SEARCH")}
+    if out["pg_generic_like"] != "not measured":
+        checks["PostgreSQL's custom plan seeks for LIKE $1 and its generic plan scans"] = (
+            "Index" in out["pg_custom_like"] and "Seq Scan" in out["pg_generic_like"]
+        )
+        checks["PostgreSQL's generic plan still seeks for equality"] = "Index" in out["pg_generic_eq"]
+    if out["maria_prepared_like"] != "not measured":
+        checks["MariaDB's prepared LIKE ? uses the index"] = out["maria_prepared_like"].startswith("range")
+    out["checks"] = checks
+    return out
