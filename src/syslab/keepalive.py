@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import math
 import select
 import signal
 import socket
@@ -33,10 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from syslab import plot, validate
+from syslab import experiment, plot, validate
 from syslab.processes import ChildProcess
 
 __all__ = [
+    "measure_idle_race",
     "IdleRaceConfig",
     "keepalive_options",
     "plot_idle_race",
@@ -504,6 +506,151 @@ def summarize_http_reuse(df: pd.DataFrame) -> pd.DataFrame:
         .quantile([0.5, 0.9])
         .unstack()
         .rename(columns={0.5: "p50_us", 0.9: "p90_us"})
+    )
+
+
+# ------------------------------------------------------------ the 502 race on a real socket pair
+
+MAX_RACE_TRIALS = 5_000  # reuse attempts in one real race measurement
+MAX_RACE_IDLE_S = 2.0  # the backend's idle timeout in the real race (it is waited out per trial)
+
+
+def _race_backend(listener: socket.socket, idle_s: float, stop: threading.Event) -> None:
+    # A keep-alive backend: answer each request line, then wait up to idle_s for the next one and
+    # close the connection when the wait runs out (as Node's keepAliveTimeout does).
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(idle_s)
+            while not stop.is_set():
+                try:
+                    data = conn.recv(64)
+                except TimeoutError:
+                    return  # idle too long: close (an RST if a request slipped in meanwhile)
+                except OSError:
+                    return
+                if not data:
+                    return
+                try:
+                    conn.sendall(b"OK\n")
+                except OSError:
+                    return
+
+    listener.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def _race_trial(port: int, gap_s: float) -> tuple[str, float]:
+    # One pooled connection: a request, an idle gap, then reuse as a proxy does: if the close has
+    # already arrived (readable with EOF) open a new connection; otherwise send and hope.
+    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"GET\n")
+        if sock.recv(16) != b"OK\n":
+            return "setup_failed", math.nan
+        answered = time.perf_counter()
+        time.sleep(max(0.0, gap_s - 0.0005))
+        while time.perf_counter() - answered < gap_s:
+            pass  # spin the last half millisecond: sleep overshoots
+        ready, _, _ = select.select([sock], [], [], 0)
+        if ready:
+            try:
+                if sock.recv(16, socket.MSG_PEEK) == b"":
+                    return "reconnect", time.perf_counter() - answered
+            except OSError:
+                return "reconnect", time.perf_counter() - answered
+        sent = time.perf_counter() - answered
+        try:
+            sock.sendall(b"GET\n")
+            reply = sock.recv(16)
+        except OSError:
+            return "502", sent
+        return ("ok" if reply == b"OK\n" else "502"), sent
+
+
+def measure_idle_race(
+    backend_idle_timeout_s: float = 0.03,
+    *,
+    spread_ms: float = 1.0,
+    n_trials: int = 240,
+    n_parallel: int = 12,
+    seed: int | np.random.Generator | None = 0,
+    timeout_s: float = 30.0,
+) -> experiment.Run:
+    """The keep-alive race on a real backend and a real pooling client on 127.0.0.1.
+
+    A backend thread closes each connection after ``backend_idle_timeout_s`` without a
+    request. For each trial the client sends a request, waits a gap drawn uniformly within
+    ``spread_ms`` of the timeout, and reuses the connection the way a pooling proxy does:
+    if the backend's FIN has already arrived it reconnects, otherwise it sends. A request
+    sent after the backend gave up but before its FIN arrived gets no answer (a reset):
+    the load balancer's 502. The share of such trials times the spread measures the width
+    of the race window on this machine.
+
+    Parameters
+    ----------
+    backend_idle_timeout_s : float
+        The backend's keep-alive idle timeout, seconds (0.005 to ``MAX_RACE_IDLE_S``).
+    spread_ms : float
+        Gaps are uniform in ``timeout +- spread_ms`` (0.05 to 100 ms).
+    n_trials : int
+        Reuse attempts (1 to ``MAX_RACE_TRIALS``).
+    n_parallel : int
+        Trials run at once, each on its own connection (1 to 64).
+    seed : int, numpy.random.Generator or None
+        Source of the gaps.
+    timeout_s : float
+        Limit for the whole measurement, seconds; the backend stops at the end.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per trial: ``gap_s`` (idle time before the reuse, measured),
+        ``outcome`` (``ok``, ``502`` or ``reconnect``). ``summary``: ``n_trials``,
+        ``n_502``, ``window_ms`` (estimated width of the race window: ``2 * spread_ms``
+        times the share of 502s), ``backend_idle_timeout_s``.
+    """
+    idle = validate.float_in_range("backend_idle_timeout_s", backend_idle_timeout_s, 0.005, MAX_RACE_IDLE_S)
+    spread = validate.float_in_range("spread_ms", spread_ms, 0.05, 100.0) / 1000
+    if spread >= idle:
+        raise ValueError(f"spread_ms must be below the timeout, got {spread * 1000} ms >= {idle * 1000} ms")
+    n = validate.int_in_range("n_trials", n_trials, 1, MAX_RACE_TRIALS)
+    workers = validate.int_in_range("n_parallel", n_parallel, 1, 64)
+    limit = validate.float_in_range("timeout_s", timeout_s, 0.0, 600.0, low_inclusive=False)
+    rng = validate.rng_from_seed(seed)
+    gaps = idle + rng.uniform(-spread, spread, n)
+    deadline = time.monotonic() + limit
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+    backend = threading.Thread(target=_race_backend, args=(listener, idle, stop), daemon=True)
+    backend.start()
+    rows: list[tuple[str, float]] = []
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        port = listener.getsockname()[1]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, n, workers):
+                if time.monotonic() > deadline:
+                    break
+                rows += list(pool.map(lambda g: _race_trial(port, g), gaps[start : start + workers]))
+    finally:
+        stop.set()
+        listener.close()
+        backend.join(timeout=2.0)
+    frame = pd.DataFrame(rows, columns=["outcome", "gap_s"])
+    frame = frame[frame["outcome"] != "setup_failed"].reset_index(drop=True)
+    n_done = len(frame)
+    n_502 = int((frame["outcome"] == "502").sum())
+    window_ms = 2 * spread * 1000 * n_502 / n_done if n_done else math.nan
+    return experiment.Run.create(
+        frame, {"n_trials": n_done, "n_502": n_502, "window_ms": window_ms, "backend_idle_timeout_s": idle}
     )
 
 
