@@ -113,3 +113,40 @@ def test_bad_input():
         cc.run_enforcer_checker(enforcement="trust")
     with pytest.raises(ValueError, match="df"):
         cc.summarize_group_commit(pd.DataFrame())
+
+
+def _engine(name):
+    from syslab import engines
+
+    engine = engines.find(name)
+    if engine is None:
+        pytest.skip(f"{name} not available: {engines.unavailable_reason(name)}")
+    return engine
+
+
+@pytest.mark.real
+def test_postgres_cascade_is_slower_without_the_child_index():
+    engine = _engine("postgres")
+    with_index = cc.run_engine_cascade(engine, n_parents=60, children_per_parent=500, child_index=True)
+    without = cc.run_engine_cascade(engine, n_parents=60, children_per_parent=500, child_index=False)
+    for run in (with_index, without):
+        assert run.summary["children_deleted"] == 20 * 500 and run.summary["rowcount"] == 20
+    assert not without.summary["index_created_by_engine"]
+    # Each deleted parent scans 30,000 child rows without the index: far more than 2x on any machine.
+    assert without.summary["delete_ms"] > 2 * with_index.summary["delete_ms"]
+
+
+@pytest.mark.real
+def test_innodb_creates_the_foreign_key_index_and_locks_every_cascaded_row():
+    engine = _engine("mariadb")
+    run = cc.run_engine_cascade(engine, n_parents=30, children_per_parent=100, n_delete=5, child_index=False)
+    assert run.summary["index_created_by_engine"]
+    assert run.summary["children_deleted"] == 500
+    assert run.summary["rows_locked"] >= 500
+
+
+def test_engine_cascade_rejects_bad_input():
+    with pytest.raises(TypeError, match="engine"):
+        cc.run_engine_cascade(object())
+    values = cc.summarize_engine_cascades(pd.DataFrame())
+    assert values["cascade_maria_auto_index"] == "not measured"

@@ -121,3 +121,60 @@ def test_sweep_and_bad_input():
         lm.summarize_hot_parent(pd.DataFrame())
     with pytest.raises(ValueError, match="rates_per_s"):
         lm.sweep_write_rates([])
+
+
+# ----------------------------------------------------------------------------- the real engines
+
+
+def _engine(name):
+    from syslab import engines
+
+    engine = engines.find(name)
+    if engine is None:
+        pytest.skip(f"{name} not available: {engines.unavailable_reason(name)}")
+    return engine
+
+
+@pytest.mark.real
+def test_innodb_children_wait_only_when_the_parent_is_updated():
+    engine = _engine("mariadb")
+    knobs = dict(write_rate_per_s=300, n_clients=4, duration_s=1.0, seed=1)
+    quiet = lm.run_hot_parent(engine, parent_update_share=0.0, **knobs)
+    busy = lm.run_hot_parent(engine, parent_update_share=0.1, **knobs)
+    # Shared locks from FK checks never wait for each other; an X on the parent makes children wait.
+    assert quiet.summary["row_lock_waits"] == 0
+    assert busy.summary["row_lock_waits"] > 0
+    assert quiet.frame["ok"].all() and busy.frame["ok"].all()
+    assert (quiet.frame["kind"] == "child").sum() > 100
+    # The model at the same parameters also says children wait (share > 0) and never wait (share = 0).
+    config = lm.HotParentConfig(write_rate_per_s=300, parent_update_share=0.1)
+    assert lm.summarize_hot_parent(lm.simulate_hot_parent(config, n_requests=5_000))["child_waited"] > 0
+    assert lm.lock_scheduling(engine)["lock_schedule_variable"] == "absent"
+
+
+@pytest.mark.real
+def test_postgres_children_do_not_queue_behind_non_key_updates_but_make_multixacts():
+    engine = _engine("postgres")
+    knobs = dict(write_rate_per_s=300, n_clients=4, duration_s=1.0, seed=1, parent_update_share=0.1)
+    update = lm.run_hot_parent(engine, parent_lock="update", **knobs)
+    locked = lm.run_hot_parent(engine, parent_lock="for_update", **knobs)
+    # FOR KEY SHARE vs FOR NO KEY UPDATE: no heavyweight waits for children; concurrent lockers -> MultiXacts.
+    assert update.summary["multixacts"] > 0
+    # FOR UPDATE conflicts with KEY SHARE: the parent's tail waits far longer (medians of many statements).
+    assert locked.summary["parent_p99_ms"] > 3 * update.summary["parent_p99_ms"]
+    table = lm.summarize_engine_hot_parent([update, locked])
+    assert list(table["parent_lock"]) == ["update", "for_update"]
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: lm.run_hot_parent(object()), "engine"),
+        (lambda: lm.plot_share_curves(pd.DataFrame()), "curves"),
+        (lambda: lm.summarize_engine_hot_parent("x"), "runs"),
+        (lambda: lm.check_drain("config"), "config"),
+    ],
+)
+def test_engine_helpers_reject_bad_input(call, name):
+    with pytest.raises((TypeError, ValueError), match=name):
+        call()
