@@ -55,6 +55,8 @@ __all__ = [
     "plot_stale_memory",
     "repeat_cycle",
     "eviction_hit_ratio",
+    "theory_equilibrium_curves",
+    "compare_eviction_policies",
     "simulate_expiry",
     "steady_population",
     "simulate_free_stall",
@@ -2045,3 +2047,70 @@ def ttl_replies_from_source() -> pd.DataFrame:
         "0",
     ]
     return pd.DataFrame({"commands": [text for text, _ in _TTL_PROBES], "reply": replies})
+
+
+def theory_equilibrium_curves(settings: dict, rates_per_s: np.ndarray) -> pd.DataFrame:
+    """:func:`theory_equilibrium_stale_fraction` for each labelled setting over a range of expiry rates.
+
+    Parameters
+    ----------
+    settings : dict
+        Label to :class:`ExpireConfig`.
+    rates_per_s : array of float
+        Keys expiring per second (at most 1,000 values).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``expiring_per_s``, ``setting``, ``stale_perc``.
+    """
+    if not isinstance(settings, dict) or not all(isinstance(c, ExpireConfig) for c in settings.values()):
+        raise TypeError("settings must be a dict of label -> ExpireConfig")
+    rates = np.asarray(rates_per_s, dtype=float)
+    if rates.ndim != 1 or not 1 <= rates.size <= 1_000 or not np.all(np.isfinite(rates) & (rates > 0)):
+        raise ValueError("rates_per_s must hold 1 to 1,000 positive finite rates")
+    rows = [
+        {
+            "expiring_per_s": r,
+            "setting": name,
+            "stale_perc": 100 * theory_equilibrium_stale_fraction(float(r), config)["stale_fraction"],
+        }
+        for name, config in settings.items()
+        for r in rates
+    ]
+    return pd.DataFrame(rows)
+
+
+def compare_eviction_policies(
+    keys: np.ndarray, capacities: list, samples: list, *, seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
+    """Hit ratio of exact LRU, random eviction and Redis's approximated LRU (each ``samples``) per cache size.
+
+    Parameters
+    ----------
+    keys : numpy.ndarray
+        The request sequence (key ids).
+    capacities : list of int
+        Cache sizes in keys (at most 10).
+    samples : list of int
+        ``maxmemory-samples`` values for the approximated LRU (at most 10).
+    seed : int, numpy.random.Generator or None
+        For the samples.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``policy`` (``exact LRU``, ``random``, ``approx LRU, samples <k>``), ``capacity``, ``hit_ratio``.
+    """
+    sizes = validate.sequence_of_positive_ints("capacities", capacities)
+    counts = validate.sequence_of_positive_ints("samples", samples)
+    if len(sizes) > 10 or len(counts) > 10:
+        raise ValueError("capacities and samples must each hold at most 10 values")
+    policies = [("exact LRU", "exact-lru", 5), ("random", "random", 5)]
+    policies += [(f"approx LRU, samples {k}", "approx-lru", k) for k in counts]
+    rows = [
+        {"policy": name, "capacity": size, "hit_ratio": eviction_hit_ratio(keys, size, kind, k, seed=seed)}
+        for size in sizes
+        for name, kind, k in policies
+    ]
+    return pd.DataFrame(rows)
