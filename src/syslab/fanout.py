@@ -917,7 +917,7 @@ def plot_threshold_sweep(sweep: pd.DataFrame, axes: np.ndarray | None = None) ->
     )
     if not {"push", "pull", "hybrid"} <= set(sweep["strategy"]):
         raise ValueError("sweep must hold push, pull and hybrid rows (the output of sweep_threshold)")
-    axes = plot.panels(1, 2, axes)
+    axes = plot.panels(1, 2, axes, figsize=None if axes is not None else (7.0, 7.0))
     left, right = np.asarray(axes).ravel()[:2]
     hybrid = sweep[sweep["strategy"] == "hybrid"]
     left.plot(hybrid["threshold"], hybrid["fanout_writes_per_day"], "o-", color="C0", label="fan-out inserts")
