@@ -33,8 +33,8 @@ def test_seeded_regression():
     # Values changed deliberately when bloom moved to hashing.mix64 (salting keys ^ mix64(salt)
     # instead of keys ^ salt): 0.00859 -> 0.00846 and 0.00944 -> 0.0102; both stay within
     # sampling error of the formulas (0.00819 and 0.00957), which the tests below hold.
-    assert bloom.measure_false_positive_rate(20_000, 10, 7, 100_000, seed=3) == pytest.approx(0.00846)
-    assert bloom.measure_false_positive_rate(20_000, 10, 6, 100_000, block_bits=512, seed=3) == pytest.approx(
+    assert bloom.estimate_false_positive_rate(20_000, 10, 7, 100_000, seed=3) == pytest.approx(0.00846)
+    assert bloom.estimate_false_positive_rate(20_000, 10, 6, 100_000, block_bits=512, seed=3) == pytest.approx(
         0.0102
     )
 
@@ -60,7 +60,7 @@ def test_measured_rate_matches_formula(k, layout):
     # textbook one for the blocked layout, ~15% lower) or bad hashing (double hashing inside a
     # 512-bit block measured ~15% high) fails it.
     block = None if layout == "textbook" else 512
-    measured = bloom.measure_false_positive_rate(100_000, 10, k, 600_000, block_bits=block, seed=11)
+    measured = bloom.estimate_false_positive_rate(100_000, 10, k, 600_000, block_bits=block, seed=11)
     theory = (
         bloom.theory_false_positive_rate(10, k)
         if block is None
@@ -136,11 +136,11 @@ def test_plot_draws():
         (lambda: bloom.BloomFilter(n_bits=8192, n_hashes=10**6), "n_hashes"),
         (lambda: bloom.BloomFilter.for_keys(np.arange(10), bits_per_key=1e12), "bits_per_key"),
         (lambda: bloom.BloomFilter.for_keys(np.arange(10), bits_per_key=10.0, n_hashes=10**12), "n_hashes"),
-        (lambda: bloom.measure_false_positive_rate(10**12, 10.0, 5, 4000), "n_keys"),
-        (lambda: bloom.measure_false_positive_rate(2000, 1e12, 5, 4000), "bits_per_key"),
-        (lambda: bloom.measure_false_positive_rate(2000, 10.0, 10**12, 4000), "n_hashes"),
-        (lambda: bloom.measure_false_positive_rate(2000, 10.0, 5, 10**12), "n_queries"),
-        (lambda: bloom.measure_false_positive_rate(2000, 10.0, 5, 4000, block_bits=10**12), "block_bits"),
+        (lambda: bloom.estimate_false_positive_rate(10**12, 10.0, 5, 4000), "n_keys"),
+        (lambda: bloom.estimate_false_positive_rate(2000, 1e12, 5, 4000), "bits_per_key"),
+        (lambda: bloom.estimate_false_positive_rate(2000, 10.0, 10**12, 4000), "n_hashes"),
+        (lambda: bloom.estimate_false_positive_rate(2000, 10.0, 5, 10**12), "n_queries"),
+        (lambda: bloom.estimate_false_positive_rate(2000, 10.0, 5, 4000, block_bits=10**12), "block_bits"),
         (lambda: bloom.sweep_false_positive_rate([10**12, 10.0], [3, 5]), "bits_per_key"),
         (lambda: bloom.sweep_false_positive_rate([8.0], [10**12]), "n_hashes"),
         (lambda: bloom.sweep_false_positive_rate([8.0], [3], n_keys=10**12), "n_keys"),

@@ -51,7 +51,7 @@ def test_leveled_below_textbook_bound_and_above_tiered():
 def test_lookups_return_latest_write_and_filters_save_reads():
     config = lsm.LSMConfig(memtable_entries=500, l0_trigger=2, size_ratio=3)
     tree, _ = lsm.simulate_lsm(config, n_writes=20_000, key_space=5_000, seed=4)
-    reads = lsm.measure_reads(tree, 4_000, 5_000, seed=5)
+    reads = lsm.simulate_reads(tree, 4_000, 5_000, seed=5)
     # Truth by brute force: replay the same writes into a dict.
     rng = np.random.default_rng(4)
     keys = 2 * rng.integers(0, 5_000, size=20_000, dtype=np.int64)
@@ -124,7 +124,7 @@ def test_bounds_on_sizes():
     with pytest.raises(ValueError, match="n_writes"):
         lsm.simulate_lsm(n_writes=10**12)
     with pytest.raises(ValueError, match="n_lookups"):
-        lsm.measure_reads(tree, 10**12, 10)
+        lsm.simulate_reads(tree, 10**12, 10)
     with pytest.raises(ValueError, match="n_writes"):
         lsm.measure_rocksdb(n_writes=10**12)
     with pytest.raises(ValueError, match="timeout_s"):

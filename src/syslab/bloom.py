@@ -30,7 +30,7 @@ from syslab.plot import axes_or_new, label
 
 __all__ = [
     "BloomFilter",
-    "measure_false_positive_rate",
+    "estimate_false_positive_rate",
     "plot_false_positive_rate",
     "sweep_false_positive_rate",
     "theory_bits_per_key",
@@ -285,7 +285,7 @@ class BloomFilter:
 # --------------------------------------------------------------------------- experiments
 
 
-def measure_false_positive_rate(
+def estimate_false_positive_rate(
     n_keys: int,
     bits_per_key: float,
     n_hashes: int,
@@ -357,7 +357,7 @@ def sweep_false_positive_rate(
     n_hashes : sequence of int
         k values to try, each 1 to ``MAX_HASHES``.
     n_keys, n_queries : int
-        As for :func:`measure_false_positive_rate`.
+        As for :func:`estimate_false_positive_rate`.
     layouts : sequence of str
         "textbook" and/or "cache-local".
     seed : int, numpy.random.Generator or None
@@ -389,7 +389,7 @@ def sweep_false_positive_rate(
         block = None if layout == "textbook" else CACHE_LINE_BITS
         for bpk in bpks:
             for k in ks:
-                measured = measure_false_positive_rate(n_keys, bpk, k, n_queries, block_bits=block, seed=rng)
+                measured = estimate_false_positive_rate(n_keys, bpk, k, n_queries, block_bits=block, seed=rng)
                 theory = (
                     theory_false_positive_rate(bpk, k)
                     if block is None

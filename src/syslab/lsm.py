@@ -9,7 +9,7 @@ The write-ahead log that makes the memtable durable is real and lives in
   (:class:`syslab.bloom.BloomFilter`); compaction is *leveled* (one run per level,
   size ratio T, a full level merges into the next) or *tiered* (up to T runs per
   level merge into one run of the next level). :func:`simulate_lsm` drives it and
-  records one row per flush or compaction; :func:`measure_reads` counts the blocks a
+  records one row per flush or compaction; :func:`simulate_reads` counts the blocks a
   point lookup reads with and without filters.
 
 Write amplification here counts entries written to sorted runs (flushes plus
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ __all__ = [
     "LSMTree",
     "SortedRun",
     "live_keys",
-    "measure_reads",
+    "simulate_reads",
     "measure_rocksdb",
     "plot_rocksdb_amplification",
     "plot_amplification",
@@ -62,6 +63,19 @@ class SortedRun:
 
     ``index`` holds the first key of every block of ``block_entries`` entries (the sparse
     index, kept in memory); ``bloom`` is built on first use.
+
+    Parameters
+    ----------
+    keys : numpy.ndarray
+        int64 keys, strictly ascending.
+    seqnos : numpy.ndarray
+        Sequence number of each key's latest write.
+    block_entries : int
+        Entries per data block.
+    bits_per_key : float
+        Bloom filter bits per key (0: no filter).
+    salt : int
+        Salt of the run's Bloom filter.
     """
 
     keys: np.ndarray
@@ -73,6 +87,11 @@ class SortedRun:
     _bloom: BloomFilter | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        keys = np.asarray(self.keys)
+        if keys.ndim != 1 or (keys.size > 1 and not np.all(keys[1:] > keys[:-1])):
+            raise ValueError("keys must be a 1-D array in strictly ascending order")
+        if len(self.seqnos) != keys.size:
+            raise ValueError(f"seqnos must have one entry per key ({keys.size}), got {len(self.seqnos)}")
         self.index = self.keys[:: self.block_entries]
 
     def __len__(self) -> int:
@@ -118,7 +137,25 @@ def _merge(runs: list[SortedRun], config: LSMConfig, salt: int) -> SortedRun:
 
 @dataclass(frozen=True)
 class LSMConfig:
-    """An LSM tree's knobs (sizes in entries; multiply by ``entry_bytes`` for bytes)."""
+    """An LSM tree's knobs (sizes in entries; multiply by ``entry_bytes`` for bytes).
+
+    Attributes
+    ----------
+    policy : str
+        "leveled" or "tiered".
+    memtable_entries : int
+        Entries per memtable flush.
+    size_ratio : int
+        T: level multiplier (leveled) or runs per tier (tiered), 2 to 1,000.
+    l0_trigger : int
+        L0 runs that trigger a compaction into L1 (leveled).
+    block_entries : int
+        Entries per data block.
+    bits_per_key : float
+        Bloom filter bits per key; 0 disables filters (RocksDB's default).
+    entry_bytes : int
+        Bytes per key-value entry, for reporting sizes.
+    """
 
     policy: str = "leveled"  # "leveled" or "tiered"
     memtable_entries: int = 10_000  # entries per memtable flush (RocksDB: write_buffer_size, 64 MiB)
@@ -143,6 +180,11 @@ class LSMTree:
 
     ``levels[0]`` is L0 (a list of runs, newest first); for leveled compaction each
     deeper level holds at most one run, for tiered up to ``size_ratio`` runs.
+
+    Parameters
+    ----------
+    config : LSMConfig, optional
+        The knobs; default ``LSMConfig()``.
     """
 
     def __init__(self, config: LSMConfig | None = None) -> None:
@@ -180,7 +222,8 @@ class LSMTree:
         seqnos = np.arange(self.next_seqno, self.next_seqno + len(keys), dtype=np.int64)
         # newest first, so _merge keeps the last write of each key
         self._salt += 1
-        stub = SortedRun(keys[::-1], seqnos[::-1], 1, 0.0)
+        # An unsorted batch (not a SortedRun: those must be sorted); _merge sorts it.
+        stub = SimpleNamespace(keys=keys[::-1], seqnos=seqnos[::-1])
         return _merge([stub], self.config, self._salt)
 
     def flush(self) -> None:
@@ -274,6 +317,7 @@ class LSMTree:
 
     # ----------------------------------------------------------------- reads
     def runs_newest_first(self) -> list[SortedRun]:
+        """Every sorted run on disk, newest first (the order a lookup consults them)."""
         return [run for level in self.levels for run in level]
 
     def get_many(self, keys: np.ndarray, *, use_filter: bool = True) -> pd.DataFrame:
@@ -302,6 +346,7 @@ class LSMTree:
         )
 
     def disk_entries(self) -> int:
+        """Entries stored in sorted runs (live and stale versions)."""
         return sum(len(run) for run in self.runs_newest_first())
 
     def summary_levels(self) -> pd.DataFrame:
@@ -321,11 +366,20 @@ def simulate_lsm(
     *,
     n_writes: int = 1_000_000,
     key_space: int | None = None,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[LSMTree, pd.DataFrame]:
     """Write ``n_writes`` keys drawn uniformly from ``key_space`` ids (None: all distinct) and flush.
 
     The key written for id ``i`` is ``2 i``.
+
+    Parameters
+    ----------
+    config : LSMConfig, optional
+    n_writes : int
+        User writes, 1 to ``MAX_WRITES``.
+    key_space : int or None
+        Distinct key ids the writes draw from (None: every write a new key).
+    seed : int, numpy.random.Generator or None
 
     Returns
     -------
@@ -367,9 +421,26 @@ def simulate_lsm(
 def summarize_amplification(tree: LSMTree, live_keys: int, reads: pd.DataFrame | None = None) -> pd.Series:
     """Write, space (and optionally read) amplification of a tree.
 
-    ``write_amp`` = entries written to runs / entries the user wrote (add 1 for the WAL);
-    ``space_amp`` = entries stored / live keys; ``read_amp`` = mean block reads per lookup.
+    Parameters
+    ----------
+    tree : LSMTree
+    live_keys : int
+        Distinct live keys (:func:`live_keys`), >= 1.
+    reads : pandas.DataFrame, optional
+        :func:`simulate_reads`'s frame (``block_reads``); must not be empty.
+
+    Returns
+    -------
+    pandas.Series
+        ``write_amp`` = entries written to runs / entries the user wrote (add 1 for the WAL);
+        ``space_amp`` = entries stored / live keys; ``levels``; ``runs``; ``read_amp`` = mean
+        block reads per lookup (when ``reads`` is given).
     """
+    validate.instance("tree", tree, LSMTree)
+    if reads is not None:
+        reads = validate.frame_columns("reads", reads, ["block_reads"])
+        if reads.empty:
+            raise ValueError("reads must have at least one lookup")
     live = validate.positive_int("live_keys", live_keys)
     result = {
         "write_amp": tree.entries_written / max(tree.user_writes, 1),
@@ -387,7 +458,23 @@ def theory_amplification(
 ) -> pd.Series:
     """Amplification estimates for ``n_entries`` unique keys written into an LSM.
 
-    Returns a Series with
+    Parameters
+    ----------
+    policy : str
+        "leveled" or "tiered".
+    n_entries : int
+        Unique keys written, 1 to ``MAX_WRITES``.
+    memtable_entries : int
+        Entries per flush.
+    size_ratio : int
+        T, 2 to 1,000.
+    l0_trigger : int
+        L0 runs before L0 -> L1.
+
+    Returns
+    -------
+    pandas.Series
+        With
 
     - ``levels``: levels below L0 that the data needs (leveled: capacity of level i is
       ``memtable x l0_trigger x T^(i-1)``; tiered: tiers of T runs);
@@ -400,8 +487,8 @@ def theory_amplification(
       stale copies); tiered ``T`` (a full tier of runs all holding the same keys).
     """
     policy = validate.choice("policy", policy, POLICIES)
-    n = validate.positive_int("n_entries", n_entries)
-    m = validate.positive_int("memtable_entries", memtable_entries)
+    n = validate.int_in_range("n_entries", n_entries, 1, MAX_WRITES)
+    m = validate.int_in_range("memtable_entries", memtable_entries, 1, MAX_WRITES)
     t = validate.int_in_range("size_ratio", size_ratio, 2, 1000)
     l0 = validate.positive_int("l0_trigger", l0_trigger)
     flushes = [m] * (n // m) + ([n % m] if n % m else [])
@@ -511,15 +598,31 @@ def theory_levels(database_bytes: float, level_base_bytes: float, size_ratio: fl
     return 1 + math.ceil(math.log(size / base, t) - 1e-9)
 
 
-def measure_reads(tree: LSMTree, n_lookups: int, key_space: int, *, seed: object = 0) -> pd.DataFrame:
+def simulate_reads(
+    tree: LSMTree, n_lookups: int, key_space: int, *, seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
     """Point lookups of present and absent keys, with and without Bloom filters.
 
     Half the lookups ask for even keys ``2 i``, ``i`` in ``[0, key_space)`` (present if
     written by :func:`simulate_lsm`), half for odd keys (never written, but inside the key
     range of every run, so only a Bloom filter can rule a run out without reading a block).
-    Returns one row per lookup with ``filter`` (bool), ``present`` and the columns of
-    :meth:`LSMTree.get_many`.
+
+    Parameters
+    ----------
+    tree : LSMTree
+    n_lookups : int
+        1 to ``MAX_LOOKUPS``.
+    key_space : int
+        Key ids the lookups draw from.
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lookup and filter setting: ``filter`` (bool), ``present`` and the columns
+        of :meth:`LSMTree.get_many` (``key``, ``seqno``, ``block_reads``, ...).
     """
+    validate.instance("tree", tree, LSMTree)
     n = validate.int_in_range("n_lookups", n_lookups, 1, MAX_LOOKUPS)
     space = validate.int_in_range("key_space", key_space, 1, 2**61)
     rng = validate.rng_from_seed(seed)
@@ -535,7 +638,18 @@ def measure_reads(tree: LSMTree, n_lookups: int, key_space: int, *, seed: object
 
 
 def plot_amplification(events: dict[str, pd.DataFrame], ax: Axes | None = None) -> Axes:
-    """Cumulative write amplification against data written, one line per policy."""
+    """Cumulative write amplification against data written, one line per policy.
+
+    Parameters
+    ----------
+    events : dict of str to pandas.DataFrame
+        Policy name to :func:`simulate_lsm`'s events.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for name, df in events.items():
         ax.plot(df["user_writes"], df["entries_written"] / df["user_writes"].clip(lower=1), label=name)
@@ -553,9 +667,19 @@ def sweep_size_ratio(
     key_space: int | None = None,
     memtable_entries: int = 10_000,
     l0_trigger: int = 4,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Write and space amplification over size ratios T, for each policy (the same writes each time).
+
+    Parameters
+    ----------
+    size_ratios : list of int
+        T values, each 2 to 1,000 (at most 50 of them).
+    policies : tuple of str
+        "leveled" and/or "tiered".
+    n_writes, key_space, memtable_entries, l0_trigger :
+        As for :func:`simulate_lsm` and :class:`LSMConfig`.
+    seed : int, numpy.random.Generator or None
 
     Returns
     -------
@@ -565,6 +689,8 @@ def sweep_size_ratio(
         averaged over every flush and compaction: what a lookup without filters must consult).
     """
     ratios = validate.sequence_of_positive_ints("size_ratios", size_ratios)
+    if len(ratios) > 50:
+        raise ValueError(f"size_ratios must hold at most 50 values, got {len(ratios)}")
     for policy in policies:
         validate.choice("policies", policy, POLICIES)
     rng = validate.rng_from_seed(seed)
@@ -582,7 +708,18 @@ def sweep_size_ratio(
 
 
 def plot_size_ratio_sweep(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Write amplification (solid) and sorted runs a lookup may consult (dashed, right axis) against T."""
+    """Write amplification (solid) and sorted runs a lookup may consult (dashed, right axis) against T.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        :func:`sweep_size_ratio`'s frame.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     right = ax.twinx()
     for policy, group in df.groupby("policy"):
@@ -603,7 +740,16 @@ def plot_size_ratio_sweep(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def live_keys(tree: LSMTree) -> int:
-    """Distinct keys stored in a flushed tree (the live data, for space amplification)."""
+    """Distinct keys stored in a flushed tree (the live data, for space amplification).
+
+    Parameters
+    ----------
+    tree : LSMTree
+
+    Returns
+    -------
+    int
+    """
     runs = tree.runs_newest_first()
     if not runs:
         return 0
