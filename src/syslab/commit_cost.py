@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
+MAX_GROUP_CLIENTS = 100_000  # concurrent committers in simulate_group_commit
 
 
 # ------------------------------------------------------------------ the disk
@@ -66,6 +67,16 @@ MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 
 def measure_fsync(n: int = 200, *, block_bytes: int = 4096, max_total_s: float = 2.0) -> pd.DataFrame:
     """Write ``block_bytes`` and ``fsync`` a temp file ``n`` times; one row per call.
+
+
+    Parameters
+    ----------
+    n : int
+        fsync calls to time.
+    block_bytes : int
+        Bytes written before each fsync.
+    max_total_s : float
+        Bound on the whole measurement (s).
 
     Returns
     -------
@@ -125,6 +136,20 @@ def measure_commit_rates(
     Each (journal mode, synchronous, rows per transaction) case gets a fresh database
     and stops after ``n_rows`` rows or ``max_s_per_case`` seconds, whichever is first.
 
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows inserted per case (bounded).
+    batch_rows : int
+        Rows per transaction in the batched cases.
+    journal_modes : Sequence[str]
+        SQLite journal modes to try ("WAL", "DELETE").
+    synchronous : Sequence[str]
+        PRAGMA synchronous values to try ("FULL", "NORMAL").
+    max_s_per_case : float
+        Wall-time bound per case (s); a case stops early when it is reached.
+
     Returns
     -------
     pandas.DataFrame
@@ -176,6 +201,20 @@ def theory_commits_per_s(fsync_s: float, *, fsyncs_per_commit: float = 1.0, grou
     One durable commit needs ``fsyncs_per_commit`` flushes; group commit lets one
     flush make ``group_size`` commits durable at once, so the ceiling is
     ``group_size / (fsyncs_per_commit * fsync_s)``.
+
+    Parameters
+    ----------
+    fsync_s : float
+        Time of one log flush (s).
+    fsyncs_per_commit : float
+        Flushes each commit needs.
+    group_size : float
+        Commits one flush covers.
+
+    Returns
+    -------
+    float
+        The ceiling on commits per second: ``group_size / (fsyncs_per_commit * fsync_s)``.
     """
     f = validate.positive_float("fsync_s", fsync_s)
     k = validate.positive_float("fsyncs_per_commit", fsyncs_per_commit)
@@ -198,6 +237,22 @@ def simulate_group_commit(
     commit and waits until a flush that includes it completes. The device runs one
     flush at a time, each taking ``fsync_s``. With ``group=True`` a flush takes every
     commit waiting when it starts (group commit); with ``group=False`` only the oldest.
+
+
+    Parameters
+    ----------
+    n_clients : int
+        Concurrent committers.
+    fsync_s : float
+        Time of one log flush (s).
+    think_s : float
+        Work between a client's commits (s).
+    group : bool
+        True: one flush covers every commit waiting for it; False: one flush per commit.
+    n_flushes : int
+        Flushes to simulate.
+    seed : int | np.random.Generator | None
+        Randomness of the think times.
 
     Returns
     -------
@@ -229,7 +284,18 @@ def simulate_group_commit(
 
 
 def summarize_group_commit(df: pd.DataFrame) -> pd.Series:
-    """``commits_per_s``, ``mean_batch`` and ``mean_latency_ms`` of a group-commit run."""
+    """``commits_per_s``, ``mean_batch`` and ``mean_latency_ms`` of a group-commit run.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        What :func:`simulate_group_commit` returns.
+
+    Returns
+    -------
+    pandas.Series
+        Commits per second, commits per flush and mean commit latency.
+    """
     needed = {"start_s", "end_s", "batch_size", "mean_latency_s"}
     if not isinstance(df, pd.DataFrame) or not needed <= set(df.columns) or df.empty:
         raise ValueError(f"df must be a non-empty DataFrame with columns {sorted(needed)}")
@@ -244,10 +310,36 @@ def summarize_group_commit(df: pd.DataFrame) -> pd.Series:
 
 
 def sweep_group_commit(
-    clients: Sequence[int], fsync_s: float, *, think_s: float = 0.0, n_flushes: int = 2_000, seed: int = 0
+    clients: Sequence[int],
+    fsync_s: float,
+    *,
+    think_s: float = 0.0,
+    n_flushes: int = 2_000,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
-    """Commits per second against concurrent clients, with and without group commit, plus the ceilings."""
+    """Commits per second against concurrent clients, with and without group commit, plus the ceilings.
+
+    Parameters
+    ----------
+    clients : Sequence[int]
+        Numbers of concurrent committers to try.
+    fsync_s : float
+        Time of one log flush (s).
+    think_s : float
+        Work between a client's commits (s).
+    n_flushes : int
+        Flushes simulated per point.
+    seed : int, numpy Generator or None
+        Randomness (one child seed per point).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (clients, group or not) with the summary of :func:`summarize_group_commit` and the ceilings.
+    """
     counts = validate.sequence_of_positive_ints("clients", clients)
+    for index, count in enumerate(counts):
+        validate.bounded_int(f"clients[{index}]", count, MAX_GROUP_CLIENTS)
     rows = []
     for count in counts:
         for group in (False, True):
@@ -263,7 +355,19 @@ def sweep_group_commit(
 
 
 def plot_group_commit(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Commits per second against clients, group commit vs one commit per flush."""
+    """Commits per second against clients, group commit vs one commit per flush.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        What :func:`sweep_group_commit` returns.
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for group, name, marker in ((False, "one commit per flush", "s"), (True, "group commit", "o")):
         part = sweep[sweep["group_commit"] == group]
@@ -290,6 +394,20 @@ def run_cascade(
     foreign_keys: bool = True,
 ) -> pd.Series:
     """Delete ``n_delete`` parents of a real SQLite file with ``ON DELETE CASCADE``; time it.
+
+
+    Parameters
+    ----------
+    n_parents : int
+        Parent rows (1 to 1,000,000).
+    children_per_parent : int
+        Children per parent (0 to 100,000).
+    n_delete : int
+        Parents deleted by the one DELETE.
+    child_index : bool
+        Create an index on child.parent_id first.
+    foreign_keys : bool
+        Run PRAGMA foreign_keys = ON (SQLite ignores foreign keys otherwise).
 
     Returns
     -------
@@ -349,7 +467,22 @@ def run_cascade(
 def sweep_cascade(
     children_per_parent: Sequence[int], *, n_parents: int = 200, n_delete: int = 20
 ) -> pd.DataFrame:
-    """:func:`run_cascade` with and without the child index at each fan-out; one row per run."""
+    """:func:`run_cascade` with and without the child index at each fan-out; one row per run.
+
+    Parameters
+    ----------
+    children_per_parent : Sequence[int]
+        Fan-outs to try.
+    n_parents : int
+        Parent rows.
+    n_delete : int
+        Parents deleted by the one DELETE.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fan-out, index or not): the columns of :func:`run_cascade` plus ``ms_per_child``.
+    """
     fanouts = validate.sequence_of_positive_ints("children_per_parent", children_per_parent)
     rows = [
         run_cascade(n_parents, per, n_delete, child_index=indexed)
@@ -362,7 +495,19 @@ def sweep_cascade(
 
 
 def plot_cascade(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Cascade time against children per parent, with and without the index on the FK column."""
+    """Cascade time against children per parent, with and without the index on the FK column.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        What :func:`sweep_cascade` returns.
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for indexed, name, marker in ((True, "index on child.parent_id", "o"), (False, "no index", "s")):
         part = sweep[sweep["child_index"] == indexed]
@@ -408,6 +553,18 @@ def measure_fk_insert_cost(
     All in batched transactions, so the numbers are the CPU cost of the check, not
     fsync; timed with the process's CPU clock. The methods run interleaved ``repeats``
     times and each keeps its fastest run.
+
+
+    Parameters
+    ----------
+    n_rows : int
+        Child rows inserted per method.
+    n_parents : int
+        Parent rows the children reference.
+    batch_rows : int
+        Rows per transaction.
+    repeats : int
+        Timed repetitions per method (the median is kept).
 
     Returns
     -------
@@ -487,7 +644,10 @@ def _find_orphans(conn: sqlite3.Connection) -> list[int]:
 
 
 def run_enforcer_checker(
-    config: EnforcerConfig | None = None, *, enforcement: str = "application", seed: int = 0
+    config: EnforcerConfig | None = None,
+    *,
+    enforcement: str = "application",
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[pd.Series, pd.DataFrame]:
     """Writers insert children while a deleter removes parents; who keeps the relation intact?
 
@@ -499,6 +659,16 @@ def run_enforcer_checker(
     ``enforcement="foreign_key"``: ``PRAGMA foreign_keys=ON``, ``REFERENCES ... ON
     DELETE CASCADE``; the writers skip their own check and the database rejects an
     insert whose parent is gone (``FOREIGN KEY constraint failed``).
+
+
+    Parameters
+    ----------
+    config : EnforcerConfig | None
+        Durations, rates and intervals (default :class:`EnforcerConfig`).
+    enforcement : str
+        "application" (check, then insert; a checker repairs orphans) or "foreign_key".
+    seed : int, numpy Generator or None
+        Randomness of the writers and the deleter.
 
     Returns
     -------
@@ -513,7 +683,8 @@ def run_enforcer_checker(
     if not isinstance(config, EnforcerConfig):
         raise TypeError(f"config must be an EnforcerConfig, got {type(config).__name__}")
     mode = validate.choice("enforcement", enforcement, ("application", "foreign_key"))
-    seed = validate.non_negative_int("seed", seed)
+    # One integer drawn from the caller's seed: each thread builds its own generator from it.
+    seed = int(validate.rng_from_seed(seed).integers(2**31))
     use_fk = mode == "foreign_key"
     deadline = time.monotonic() + config.timeout_s
     stop = threading.Event()

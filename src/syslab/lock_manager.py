@@ -99,6 +99,13 @@ class RowLock:
     granted from the head while the head is compatible with what is granted.
     That is the rule that makes shared requests wait behind a waiting exclusive
     one (InnoDB checks new requests against waiting locks too).
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        The simpy environment the lock lives in.
+    fifo : bool
+        True: a request waits behind any earlier waiter (InnoDB); False: a compatible request is granted past waiters (PostgreSQL).
     """
 
     def __init__(self, env: simpy.Environment, *, fifo: bool = True) -> None:
@@ -310,6 +317,14 @@ def _grants_simpy(arrivals: np.ndarray, holds: np.ndarray, mode_of: np.ndarray, 
 def summarize_hot_parent(df: pd.DataFrame, warmup_share: float = 0.1) -> pd.Series:
     """Waits of child writes and parent updates, after dropping the first ``warmup_share`` of requests.
 
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        What :func:`simulate_hot_parent` returns.
+    warmup_share : float
+        Share of the first requests dropped (0 to 0.9).
+
     Returns
     -------
     pandas.Series
@@ -358,6 +373,18 @@ def theory_drain_wait_s(write_rate_per_s: float, child_hold_s: float) -> float:
 
     The wait grows only logarithmically with the number of holders, but every shared
     request arriving meanwhile queues behind the exclusive one (FIFO).
+
+    Parameters
+    ----------
+    write_rate_per_s : float
+        Child writes per second (lambda).
+    child_hold_s : float
+        Mean hold time of a child's shared lock (s).
+
+    Returns
+    -------
+    float
+        The mean wait of an exclusive request (s).
     """
     lam = validate.non_negative_float("write_rate_per_s", write_rate_per_s)
     h = validate.positive_float("child_hold_s", child_hold_s)
@@ -381,6 +408,16 @@ def theory_x_utilisation(config: HotParentConfig) -> float:
     updates that overlap each other and the burst of children admitted together
     after each release, so it is a guide to where the cliff is, not a queueing formula.
     At 1 the row is closed all the time: the cliff.
+
+    Parameters
+    ----------
+    config : HotParentConfig
+        Rate, update share, hold times and engine.
+
+    Returns
+    -------
+    float
+        Share of time the row is closed to new children (may exceed 1: past the cliff).
     """
     if not isinstance(config, HotParentConfig):
         raise TypeError(f"config must be a HotParentConfig, got {type(config).__name__}")
@@ -397,6 +434,18 @@ def theory_cliff_rate_per_s(config: HotParentConfig, *, max_rate_per_s: float = 
 
     Returns ``inf`` when no rate up to ``max_rate_per_s`` gets there (e.g. PostgreSQL
     with non-key updates, or no parent updates at all).
+
+    Parameters
+    ----------
+    config : HotParentConfig
+        Hold times, update share and engine.
+    max_rate_per_s : float
+        Upper end of the search (writes per s).
+
+    Returns
+    -------
+    float
+        Writes per second at the cliff, or ``inf``.
     """
     if not isinstance(config, HotParentConfig):
         raise TypeError(f"config must be a HotParentConfig, got {type(config).__name__}")
@@ -427,9 +476,21 @@ def sweep_write_rates(
     config: HotParentConfig | None = None,
     *,
     n_requests: int = 20_000,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """:func:`summarize_hot_parent` at each child write rate, with the theory next to it.
+
+
+    Parameters
+    ----------
+    rates_per_s : Sequence[float]
+        Child write rates to simulate (per s).
+    config : HotParentConfig | None
+        Everything else (default :class:`HotParentConfig`).
+    n_requests : int
+        Lock requests simulated per rate.
+    seed : int, numpy Generator or None
+        Randomness (one child seed per rate).
 
     Returns
     -------
@@ -443,7 +504,8 @@ def sweep_write_rates(
     rates = [validate.positive_float(f"rates_per_s[{i}]", r) for i, r in enumerate(rates_per_s)]
     if not rates:
         raise ValueError("rates_per_s must not be empty")
-    seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(rates))
+    rng = validate.rng_from_seed(seed)
+    seeds = rng.spawn(len(rates))
     rows = []
     for rate, child_seed in zip(rates, seeds, strict=True):
         point = replace(config, write_rate_per_s=rate)
@@ -459,8 +521,24 @@ def sweep_write_rates(
     return pd.DataFrame(rows)
 
 
-def plot_latency_vs_rate(sweep: pd.DataFrame, cliff_rate_per_s: float | None = None, ax: Axes | None = None):
-    """Child-write lock waits (p50, p99) against the write rate, log-log, with the predicted cliff."""
+def plot_latency_vs_rate(
+    sweep: pd.DataFrame, cliff_rate_per_s: float | None = None, ax: Axes | None = None
+) -> Axes:
+    """Child-write lock waits (p50, p99) against the write rate, log-log, with the predicted cliff.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        What :func:`sweep_write_rates` returns.
+    cliff_rate_per_s : float | None
+        Where to draw the predicted cliff (writes per s), or None.
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     needed = {"write_rate_per_s", "child_p99_ms", "child_mean_ms"}
     if not isinstance(sweep, pd.DataFrame) or not needed <= set(sweep.columns):
         raise ValueError(f"sweep must have columns {sorted(needed)}")

@@ -170,7 +170,9 @@ INDEXES = (
 
 
 def build_dashboard(
-    conn: sqlite3.Connection, config: DashboardConfig | None = None, seed: int | np.random.Generator = 7
+    conn: sqlite3.Connection,
+    config: DashboardConfig | None = None,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.Series:
     """Create and fill the ``players`` and ``matches`` tables with their indexes.
 
@@ -178,6 +180,16 @@ def build_dashboard(
     transaction (one commit, not a million), and the indexes are built after the
     load, which sorts once instead of splitting pages row by row. ``ANALYZE``
     runs last so the planner has real statistics, as in production.
+
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        An empty SQLite database.
+    config : DashboardConfig | None
+        Sizes (default :class:`DashboardConfig`).
+    seed : int, numpy Generator or None
+        Randomness of the generated data.
 
     Returns
     -------
@@ -240,6 +252,18 @@ def dashboard_parameters(
     A selective predicate is the point: the dashboard asks for one day, one
     player, one clan, a top-scores band -- not for a fifth of the table, where
     a scan and an index cost about the same.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database filled by :func:`build_dashboard`.
+    config : DashboardConfig | None
+        The config it was built with.
+
+    Returns
+    -------
+    dict
+        Parameter name to value for the queries in :data:`PATTERNS` (a day, an e-mail, a prefix, a tag ...).
     """
     conn = _check_connection(conn)
     config = config if config is not None else DashboardConfig()
@@ -276,6 +300,23 @@ class Pattern:
     ``setup`` statements run once before the rewrite is timed (an expression
     index, a generated column); ``changes_schema`` says whether the fix needs
     DDL or only a different query text.
+
+    Attributes
+    ----------
+    key : str
+        Short identifier (used in glue keys).
+    label : str
+        Words for the table.
+    before : str
+        The query as written (SQLite, named parameters).
+    after : str
+        Its rewrite.
+    setup : tuple[str, ...]
+        DDL the rewrite needs, run once before it.
+    changes_schema : bool
+        Whether the fix needs DDL.
+    note : str
+        One line on why the rewrite works.
     """
 
     key: str
@@ -401,6 +442,20 @@ def run_pattern(
 ) -> dict[str, object]:
     """Plan and time one anti-pattern, apply its set-up, then plan and time the rewrite.
 
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database filled by :func:`build_dashboard`.
+    pattern : Pattern
+        The anti-pattern and its rewrite.
+    params : dict[str, object]
+        What :func:`dashboard_parameters` returns.
+    repeats : int
+        Timed runs per query (median kept).
+    max_total_s : float
+        Bound on the timing of each query (s).
+
     Returns
     -------
     dict
@@ -455,7 +510,26 @@ def run_patterns(
     repeats: int = 3,
     max_total_s: float = 1.0,
 ) -> pd.DataFrame:
-    """:func:`run_pattern` for each pattern in order; one row per pattern (see its columns)."""
+    """:func:`run_pattern` for each pattern in order; one row per pattern (see its columns).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database filled by :func:`build_dashboard`.
+    params : dict[str, object]
+        What :func:`dashboard_parameters` returns.
+    patterns : Sequence[Pattern]
+        The patterns to run (default :data:`PATTERNS`).
+    repeats : int
+        Timed runs per query (median kept).
+    max_total_s : float
+        Bound on the timing of each query (s).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pattern with the columns of :func:`run_pattern`.
+    """
     if isinstance(patterns, Pattern) or not isinstance(patterns, Sequence) or len(patterns) == 0:
         raise ValueError("patterns must be a non-empty sequence of Pattern")
     rows = [run_pattern(conn, p, params, repeats=repeats, max_total_s=max_total_s) for p in patterns]
@@ -467,7 +541,18 @@ def _plan_word(uses_index: bool) -> str:
 
 
 def summarize_patterns(runs: pd.DataFrame) -> pd.DataFrame:
-    """The chapter's summary table: pattern, plan before, rewrite, plan after, times and speed-up."""
+    """The chapter's summary table: pattern, plan before, rewrite, plan after, times and speed-up.
+
+    Parameters
+    ----------
+    runs : pd.DataFrame
+        What :func:`run_patterns` returns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pattern: pattern, plans before and after, rewrite, schema change, times and speed-up.
+    """
     needed = {"label", "index_before", "index_after", "ms_before", "ms_after", "speedup", "note"}
     if not isinstance(runs, pd.DataFrame) or not needed <= set(runs.columns):
         raise ValueError(f"runs must be a DataFrame from run_patterns with columns {sorted(needed)}")
@@ -502,6 +587,20 @@ def sweep_selectivity(
     the planner's guesses: ``+played_at`` (a unary plus) hides the column from
     the index, ``INDEXED BY matches_played_at`` insists on it. The query needs
     ``score``, so the index path pays one table lookup per matching row.
+
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database filled by :func:`build_dashboard`.
+    widths_days : Sequence[int]
+        Date-range widths to try (days).
+    config : DashboardConfig | None
+        The config it was built with.
+    repeats : int
+        Timed runs per point (median kept).
+    max_total_s : float
+        Bound on the timing of each point (s).
 
     Returns
     -------
@@ -547,6 +646,12 @@ def fit_crossover(sweep: pd.DataFrame) -> pd.Series:
     ``t_search = a + b * rows``. The index wins while
     ``rows < (c - a) / (b - d)``.
 
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        What :func:`sweep_selectivity` returns.
+
     Returns
     -------
     pandas.Series
@@ -575,7 +680,21 @@ def fit_crossover(sweep: pd.DataFrame) -> pd.Series:
 
 
 def plot_selectivity(sweep: pd.DataFrame, fit: pd.Series, ax: Axes | None = None) -> Axes:
-    """Measured scan and search times against the fraction of rows matched, with the fitted model."""
+    """Measured scan and search times against the fraction of rows matched, with the fitted model.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        What :func:`sweep_selectivity` returns.
+    fit : pd.Series
+        What :func:`fit_crossover` returns.
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     frac = sweep["fraction"].to_numpy(float)
     ax.plot(frac, sweep["ms_scan"], "o", color="tab:red", label="full scan (measured)")
@@ -622,6 +741,22 @@ def index_sample(
     order plus all the matching keys (up to ``n_keys // 3``), so a picture of a
     few dozen leaves still shows where in the index the matches live.
 
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database filled by :func:`build_dashboard`.
+    table : str
+        Table name.
+    column : str
+        Indexed column.
+    where : str
+        The predicate (SQLite, named parameters).
+    params : dict[str, object] | None
+        Values for the predicate.
+    n_keys : int
+        Keys to sample from the index.
+
     Returns
     -------
     pandas.DataFrame
@@ -663,6 +798,18 @@ def index_leaf_map(
     range -- which is only all the matches when they *are* contiguous); without
     it, every leaf is read.
 
+
+    Parameters
+    ----------
+    keys : Sequence[str]
+        Index keys in index order.
+    matches : Sequence[bool]
+        Whether each key matches the predicate (same length).
+    keys_per_leaf : int
+        Keys per drawn leaf page.
+    uses_index : bool
+        Whether the plan seeks (True) or scans (False).
+
     Returns
     -------
     pandas.DataFrame
@@ -699,7 +846,19 @@ def index_leaf_map(
 
 
 def plot_index_access(maps: dict[str, pd.DataFrame], ax: Axes | None = None) -> Axes:
-    """One row of leaf pages per query: read leaves shaded, leaves with matches marked, a root above."""
+    """One row of leaf pages per query: read leaves shaded, leaves with matches marked, a root above.
+
+    Parameters
+    ----------
+    maps : dict[str, pd.DataFrame]
+        Title to what :func:`index_leaf_map` returns (one row of leaves each).
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     if not isinstance(maps, dict) or not maps:
         raise ValueError("maps must be a non-empty dict of label -> index_leaf_map DataFrame")
     ax = axes_or_new(ax, figsize=(8.0, 1.6 * len(maps) + 0.6))
@@ -734,7 +893,19 @@ def plot_index_access(maps: dict[str, pd.DataFrame], ax: Axes | None = None) -> 
 
 
 def plot_speedups(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Before and after times per pattern on a log axis."""
+    """Before and after times per pattern on a log axis.
+
+    Parameters
+    ----------
+    runs : pd.DataFrame
+        What :func:`run_patterns` returns.
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     if not isinstance(runs, pd.DataFrame) or not {"label", "ms_before", "ms_after"} <= set(runs.columns):
         raise ValueError("runs must be a DataFrame from run_patterns")
     ax = axes_or_new(ax, figsize=(8.0, 0.45 * len(runs) + 1.0))

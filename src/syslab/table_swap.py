@@ -123,6 +123,18 @@ def estimate_rebuild_s(rows: float, measurements: pd.DataFrame) -> float:
     Fits ``seconds = a + b * rows`` by least squares (a copy is linear in the rows
     while the B-trees stay in cache; on a real server with a table far larger than
     memory it only gets worse, so read this as a lower bound).
+
+    Parameters
+    ----------
+    rows : float
+        Rows of the table to extrapolate to.
+    measurements : pd.DataFrame
+        What :func:`measure_copy_rebuild` returns.
+
+    Returns
+    -------
+    float
+        Seconds, from a straight line through the measured copy times (a lower bound).
     """
     n = validate.positive_float("rows", rows)
     if not isinstance(measurements, pd.DataFrame) or not {"rows", "seconds"} <= set(measurements.columns):
@@ -310,7 +322,9 @@ _TRIGGERS = (
 )
 
 
-def run_online_swap(config: SwapConfig | None = None, *, seed: int = 0) -> SwapResult:
+def run_online_swap(
+    config: SwapConfig | None = None, *, seed: int | np.random.Generator | None = 0
+) -> SwapResult:
     """Swap a table with a CHECK-limited key for one without, while a writer keeps writing.
 
     Steps, as pt-online-schema-change takes them:
@@ -330,6 +344,14 @@ def run_online_swap(config: SwapConfig | None = None, *, seed: int = 0) -> SwapR
     Everything lives in a temporary folder that is removed afterwards; the writer
     thread is stopped and joined even when a step fails.
 
+
+    Parameters
+    ----------
+    config : SwapConfig | None
+        Sizes, rates and switches (default :class:`SwapConfig`).
+    seed : int, numpy Generator or None
+        Randomness of the live writer.
+
     Returns
     -------
     SwapResult
@@ -337,7 +359,8 @@ def run_online_swap(config: SwapConfig | None = None, *, seed: int = 0) -> SwapR
     config = SwapConfig() if config is None else config
     if not isinstance(config, SwapConfig):
         raise TypeError(f"config must be a SwapConfig, got {type(config).__name__}")
-    seed = validate.non_negative_int("seed", seed)
+    # One integer drawn from the caller's seed: the writer thread builds its own generator from it.
+    seed = int(validate.rng_from_seed(seed).integers(2**31))
     deadline = time.monotonic() + config.timeout_s
     first_id = config.id_limit - config.headroom_ids - config.initial_rows + 1
     with temporary_database("swap.db", isolation_level=None, timeout=5.0) as (conn, path):
@@ -449,7 +472,21 @@ def run_online_swap(config: SwapConfig | None = None, *, seed: int = 0) -> SwapR
 
 
 def plot_swap_timeline(ops: pd.DataFrame, *, bin_s: float = 0.05, ax: Axes | None = None) -> Axes:
-    """Writer statements per bin that committed vs failed, shaded by phase."""
+    """Writer statements per bin that committed vs failed, shaded by phase.
+
+    Parameters
+    ----------
+    ops : pd.DataFrame
+        The ``ops`` frame of :func:`run_online_swap`.
+    bin_s : float
+        Width of a time bin (s).
+    ax : Axes | None
+        Where to draw (default: a new figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     if not isinstance(ops, pd.DataFrame) or not {"t_s", "outcome", "phase"} <= set(ops.columns):
         raise ValueError("ops must be the ops DataFrame of a SwapResult")
     width = validate.positive_float("bin_s", bin_s)
