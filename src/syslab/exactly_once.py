@@ -1064,6 +1064,7 @@ def plot_lease_sweep(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
         ax.plot(frame["lease_s"], frame[column] * 100, ".", color=f"C{i}", alpha=0.5)
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_ylim(bottom=0)  # zero is a value here (no live redeliveries), so the log axis starts at it
     return label(ax, "lease (visibility timeout, s)", "redeliveries per 100 messages", legend=True)
 
 
