@@ -294,7 +294,6 @@ def test_tables_scroll_inside_their_own_box_on_a_phone(browser, site, name):
 WIDE_FIGURES = {
     "chapters/l4-vs-l7",
     "chapters/access-control-at-scale",
-    "chapters/fan-out",
     "chapters/reconnect-storms",
 }
 
