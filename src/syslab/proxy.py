@@ -19,6 +19,7 @@ Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_per_s`` per sec
 from __future__ import annotations
 
 import asyncio
+import heapq
 import ipaddress
 import itertools
 import math
@@ -32,10 +33,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import environment, queueing, validate
+from syslab import environment, hashing, queueing, validate
 from syslab.plot import axes_or_new, label
 
+# Bounds from what a 2-core machine simulates within a chapter's 30 s.
+MAX_CONNECTIONS = 100_000  # long-lived connections in one scale-out simulation
+MAX_BACKENDS = 1_000  # backends behind one balancer
+MAX_DURATION_S = 86_400.0  # one simulated day, second by second
+MAX_REQUESTS = 2_000_000  # requests in one per-request balancing simulation
+
 __all__ = [
+    "BALANCING_POLICIES",
+    "simulate_request_balancing",
+    "summarize_request_balancing",
     "PROXY_V2_SIGNATURE",
     "ProxyConfig",
     "TYPICAL_HEADERS",
@@ -540,6 +550,7 @@ def simulate_scale_out(
     max_connection_age_s: float | None = None,
     service_time_s: float = 0.01,
     workers: int = 16,
+    l4_placement: str = "flow_hash",
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Per-backend load when long-lived connections meet a scale-out.
@@ -549,12 +560,15 @@ def simulate_scale_out(
     ``mean_rps_per_connection``: a few chatty clients, many quiet ones). At
     ``scale_out_s`` the backend pool grows from ``backends_before`` to ``backends_after``.
 
-    - ``l4``: a connection's backend is chosen when it (re)connects, to the backend
-      with the fewest connections; it stays there. With ``max_connection_age_s``
-      (gRPC's ``MAX_CONNECTION_AGE``) each connection reconnects when it reaches
-      that age (ages start staggered), so the pool rebalances over one age.
-    - ``l7``: every request is balanced on its own (round robin): each backend gets
-      an equal share of the total at every second.
+    - ``l4``: a connection's backend is chosen when it (re)connects and it stays there.
+      ``l4_placement="flow_hash"`` hashes the flow (as an AWS NLB or kube-proxy does: a
+      new source port is a new, independent draw); ``"least_connections"`` picks the
+      backend with the fewest connections. With ``max_connection_age_s`` (gRPC's
+      ``MAX_CONNECTION_AGE``) each connection reconnects when it reaches that age (ages
+      start staggered), so the pool rebalances over one age.
+    - ``l7``: every request is balanced on its own by round robin, so each backend
+      gets an equal *number* of requests every second (by construction; whether that is
+      equal *work* is what :func:`simulate_request_balancing` asks).
 
     Each backend is an M/M/c queue with ``workers`` servers and mean service time
     ``service_time_s``; its mean queueing delay comes from
@@ -567,27 +581,40 @@ def simulate_scale_out(
         ``utilisation``, ``mean_wait_ms`` (``inf`` when overloaded) and ``connections``.
     """
     validate.choice("mode", mode, ("l4", "l7"))
-    n_conn = validate.positive_int("connections", connections)
-    mean_rate = validate.positive_float("mean_rps_per_connection", mean_rps_per_connection)
-    before = validate.positive_int("backends_before", backends_before)
-    after = validate.positive_int("backends_after", backends_after)
-    switch = validate.non_negative_float("scale_out_s", scale_out_s)
-    horizon = validate.positive_int("duration_s", int(math.ceil(duration_s)))
+    placement = validate.choice("l4_placement", l4_placement, ("flow_hash", "least_connections"))
+    n_conn = validate.int_in_range("connections", connections, 1, MAX_CONNECTIONS)
+    mean_rate = validate.float_in_range(
+        "mean_rps_per_connection", mean_rps_per_connection, 0.0, 1e6, low_inclusive=False
+    )
+    before = validate.int_in_range("backends_before", backends_before, 1, MAX_BACKENDS)
+    after = validate.int_in_range("backends_after", backends_after, 1, MAX_BACKENDS)
+    horizon_s = validate.float_in_range("duration_s", duration_s, 0.0, MAX_DURATION_S, low_inclusive=False)
+    switch = validate.float_in_range("scale_out_s", scale_out_s, 0.0, horizon_s)
+    horizon = int(math.ceil(horizon_s))
     age = (
         None
         if max_connection_age_s is None
         else validate.positive_float("max_connection_age_s", max_connection_age_s)
     )
-    service = validate.positive_float("service_time_s", service_time_s)
-    c = validate.positive_int("workers", workers)
+    service = validate.float_in_range("service_time_s", service_time_s, 0.0, 60.0, low_inclusive=False)
+    c = validate.int_in_range("workers", workers, 1, 10_000)
     rng = validate.rng_from_seed(seed)
+    salt = int(rng.integers(0, 2**63))
+
+    def place(i: int, generation: int, active: int) -> int:
+        if placement == "least_connections":
+            return int(np.argmin(counts[:active]))
+        key = np.array([i * 1_000_003 + generation], dtype=np.uint64)
+        return int(hashing.mix64(key, salt=salt)[0] % np.uint64(active))
+
     # Lognormal with sigma 1, scaled so the mean is mean_rate.
     rates = rng.lognormal(mean=0.0, sigma=1.0, size=n_conn)
     rates *= mean_rate / rates.mean()
     assigned = np.zeros(n_conn, dtype=np.int64)
     counts = np.zeros(after, dtype=np.int64)
+    generation = np.zeros(n_conn, dtype=np.int64)
     for i in range(n_conn):
-        b = int(np.argmin(counts[:before]))
+        b = place(i, 0, before)
         assigned[i], counts[b] = b, counts[b] + 1
     # Staggered ages: the connections were opened at different times in the past.
     next_reconnect = rng.uniform(0, age, n_conn) if age else np.full(n_conn, np.inf)
@@ -598,7 +625,8 @@ def simulate_scale_out(
             due = np.flatnonzero(next_reconnect <= t)
             for i in due:
                 counts[assigned[i]] -= 1
-                b = int(np.argmin(counts[:active]))
+                generation[i] += 1
+                b = place(int(i), int(generation[i]), active)
                 assigned[i], counts[b] = b, counts[b] + 1
                 next_reconnect[i] += age
         arrivals = rng.poisson(rates)
@@ -618,6 +646,131 @@ def simulate_scale_out(
                     "connections": int(counts[b]) if mode == "l4" else n_conn,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+BALANCING_POLICIES = ("round_robin", "random", "least_request", "p2c")
+
+
+def simulate_request_balancing(
+    policy: str,
+    *,
+    n_backends: int = 8,
+    workers: int = 4,
+    utilisation: float = 0.8,
+    mean_service_s: float = 0.01,
+    service_sigma: float = 1.5,
+    n_requests: int = 100_000,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Per-request balancing when requests differ in cost: round robin against least-request.
+
+    Requests arrive as a Poisson process at ``utilisation`` of the pool's capacity; each
+    costs a lognormal service time (mean ``mean_service_s``, log-sd ``service_sigma``: most
+    cheap, a few a hundred times dearer). Each backend serves its own first-come-first-
+    served queue with ``workers`` workers. The balancer picks a backend per request:
+
+    - ``round_robin``: the next one in turn (equal counts, blind to cost);
+    - ``random``: uniformly at random;
+    - ``least_request``: the one with the fewest requests in flight (full knowledge);
+    - ``p2c``: two at random, the one with fewer in flight (Envoy's default
+      ``LEAST_REQUEST``; the power of two choices).
+
+    Parameters
+    ----------
+    policy : str
+        One of :data:`BALANCING_POLICIES`.
+    n_backends : int
+        Backends, 2 to ``MAX_BACKENDS``.
+    workers : int
+        Concurrent requests per backend, 1 to 256.
+    utilisation : float
+        Offered load as a share of total capacity, in (0, 0.99].
+    mean_service_s : float
+        Mean cost of a request, seconds.
+    service_sigma : float
+        Log-standard deviation of the cost (0 = all equal), 0 to 3.
+    n_requests : int
+        Requests simulated, 1 to ``MAX_REQUESTS``.
+    seed : int, numpy.random.Generator or None
+        Source of arrivals, costs and random choices (the same seed gives every policy
+        the same requests).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per request: ``arrival_s``, ``service_s``, ``backend``, ``latency_s``
+        (wait plus service).
+    """
+    validate.choice("policy", policy, BALANCING_POLICIES)
+    n_b = validate.int_in_range("n_backends", n_backends, 2, MAX_BACKENDS)
+    c = validate.int_in_range("workers", workers, 1, 256)
+    rho = validate.float_in_range("utilisation", utilisation, 0.0, 0.99, low_inclusive=False)
+    mean = validate.float_in_range("mean_service_s", mean_service_s, 1e-6, 60.0)
+    sigma = validate.float_in_range("service_sigma", service_sigma, 0.0, 3.0)
+    n = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
+    rng = validate.rng_from_seed(seed)
+    arrivals = queueing.poisson_arrival_times_s(n, rho * n_b * c / mean, rng)
+    costs = rng.lognormal(-0.5 * sigma**2, sigma, n) * mean
+    picks = rng.integers(0, n_b, size=(n, 2))
+    free_at = [[0.0] * c for _ in range(n_b)]  # per backend: heap of worker free times
+    in_flight: list[list[float]] = [[] for _ in range(n_b)]  # per backend: heap of departures
+    backend = np.empty(n, dtype=np.int64)
+    latency = np.empty(n)
+    for i in range(n):
+        now = arrivals[i]
+        if policy == "round_robin":
+            b = i % n_b
+        elif policy == "random":
+            b = int(picks[i, 0])
+        else:
+            for heap in in_flight:
+                while heap and heap[0] <= now:
+                    heapq.heappop(heap)
+            if policy == "least_request":
+                b = min(range(n_b), key=lambda k: len(in_flight[k]))
+            else:
+                x, y = int(picks[i, 0]), int(picks[i, 1])
+                b = x if len(in_flight[x]) <= len(in_flight[y]) else y
+        start = max(now, free_at[b][0])
+        done = start + costs[i]
+        heapq.heapreplace(free_at[b], done)
+        heapq.heappush(in_flight[b], done)
+        backend[i], latency[i] = b, done - now
+    return pd.DataFrame({"arrival_s": arrivals, "service_s": costs, "backend": backend, "latency_s": latency})
+
+
+def summarize_request_balancing(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Latency percentiles and the spread of work across backends, one row per policy.
+
+    Parameters
+    ----------
+    runs : dict of str to pandas.DataFrame
+        Policy name to the frame of :func:`simulate_request_balancing`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``policy``, ``p50_ms``, ``p99_ms``, ``mean_ms`` and ``work_spread`` (busiest
+        backend's total service time over the mean backend's).
+    """
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError("runs must be a non-empty dict of policy name to frame")
+    rows = []
+    for name, frame in runs.items():
+        validate.frame_columns(f"runs[{name!r}]", frame, ["service_s", "backend", "latency_s"])
+        if frame.empty:
+            raise ValueError(f"runs[{name!r}] holds no requests")
+        work = frame.groupby("backend")["service_s"].sum()
+        rows.append(
+            {
+                "policy": name,
+                "p50_ms": float(frame["latency_s"].quantile(0.5) * 1000),
+                "p99_ms": float(frame["latency_s"].quantile(0.99) * 1000),
+                "mean_ms": float(frame["latency_s"].mean() * 1000),
+                "work_spread": float(work.max() / work.mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
