@@ -103,14 +103,16 @@ def test_theory_values():
 @pytest.mark.real
 def test_sqlite_measures_what_it_measures():
     # SQLite's balance_quick packs rowid appends; random rowids split and leave slack.
-    rowid = btree.run_sqlite_inserts(20_000, key_kinds=("sequential", "random"), seed=1).set_index("key_kind")
+    rowid = btree.run_sqlite_inserts(20_000, key_kinds=("sequential", "random"), seed=1).frame.set_index(
+        "key_kind"
+    )
     assert rowid.loc["sequential", "leaf_fill"] > 0.97
     # The random run inserts the same keys 1..n in another order, so cells have the same widths:
     # the fill gap is the split algorithm alone. balance_nonroot's 3-page redistribution keeps
     # random fill well above Yao's ln 2 (a 50/50 split) and well below the append path.
     assert 0.80 < rowid.loc["random", "leaf_fill"] < rowid.loc["sequential", "leaf_fill"] - 0.05
     assert rowid.loc["random", "leaf_pages"] > 1.05 * rowid.loc["sequential", "leaf_pages"]
-    bloat = btree.run_sqlite_bloat(20_000, delete_fraction=0.9, seed=1)
+    bloat = btree.run_sqlite_bloat(20_000, delete_fraction=0.9, seed=1).frame
     assert bloat.loc["after delete", "index_leaf_fill"] < bloat.loc["after inserts", "index_leaf_fill"]
     assert bloat.loc["after REINDEX", "index_leaf_pages"] < bloat.loc["after delete", "index_leaf_pages"]
     assert bloat.loc["after VACUUM", "file_bytes"] < bloat.loc["after REINDEX", "file_bytes"]
@@ -118,7 +120,7 @@ def test_sqlite_measures_what_it_measures():
 
 @pytest.mark.real
 def test_online_index_build_keeps_rows():
-    result = btree.run_online_index_build(20_000, timeout_s=15)
+    result = btree.run_online_index_build(20_000, timeout_s=15).summary
     assert result["rows_lost"] == 0 and result["index_ok"]
     assert result["writes"] > 0
 

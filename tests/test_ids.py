@@ -64,7 +64,7 @@ def test_id_schemes_table():
 def test_dual_write_migration_loses_nothing():
     result = ids.run_dual_write_migration(
         ids.MigrationConfig(initial_rows=5_000, batch_rows=500, timeout_s=15)
-    )
+    ).summary
     for key in ("null_uids", "duplicate_uids", "timestamp_mismatches", "lookup_mismatches", "rows_lost"):
         assert result[key] == 0, key
     assert result["writer_rows"] > 0 and result["backfill_batches"] >= 10
@@ -83,6 +83,8 @@ def test_bad_input():
         ids.uuid7_timestamp_ms(uuid.UUID(int=0))
     with pytest.raises(TypeError, match="config"):
         ids.run_dual_write_migration(config={"initial_rows": 10})
+    with pytest.raises(ValueError, match="initial_rows"):
+        ids.run_dual_write_migration(ids.MigrationConfig(initial_rows=10**12))
 
 
 def test_uuid_arrays_match_the_rfc_layout():

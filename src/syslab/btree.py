@@ -42,6 +42,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.plot import axes_or_new, label
 from syslab.sqlite_tools import page_stats, temporary_database
 
@@ -275,7 +276,7 @@ def simulate_inserts(
     fillfactor: float = 0.9,
     buffer_pages: int | None = None,
     n_checkpoints: int = 50,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[pd.DataFrame, LeafLevel]:
     """Insert ``n_keys`` keys into an empty leaf level; record fill and buffer-pool hits as it grows.
 
@@ -352,7 +353,7 @@ def simulate_late_arrivals(
     max_lateness: int = 5_000,
     capacity_keys: int = 100,
     policy: str = "postgres",
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> LeafLevel:
     """Mostly ascending keys: a ``late_fraction`` of them arrive up to ``max_lateness`` positions late.
 
@@ -399,7 +400,7 @@ def simulate_churn(
     policy: str = "postgres",
     reclaim: str = "empty",
     n_checkpoints: int = 60,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """A queue-like table: each step inserts one key and deletes the oldest live key.
 
@@ -452,7 +453,7 @@ def sweep_stragglers(
     *,
     window: int = 50_000,
     capacity_keys: int = 100,
-    seed: object = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Final index size of a sequential-key queue for each straggler fraction, simulated and in theory.
 
@@ -563,8 +564,8 @@ def run_sqlite_inserts(
     table: str = "rowid",
     payload_bytes: int = 100,
     batch_rows: int = 10_000,
-    seed: object = 0,
-) -> pd.DataFrame:
+    seed: int | np.random.Generator | None = 0,
+) -> Run:
     """Insert ``n_rows`` into a fresh SQLite table per key kind; measure pages, fill and time.
 
     Parameters
@@ -578,8 +579,8 @@ def run_sqlite_inserts(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per key kind: ``key_kind``, ``table``, ``rows``, ``leaf_pages``,
+    syslab.experiment.Run
+        ``frame``: one row per key kind: ``key_kind``, ``table``, ``rows``, ``leaf_pages``,
         ``interior_pages``, ``leaf_fill`` (from dbstat), ``file_bytes``, ``insert_s``,
         ``sqlite`` (the library version).
     """
@@ -624,20 +625,20 @@ def run_sqlite_inserts(
                     "sqlite": sqlite3.sqlite_version,
                 }
             )
-    return pd.DataFrame(rows)
+    return Run.create(pd.DataFrame(rows), {"rows": n, "table": table}, sqlite=sqlite3.sqlite_version)
 
 
 def run_sqlite_bloat(
-    n_rows: int = 200_000, *, delete_fraction: float = 0.9, seed: object = 0
+    n_rows: int = 200_000, *, delete_fraction: float = 0.9, seed: int | np.random.Generator | None = 0
 ) -> pd.DataFrame:
     """Insert random keys into an indexed table, delete most rows, then REINDEX and VACUUM.
 
     Returns
     -------
-    pandas.DataFrame
-        One row per stage ("after inserts", "after delete", "after REINDEX", "after VACUUM"):
-        ``index_leaf_pages``, ``index_leaf_fill``, ``table_leaf_pages``, ``freelist_pages``,
-        ``file_bytes``, ``rows``.
+    syslab.experiment.Run
+        ``frame``, indexed by ``stage`` ("after inserts", "after delete", "after REINDEX",
+        "after VACUUM"): ``index_leaf_pages``, ``index_leaf_fill``, ``table_leaf_pages``,
+        ``freelist_pages``, ``file_bytes``, ``rows``. ``summary``: ``rows``.
     """
     n = validate.bounded_int("n_rows", n_rows, MAX_SQLITE_ROWS)
     fraction = validate.float_in_range("delete_fraction", delete_fraction, 0.0, 1.0, high_inclusive=False)
@@ -674,7 +675,7 @@ def run_sqlite_bloat(
         snapshot("after REINDEX")
         conn.execute("VACUUM")
         snapshot("after VACUUM")
-    return pd.DataFrame(stages).set_index("stage")
+    return Run.create(pd.DataFrame(stages).set_index("stage"), {"rows": n}, sqlite=sqlite3.sqlite_version)
 
 
 def run_online_index_build(
@@ -682,8 +683,8 @@ def run_online_index_build(
     *,
     writer_interval_s: float = 0.002,
     timeout_s: float = 30.0,
-    seed: object = 0,
-) -> dict[str, object]:
+    seed: int | np.random.Generator | None = 0,
+) -> Run:
     """Build a replacement index while another connection keeps inserting; measure the writer's stall.
 
     A writer thread (its own connection, WAL journal mode, ``busy_timeout`` 20 s) inserts one
@@ -694,10 +695,12 @@ def run_online_index_build(
 
     Returns
     -------
-    dict
-        ``build_s`` (CREATE INDEX wall time), ``max_insert_ms`` and ``p50_insert_ms`` during the
-        whole run, ``writes_during_build``, ``rows_lost`` (inserts acknowledged but missing:
-        must be 0), ``index_ok`` (the query plan uses the new index), ``sqlite``.
+    syslab.experiment.Run
+        ``frame``: one row per insert: ``start_s`` (perf_counter time), ``insert_s``.
+        ``summary``: ``build_s`` (CREATE INDEX wall time), ``max_insert_ms`` and ``p50_insert_ms``
+        during the whole run, ``writes``, ``writes_during_build``, ``rows_lost`` (inserts
+        acknowledged but missing: must be 0), ``index_ok`` (the query plan uses the new index),
+        ``sqlite``.
     """
     n = validate.bounded_int("n_rows", n_rows, MAX_SQLITE_ROWS)
     interval = validate.positive_float("writer_interval_s", writer_interval_s)
@@ -754,17 +757,21 @@ def run_online_index_build(
         plan = [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN SELECT id FROM t WHERE k = 5")]
     lat = np.array([value for _, value in latencies]) * 1000
     during = sum(1 for t0, _ in latencies if started <= t0 <= finished)
-    return {
-        "rows": n,
-        "build_s": build_s,
-        "max_insert_ms": float(lat.max()) if lat.size else float("nan"),
-        "p50_insert_ms": float(np.median(lat)) if lat.size else float("nan"),
-        "writes": len(acked),
-        "writes_during_build": during,
-        "rows_lost": sum(1 for i in acked if i not in present),
-        "index_ok": any("t_k_new" in line for line in plan),
-        "sqlite": sqlite3.sqlite_version,
-    }
+    frame = pd.DataFrame(latencies, columns=["start_s", "insert_s"])
+    return Run.create(
+        frame,
+        {
+            "rows": n,
+            "build_s": build_s,
+            "max_insert_ms": float(lat.max()) if lat.size else float("nan"),
+            "p50_insert_ms": float(np.median(lat)) if lat.size else float("nan"),
+            "writes": len(acked),
+            "writes_during_build": during,
+            "rows_lost": sum(1 for i in acked if i not in present),
+            "index_ok": any("t_k_new" in line for line in plan),
+            "sqlite": sqlite3.sqlite_version,
+        },
+    )
 
 
 # =========================================================================== real engines
@@ -828,7 +835,7 @@ def measure_postgres_keys(
     n_wal_rows: int = 50_000,
     timeout_s: float = 120.0,
     seed: int | np.random.Generator | None = 0,
-):
+) -> Run:
     """Load ``n_rows`` keys of each kind into a PostgreSQL primary key; size, density and WAL.
 
     Each kind gets a table ``CREATE TABLE t (id <type> PRIMARY KEY)`` in a fresh database; the keys
@@ -863,8 +870,6 @@ def measure_postgres_keys(
         (pgstatindex, 0-100), ``wal_bytes_per_row`` and ``fpi_per_1000_rows`` (the extra
         ``n_wal_rows`` inserts after a checkpoint). ``summary``: ``rows``, ``n_wal_rows``.
     """
-    from syslab.experiment import Run
-
     engine = _engine_arg(engine, "postgres")
     n = validate.bounded_int("n_rows", n_rows, MAX_ENGINE_ROWS)
     kinds = [validate.choice("key_kinds", kind, PG_KEY_KINDS) for kind in _kinds_list(key_kinds)]
@@ -953,7 +958,7 @@ def measure_innodb_keys(
     *,
     key_kinds: Sequence[str] = INNODB_KEY_KINDS,
     timeout_s: float = 120.0,
-):
+) -> Run:
     """Insert ``n_rows`` rows per primary-key kind into InnoDB; clustered size and page splits.
 
     Each kind gets ``CREATE TABLE t (id <key> PRIMARY KEY, k INT NOT NULL, pad CHAR(20))``; rows are
@@ -982,8 +987,6 @@ def measure_innodb_keys(
         ``pk_leaf_pages``, ``pk_bytes`` (clustered index, pages x ``innodb_page_size``),
         ``secondary_leaf_pages``, ``secondary_bytes``. ``summary``: ``rows``, ``page_size_bytes``.
     """
-    from syslab.experiment import Run
-
     engine = _engine_arg(engine, "mariadb")
     n = validate.bounded_int("n_rows", n_rows, MAX_ENGINE_ROWS)
     kinds = [validate.choice("key_kinds", kind, INNODB_KEY_KINDS) for kind in _kinds_list(key_kinds)]
@@ -1058,7 +1061,7 @@ def run_postgres_queue(
     reindex: bool = True,
     timeout_s: float = 120.0,
     seed: int | np.random.Generator | None = 0,
-):
+) -> Run:
     """A PostgreSQL queue table under churn: index size and density after every batch.
 
     ``jobs (id bigint identity PRIMARY KEY, stuck boolean, payload int)`` starts with
@@ -1101,8 +1104,6 @@ def run_postgres_queue(
         ``oldest_job_ms`` (``SELECT id ... ORDER BY id LIMIT 1`` time). ``summary``: the
         arguments, ``autovacuum`` (server setting) and ``stragglers`` (stuck jobs at the end).
     """
-    from syslab.experiment import Run
-
     engine = _engine_arg(engine, "postgres")
     batches = validate.bounded_int("n_batches", n_batches, MAX_QUEUE_BATCHES)
     batch = validate.bounded_int("batch_rows", batch_rows, 100_000)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.sqlite_tools import temporary_database
 
 __all__ = [
@@ -242,7 +243,7 @@ def measure_pool_sizes(
     query: str = SCAN_QUERY,
     acquire_timeout_s: float = 5.0,
     seed: int | np.random.Generator | None = 0,
-):
+) -> Run:
     """Run ``clients`` threads against a real SQLite pool of each size; one row per query.
 
     Each pool size gets a fresh pool over the same database file (created once
@@ -275,8 +276,6 @@ def measure_pool_sizes(
         during the query), ``outcome`` (``"served"`` or ``"timeout"``) and ``latency_s``
         (wait + query). ``summary``: ``clients``, ``duration_s``, ``rows``.
     """
-    from syslab.experiment import Run
-
     sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
     for size in sizes:
         validate.bounded_int("pool_sizes", size, MAX_POOL_SIZE)
@@ -467,7 +466,7 @@ def measure_pgbench(
     duration_s: int = 2,
     range_rows: int = PGBENCH_RANGE_ROWS,
     timeout_s: float = 120.0,
-):
+) -> Run:
     """Throughput and latency of a real PostgreSQL against the number of connections, via pgbench.
 
     ``pgbench -i -s 1`` creates ``pgbench_accounts`` (100,000 rows) in a fresh database. Then, per
@@ -502,8 +501,6 @@ def measure_pgbench(
     """
     import subprocess
     import tempfile
-
-    from syslab.experiment import Run
 
     if not callable(getattr(engine, "database", None)) or getattr(engine, "name", None) != "postgres":
         raise TypeError(

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from syslab import validate
+from syslab.experiment import Run
 from syslab.sqlite_tools import temporary_database
 
 __all__ = [
@@ -92,7 +93,7 @@ class UUID7Generator:
     allows to keep order.
     """
 
-    def __init__(self, seed: object = None) -> None:
+    def __init__(self, seed: int | np.random.Generator | None = None) -> None:
         self.rng = validate.rng_from_seed(seed)
         self.last_ms = -1
         self.counter = 0
@@ -111,7 +112,11 @@ class UUID7Generator:
 
 
 def uuid7_batch(
-    n: int, *, start_ms: int = 1_735_689_600_000, ids_per_ms: float = 50.0, seed: object = 0
+    n: int,
+    *,
+    start_ms: int = 1_735_689_600_000,
+    ids_per_ms: float = 50.0,
+    seed: int | np.random.Generator | None = 0,
 ) -> list[uuid.UUID]:
     """``n`` monotonic UUIDv7s as if generated at ``ids_per_ms`` per millisecond from ``start_ms``."""
     n = validate.positive_int("n", n)
@@ -122,7 +127,7 @@ def uuid7_batch(
     return [generator.next(int(ms)) for ms in clock]
 
 
-def uuid4_batch(n: int, *, seed: object = 0) -> list[uuid.UUID]:
+def uuid4_batch(n: int, *, seed: int | np.random.Generator | None = 0) -> list[uuid.UUID]:
     """``n`` version-4 UUIDs from a seeded generator (122 random bits, version and variant set)."""
     n = validate.positive_int("n", n)
     rng = validate.rng_from_seed(seed)
@@ -137,6 +142,7 @@ def uuid4_batch(n: int, *, seed: object = 0) -> list[uuid.UUID]:
     return result
 
 
+MAX_MIGRATION_ROWS = 2_000_000  # rows in the SQLite migration (~1 s per 100k)
 MAX_KEY_ARRAY = 10_000_000  # keys per array: 160 MB of UUIDs, the most a chapter loads into an engine
 
 
@@ -328,7 +334,9 @@ class MigrationConfig:
     timeout_s: float = 30.0  # hard limit on the whole run
 
 
-def run_dual_write_migration(config: MigrationConfig | None = None, *, seed: object = 0) -> dict[str, object]:
+def run_dual_write_migration(
+    config: MigrationConfig | None = None, *, seed: int | np.random.Generator | None = 0
+) -> Run:
     """Migrate ``orders`` from INTEGER ids to UUIDv7 keys while a writer keeps inserting.
 
     Steps, in order (each one a short transaction, so the writer is never blocked for long):
@@ -342,19 +350,26 @@ def run_dual_write_migration(config: MigrationConfig | None = None, *, seed: obj
     5. Cut over: reads switch to ``uid``; a sample of rows looked up by ``uid`` must return the
        same row as by ``id``. Then stop the writer and count its acknowledged rows.
 
+    Parameters
+    ----------
+    config : MigrationConfig, optional
+        Table size and backfill batch (defaults: ``MigrationConfig()``).
+    seed : int, numpy.random.Generator or None
+        Randomness of the UUIDs' random bits and of the sampled lookups.
+
     Returns
     -------
-    dict
-        ``rows``, ``writer_rows`` (inserted during the migration), ``backfill_batches``,
-        ``null_uids``, ``duplicate_uids``, ``timestamp_mismatches``, ``lookup_mismatches``,
-        ``rows_lost`` (acknowledged inserts missing), ``max_writer_wait_ms``, ``steps`` (a
-        DataFrame of step, seconds), ``sqlite``.
+    syslab.experiment.Run
+        ``frame``: one row per step: ``step``, ``seconds``. ``summary``: ``rows``,
+        ``writer_rows`` (inserted during the migration), ``backfill_batches``, ``null_uids``,
+        ``duplicate_uids``, ``timestamp_mismatches``, ``lookup_mismatches``, ``rows_lost``
+        (acknowledged inserts missing), ``max_writer_wait_ms``, ``sqlite``.
     """
     config = config if config is not None else MigrationConfig()
     if not isinstance(config, MigrationConfig):
         raise TypeError(f"config must be a MigrationConfig, got {type(config).__name__}")
-    initial = validate.positive_int("initial_rows", config.initial_rows)
-    batch = validate.positive_int("batch_rows", config.batch_rows)
+    initial = validate.bounded_int("initial_rows", config.initial_rows, MAX_MIGRATION_ROWS)
+    batch = validate.bounded_int("batch_rows", config.batch_rows, MAX_MIGRATION_ROWS)
     interval = validate.positive_float("writer_interval_s", config.writer_interval_s)
     timeout_s = validate.positive_float("timeout_s", config.timeout_s)
     rng = validate.rng_from_seed(seed)
@@ -467,7 +482,7 @@ def run_dual_write_migration(config: MigrationConfig | None = None, *, seed: obj
         present = {row[0] for row in conn.execute("SELECT id FROM orders")}
         late_nulls = conn.execute("SELECT count(*) FROM orders WHERE uid IS NULL").fetchone()[0]
         total = len(present)
-    return {
+    summary = {
         "rows": total,
         "writer_rows": len(acked),
         "backfill_batches": batches,
@@ -477,6 +492,8 @@ def run_dual_write_migration(config: MigrationConfig | None = None, *, seed: obj
         "lookup_mismatches": int(lookup_bad),
         "rows_lost": sum(1 for i in acked if i not in present),
         "max_writer_wait_ms": 1000 * max(waits, default=0.0),
-        "steps": pd.DataFrame(steps, columns=["step", "seconds"]),
         "sqlite": sqlite3.sqlite_version,
     }
+    return Run.create(
+        pd.DataFrame(steps, columns=["step", "seconds"]), summary, sqlite=sqlite3.sqlite_version
+    )
