@@ -22,7 +22,7 @@ def fleet():
     with temporary_database() as (conn, _path):
         ac.set_variable_limit(conn)
         info = ac.build_fleet(conn, SMALL, seed=7)
-        sweep = ac.run_approach_sweep(conn, SMALL, K_VALUES, repeats=1, chunk_size=2_000)
+        sweep = ac.run_approach_sweep(conn, SMALL, K_VALUES, repeats=1, chunk_size=2_000, seed=7).frame
         yield conn, info, sweep
 
 
@@ -124,7 +124,7 @@ def test_revocation_exposure_mean_matches_theory():
 @pytest.mark.real
 def test_store_consistency_against_the_stale_bound():
     n = 3_000
-    frame = ac.run_store_consistency(n, event_probability=0.05, lags_steps=(0, 3, 12), seed=2)
+    frame = ac.run_store_consistency(n, event_probability=0.05, lags_steps=(0, 3, 12), seed=2).frame
     summary = ac.summarize_consistency(frame)
     assert summary["stale_fraction_MongoDB copy"] == 0.0  # no lag, never stale
     for name, lag in (("ClickHouse copy", 3), ("Elasticsearch copy", 12)):

@@ -167,6 +167,18 @@ def set_variable_limit(conn: sqlite3.Connection, limit: int = SQLITE_UPSTREAM_MA
 
     ``Connection.setlimit`` exists from Python 3.11; SQLite only ever lowers a limit below the compiled-in
     maximum. Returns ``{"compiled": ..., "effective": ..., "set": bool}``, read back from SQLite.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    limit : int
+        The bound-parameter limit wanted.
+
+    Returns
+    -------
+    dict
+        ``compiled``, ``effective`` (ints) and ``set`` (bool), read back from SQLite.
     """
     conn = _check_connection(conn)
     limit = validate.positive_int("limit", limit)
@@ -180,7 +192,12 @@ def set_variable_limit(conn: sqlite3.Connection, limit: int = SQLITE_UPSTREAM_MA
     }
 
 
-def build_fleet(conn: sqlite3.Connection, config: FleetConfig = FleetConfig(), *, seed=7) -> pd.Series:
+def build_fleet(
+    conn: sqlite3.Connection,
+    config: FleetConfig = FleetConfig(),
+    *,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.Series:
     """Create and fill the fleet schema on ``conn``; return row counts and the load time.
 
     Tables: ``devices(device_id, group_id)``; ``readings(reading_id, device_id, group_id, ts, value)``
@@ -188,6 +205,19 @@ def build_fleet(conn: sqlite3.Connection, config: FleetConfig = FleetConfig(), *
     ``(group_id, ts)`` and ``(ts)``; ``user_groups(user_id, group_id)``; ``user_devices`` (the
     precomputed expansion, filled by :func:`refresh_access_table`); ``acl_docs(user_id, ids)`` (one JSON
     array of device ids per user, the "terms lookup" document).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    config : FleetConfig
+        Fleet size.
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    pandas.Series
+        Row counts per table (``devices``, ``readings``, ...) and ``load_s``.
     """
     conn = _check_connection(conn)
     if not isinstance(config, FleetConfig):
@@ -239,7 +269,19 @@ def build_fleet(conn: sqlite3.Connection, config: FleetConfig = FleetConfig(), *
 
 
 def grant_groups(conn: sqlite3.Connection, user_id: int, group_ids: Sequence[int]) -> None:
-    """Make ``user_id`` a member of ``group_ids`` and rewrite the user's terms-lookup document."""
+    """Make ``user_id`` a member of ``group_ids`` and rewrite the user's terms-lookup document.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    user_id : int
+    group_ids : sequence of int
+
+    Returns
+    -------
+    None
+    """
     conn = _check_connection(conn)
     user_id = validate.non_negative_int("user_id", user_id)
     with conn:
@@ -259,6 +301,16 @@ def refresh_access_table(conn: sqlite3.Connection) -> int:
     """Rebuild the precomputed ``user_devices`` table from groups; return its row count.
 
     This is the batch job behind approach 6: between two runs, the table is stale.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+
+    Returns
+    -------
+    int
+        Rows in ``user_devices``.
     """
     conn = _check_connection(conn)
     with conn:
@@ -271,7 +323,19 @@ def refresh_access_table(conn: sqlite3.Connection) -> int:
 
 
 def permitted_devices(conn: sqlite3.Connection, user_id: int) -> np.ndarray:
-    """The sorted device ids ``user_id`` may read *now* (users → groups → devices)."""
+    """The sorted device ids ``user_id`` may read *now* (users → groups → devices).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    user_id : int
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 device ids, ascending.
+    """
     conn = _check_connection(conn)
     user_id = validate.non_negative_int("user_id", user_id)
     rows = conn.execute(
@@ -422,6 +486,22 @@ def chunked_page_cost(n_ids: int, chunk_size: int, page_size: int, offset: int) 
 
     ``n_requests = ceil(n_ids / chunk_size)`` and ``rows_fetched = n_requests * (offset + page_size)``:
     the application reads ``n_requests`` times more rows than it shows, and the factor grows with depth.
+
+    Parameters
+    ----------
+    n_ids : int
+        Ids in the permission set.
+    chunk_size : int
+        Ids per request.
+    page_size : int
+        Rows shown.
+    offset : int
+        Rows skipped before the page.
+
+    Returns
+    -------
+    dict
+        ``n_requests`` and ``rows_fetched``.
     """
     n_ids = validate.positive_int("n_ids", n_ids)
     chunk_size = validate.positive_int("chunk_size", chunk_size)
@@ -440,6 +520,16 @@ def deep_page_costs(
     chunk_size: int = 10_000,
 ) -> pd.DataFrame:
     """Fetch chunked IN-list pages at several offsets and set the measured work beside the model.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    user_id : int
+    offsets : sequence of int
+        Page offsets to fetch.
+    page_size : int
+    chunk_size : int
 
     Returns
     -------
@@ -510,6 +600,20 @@ def bson_in_query_bytes(n_ids: int, id_type: str = "int64", field: str = "device
     A BSON element is a type byte, the key as a NUL-terminated string and the value; an array is a
     document whose keys are "0", "1", ...; a document is a 4-byte length, its elements and a NUL. Value
     sizes: int32 4, int64 8, ObjectId 12, a UUID string 4 + 36 + 1, a UUID as binary subtype 4: 4 + 1 + 16.
+
+    Parameters
+    ----------
+    n_ids : int
+        Ids in the ``$in`` array, >= 1.
+    id_type : str
+        "int32", "int64", "objectid", "uuid_string" or "uuid_binary".
+    field : str
+        The queried field's name.
+
+    Returns
+    -------
+    int
+        Bytes.
     """
     n_ids = validate.non_negative_int("n_ids", n_ids)
     id_type = validate.choice("id_type", id_type, _BSON_VALUE_BYTES)
@@ -526,6 +630,16 @@ def encode_bson(doc: dict) -> bytes:
 
     Python ints become int32 when they fit, else int64, as PyMongo does; ``bytes`` of length 12 are
     ObjectIds.
+
+    Parameters
+    ----------
+    doc : dict
+        String keys; values dict, list, int, str or 12-byte ``bytes``.
+
+    Returns
+    -------
+    bytes
+        The BSON encoding.
     """
     if not isinstance(doc, dict):
         raise TypeError(f"doc must be a dict, got {type(doc).__name__}")
@@ -598,10 +712,25 @@ def request_sizes(ids: Sequence[int], *, uuid_ids: bool = False) -> dict:
     }
 
 
-def limit_table(n_ids: int, *, id_space: int = 10_000_000, seed=7) -> pd.DataFrame:
+def limit_table(
+    n_ids: int, *, id_space: int = 10_000_000, seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
     """One row per store: the request a plain ID list makes for ``n_ids`` ids, the limit, the headroom.
 
     Ids are drawn without replacement from ``[0, id_space)`` (7-digit ids for the default space).
+
+    Parameters
+    ----------
+    n_ids : int
+        Ids in the permission set.
+    id_space : int
+        Ids are drawn from ``[0, id_space)``.
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (store, id kind): ``store``, ``ids``, ``request``, ``limit``, ``unit``, ``request_over_limit``.
     """
     n_ids = validate.positive_int("n_ids", n_ids)
     id_space = validate.positive_int("id_space", id_space)
@@ -668,16 +797,31 @@ def run_approach_sweep(
     page_size: int = 50,
     chunk_size: int = 10_000,
     repeats: int = 3,
-    seed=7,
-) -> pd.DataFrame:
+    seed: int | np.random.Generator | None = 0,
+) -> experiment.Run:
     """Fetch the first page for users with ``k`` permitted devices, with every approach, on real SQLite.
 
     ``conn`` must hold a fleet from :func:`build_fleet` with the same ``config``. Users are created here.
 
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    config : FleetConfig
+        The fleet ``conn`` holds.
+    k_values : sequence of int
+        Permitted devices per user (multiples of the group size).
+    page_size : int
+    chunk_size : int
+        Ids per request for the chunked approach.
+    repeats : int
+        Timed runs per query, 1 to ``MAX_REPEATS``.
+    seed : int, numpy.random.Generator or None
+
     Returns
     -------
-    pandas.DataFrame
-        One row per (approach, k): ``approach``, ``k_devices``, ``request_bytes``, ``n_requests``,
+    experiment.Run
+        Frame (its ``attrs["users"]`` maps k to the user id): one row per (approach, k): ``approach``, ``k_devices``, ``request_bytes``, ``n_requests``,
         ``rows_fetched``, ``ms`` (median of ``repeats`` runs), ``correct`` (same rows as the join) and
         the modelled store limits the approach's request breaks (``breaks``: a comma-separated list).
     """
@@ -720,7 +864,9 @@ def run_approach_sweep(
             )
     frame = pd.DataFrame.from_records(records)
     frame.attrs["users"] = users  # k -> user id, for the edge-case demos
-    return frame
+    return experiment.Run.create(
+        frame, {"n_users": len(ks), "repeats": repeats, "sqlite": sqlite3.sqlite_version}
+    )
 
 
 def _breaks(approach: str, k: int, n_groups: int, result: dict, chunk_size: int) -> list[str]:
@@ -752,7 +898,19 @@ def _breaks(approach: str, k: int, n_groups: int, result: dict, chunk_size: int)
 
 
 def plot_approaches(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """Request size (left) and median latency (right) against permitted devices, one line per approach."""
+    """Request size (left) and median latency (right) against permitted devices, one line per approach.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        :func:`run_approach_sweep`'s frame.
+    axes : two matplotlib Axes, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        The two Axes.
+    """
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -791,6 +949,16 @@ def roaring_size_bytes(ids: Sequence[int] | np.ndarray) -> int:
     Values are split by their high 16 bits into chunks; a chunk holding at most 4,096 values is a sorted
     array of 16-bit values (2 bytes each), a fuller one a 65,536-bit bitmap (8 KiB). Each container adds
     a 4-byte header (its key and cardinality) {Chambi et al. 2016}.
+
+    Parameters
+    ----------
+    ids : sequence of int
+        Values in ``[0, 2**32)``.
+
+    Returns
+    -------
+    int
+        Bytes of the model bitmap.
     """
     values = np.unique(np.asarray(ids, dtype=np.int64))
     if values.size and (values[0] < 0 or values[-1] >= 2**32):
@@ -807,6 +975,16 @@ def theory_roaring_bytes(n_ids: int, id_space: int) -> float:
 
     With ``C = id_space / 2^16`` chunks each holds about ``n/C`` values: an array (``2 n/C`` bytes) while
     ``n/C <= 4096``, i.e. a density below 1/16, else an 8 KiB bitmap.
+
+    Parameters
+    ----------
+    n_ids : int
+    id_space : int
+
+    Returns
+    -------
+    float
+        Bytes.
     """
     n_ids = validate.positive_int("n_ids", n_ids)
     id_space = validate.positive_int("id_space", id_space)
@@ -817,12 +995,25 @@ def theory_roaring_bytes(n_ids: int, id_space: int) -> float:
 
 
 def sweep_bitmap_sizes(
-    k_values: Sequence[int], id_space: int, *, group_size: int = 100, seed=7
+    k_values: Sequence[int],
+    id_space: int,
+    *,
+    group_size: int = 100,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Sizes of one user's permission set as an id list, a dense bitmap and a roaring bitmap.
 
     Two layouts of the same number of ids: ``scattered`` (uniform over the id space) and ``grouped``
     (whole groups of ``group_size`` consecutive ids, as when devices are numbered per site).
+
+    Parameters
+    ----------
+    k_values : sequence of int
+        Permission-set sizes, each at most ``id_space``.
+    id_space : int
+    group_size : int
+        Consecutive ids per group in the grouped layout.
+    seed : int, numpy.random.Generator or None
 
     Returns
     -------
@@ -860,7 +1051,18 @@ def sweep_bitmap_sizes(
 
 
 def plot_bitmap_sizes(sizes: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Bytes of each representation against the number of permitted ids (log-log)."""
+    """Bytes of each representation against the number of permitted ids (log-log).
+
+    Parameters
+    ----------
+    sizes : pandas.DataFrame
+        :func:`sweep_bitmap_sizes`'s frame.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax, figsize=(7, 4.2))
     first = sizes[sizes["layout"] == "scattered"]
     ax.plot(first["k_devices"], first["int64_list_bytes"], marker="o", label="list of 64-bit ids")
@@ -1293,7 +1495,7 @@ def measure_sql_plans(
     return experiment.Run.create(frame, summary, engine=engine)
 
 
-def plot_sql_plans(runs: pd.DataFrame, axes=None):
+def plot_sql_plans(runs: pd.DataFrame, axes: Sequence[Axes] | None = None) -> np.ndarray:
     """Median time of each approach against the share of the fleet a user may see, one panel per engine.
 
     Parameters
@@ -1328,7 +1530,20 @@ def plot_sql_plans(runs: pd.DataFrame, axes=None):
 
 
 def demo_too_many_variables(conn: sqlite3.Connection, ids: Sequence[int]) -> dict:
-    """Run one ``IN (?, ?, ...)`` with every id bound; return the outcome and SQLite's own message."""
+    """Run one ``IN (?, ?, ...)`` with every id bound; return the outcome and SQLite's own message.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    ids : sequence of int
+        Ids to bind, one parameter each.
+
+    Returns
+    -------
+    dict
+        ``n_ids``, ``ok`` (bool), ``rows`` and ``error`` (SQLite's message, or "").
+    """
     conn = _check_connection(conn)
     ids = [int(i) for i in ids]
     marks = ",".join("?" * len(ids))
@@ -1349,6 +1564,13 @@ def demo_revoked_mid_pagination(
     rows must no longer be shown). Clients: a cached id list captured with page 1, OFFSET pagination with
     a live join, keyset pagination with a live join, and the precomputed table before its next refresh.
     The grants are restored afterwards.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    user_id : int
+    page_size : int
 
     Returns
     -------
@@ -1431,6 +1653,18 @@ def demo_device_move(conn: sqlite3.Connection, device_id: int, new_group: int) -
     the old group id until a backfill rewrites it. Returns ``readings_to_rewrite``, ``rewrite_ms`` and,
     between the two steps, the readings the old group's members still see and the new group's members
     cannot see. The move is undone afterwards.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    device_id : int
+    new_group : int
+
+    Returns
+    -------
+    pandas.Series
+        ``readings_to_rewrite``, ``rewrite_ms``, ``stale_visible_to_old_group``, ``missing_for_new_group``.
     """
     conn = _check_connection(conn)
     device_id = validate.non_negative_int("device_id", device_id)
@@ -1478,6 +1712,18 @@ def demo_revocation_staleness(conn: sqlite3.Connection, user_id: int, *, page_si
 
     Checked three times: right after the revocation, after the precomputed table's refresh, and after the
     application also rebuilds its cached id list and bitmap. The grant is restored afterwards.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    user_id : int
+    page_size : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per approach: readings of the revoked device on the first page at each of the three checks.
     """
     conn = _check_connection(conn)
     user_id = validate.non_negative_int("user_id", user_id)
@@ -1523,7 +1769,7 @@ def simulate_revocation_exposure(
     refresh_interval_s: float,
     cache_ttl_s: float,
     replication_lag_mean_s: float,
-    seed=7,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """How long a revoked user can still read, when permissions pass through three stale layers.
 
@@ -1532,6 +1778,18 @@ def simulate_revocation_exposure(
     ``refresh_interval_s`` seconds at a phase uniform to the revocation, and the application caches what it
     read for ``cache_ttl_s`` seconds (the last stale fill happens just before the refresh, at a uniform
     point of its TTL). Exposure = lag + wait for refresh + remaining TTL.
+
+    Parameters
+    ----------
+    n_revocations : int
+        1 to ``MAX_REVOCATIONS``.
+    refresh_interval_s : float
+        Access-table refresh interval (0: none).
+    cache_ttl_s : float
+        Application cache lifetime (0: none).
+    replication_lag_mean_s : float
+        Mean replica lag.
+    seed : int, numpy.random.Generator or None
 
     Returns
     -------
@@ -1559,7 +1817,19 @@ def simulate_revocation_exposure(
 def theory_revocation_exposure_mean_s(
     refresh_interval_s: float, cache_ttl_s: float, replication_lag_mean_s: float
 ) -> float:
-    """Mean exposure: ``lag_mean + refresh/2 + ttl/2`` (each uniform wait averages half its interval)."""
+    """Mean exposure: ``lag_mean + refresh/2 + ttl/2`` (each uniform wait averages half its interval).
+
+    Parameters
+    ----------
+    refresh_interval_s : float
+    cache_ttl_s : float
+    replication_lag_mean_s : float
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
     refresh = validate.non_negative_float("refresh_interval_s", refresh_interval_s)
     ttl = validate.non_negative_float("cache_ttl_s", cache_ttl_s)
     lag = validate.non_negative_float("replication_lag_mean_s", replication_lag_mean_s)
@@ -1567,7 +1837,18 @@ def theory_revocation_exposure_mean_s(
 
 
 def plot_revocation_exposure(exposure: dict[str, pd.DataFrame], ax: Axes | None = None) -> Axes:
-    """Empirical CDF of exposure time for each configuration in ``exposure`` (label → frame)."""
+    """Empirical CDF of exposure time for each configuration in ``exposure`` (label → frame).
+
+    Parameters
+    ----------
+    exposure : dict of str to pandas.DataFrame
+        Label to :func:`simulate_revocation_exposure`'s frame.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax, figsize=(7, 4))
     for label, frame in exposure.items():
         values = np.sort(frame["exposure_s"].to_numpy())
@@ -1585,8 +1866,8 @@ def run_store_consistency(
     n_groups: int = 20,
     lags_steps: Sequence[int] = (0, 2, 10),
     store_names: Sequence[str] = ("MongoDB copy", "ClickHouse copy", "Elasticsearch copy"),
-    seed=7,
-) -> pd.DataFrame:
+    seed: int | np.random.Generator | None = 0,
+) -> experiment.Run:
     """Three real SQLite databases apply one permission log, each some steps behind; compare their answers.
 
     At each step a permission change happens with probability ``event_probability`` (it toggles one
@@ -1596,10 +1877,24 @@ def run_store_consistency(
     primary's version with the query and a store that has not applied it refuses (the application waits
     or retries elsewhere).
 
+    Parameters
+    ----------
+    n_steps : int
+        Queries, 1 to ``MAX_CONSISTENCY_STEPS``.
+    event_probability : float
+        Chance of a permission change between two queries.
+    n_groups : int
+        Groups the changes toggle, 1 to ``MAX_GROUPS``.
+    lags_steps : sequence of int
+        How many steps behind each store is.
+    store_names : sequence of str
+        One name per store.
+    seed : int, numpy.random.Generator or None
+
     Returns
     -------
-    pandas.DataFrame
-        One row per step: ``step``, ``version``, ``stores_disagree`` (the stores' answers differ),
+    experiment.Run
+        Frame (its ``attrs["stores"]`` names the stores): one row per step: ``step``, ``version``, ``stores_disagree`` (the stores' answers differ),
         ``stale_stores`` (stores whose answer differs from the primary), ``stale_<i>`` per store,
         ``gated_refusals`` (stores that refuse a version-gated read) and ``gated_inconsistent`` (answers
         served under the gate that differ from the primary: 0 by construction, checked).
@@ -1656,7 +1951,9 @@ def run_store_consistency(
             records.append(record)
     frame = pd.DataFrame.from_records(records)
     frame.attrs["stores"] = dict(zip(names, lags, strict=True))
-    return frame
+    return experiment.Run.create(
+        frame, {"n_steps": n_steps, "event_probability": p_event, "n_groups": n_groups}
+    )
 
 
 def _apply_log(db: sqlite3.Connection, log: list, version: int) -> None:
@@ -1690,6 +1987,20 @@ def theory_stale_fraction(event_probability: float, lag_steps: int, n_groups: in
     answer is still right only if every group was toggled an even number of times. By the parity
     (Fourier) identity on ``{0,1}^G``, ``P(all even | k) = 2^-G * sum_j C(G, j) ((G - 2j)/G)^k``.
     Without cancellations this is ``1 - (1 - p)^lag``, an upper bound.
+
+    Parameters
+    ----------
+    event_probability : float
+        Chance of a change per step, 0 to 1.
+    lag_steps : int
+        Steps behind, 0 to ``MAX_LAG_STEPS``.
+    n_groups : int
+        Groups toggled, 1 to ``MAX_GROUPS``.
+
+    Returns
+    -------
+    float
+        Probability, 0 to 1.
     """
     p = validate.probability("event_probability", event_probability)
     lag = validate.int_in_range("lag_steps", lag_steps, 0, MAX_LAG_STEPS)
@@ -1714,7 +2025,18 @@ def theory_stale_fraction(event_probability: float, lag_steps: int, n_groups: in
 
 
 def summarize_consistency(frame: pd.DataFrame) -> pd.Series:
-    """Fractions of steps with disagreeing stores, with a stale answer, and with a gated refusal."""
+    """Fractions of steps with disagreeing stores, with a stale answer, and with a gated refusal.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`run_store_consistency`'s frame (not empty).
+
+    Returns
+    -------
+    pandas.Series
+        ``disagree_fraction``, ``stale_fraction_<store>`` per store, ``gated_wait_fraction``, ``gated_inconsistent``.
+    """
     if not isinstance(frame, pd.DataFrame) or "stores_disagree" not in frame:
         raise ValueError("frame must come from run_store_consistency")
     stale = {
@@ -1733,7 +2055,21 @@ def summarize_consistency(frame: pd.DataFrame) -> pd.Series:
 
 
 def plan_lines(conn: sqlite3.Connection, approach: str, user_id: int) -> list[str]:
-    """``EXPLAIN QUERY PLAN`` of the first-page statement ``approach`` runs (small id lists inlined)."""
+    """``EXPLAIN QUERY PLAN`` of the first-page statement ``approach`` runs (small id lists inlined).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the fleet database (from :func:`build_fleet`).
+    approach : str
+        One of ``APPROACHES``.
+    user_id : int
+
+    Returns
+    -------
+    list of str
+        The plan's detail lines.
+    """
     conn = _check_connection(conn)
     approach = validate.choice("approach", approach, APPROACHES)
     ids = permitted_devices(conn, user_id).tolist()
