@@ -63,7 +63,11 @@ def _format(value: int | float | str | bool) -> str:
 
 
 def record(**values: object) -> None:
-    """Glue each keyword as a number or phrase the prose quotes with ``{glue:text}``.
+    """Glue each keyword as a number or phrase the prose quotes, and keep it in :data:`recorded`.
+
+    The prose quotes it as ``{eval}`f"{recorded.key:.1f}"``` (rendered in JupyterLab by
+    jupyterlab-myst and in the book by ``_ext/syslab_eval.py``; ``tools/notebook_idiom.py``
+    converts ``{glue:text}`` roles to this form).
 
     Parameters
     ----------
