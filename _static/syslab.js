@@ -24,12 +24,18 @@
     if (all.length < 2) return;
     var bound = all[0];
     all.slice(1).forEach(function (button) {
-      button.addEventListener("click", function (event) {
-        event.preventDefault();
-        event.stopPropagation();
-        button.blur();
-        bound.click();
-      });
+      // Capture phase + stopImmediatePropagation: if a later theme version binds this button
+      // too, its handler does not run as well (the drawer would open and close at once).
+      button.addEventListener(
+        "click",
+        function (event) {
+          event.preventDefault();
+          event.stopImmediatePropagation();
+          button.blur();
+          bound.click();
+        },
+        true
+      );
     });
   }
 
