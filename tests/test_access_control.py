@@ -331,3 +331,17 @@ def test_store_names_must_be_a_sequence():
 def test_stale_fraction_does_not_overflow():
     # Used to raise OverflowError (math.comb beyond float range).
     assert ac.theory_stale_fraction(0.05, lag_steps=2000, n_groups=2000) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_more_bad_input_names_the_parameter():
+    frame = ac.run_store_consistency(20, event_probability=0.1, seed=1).frame
+    with pytest.raises(ValueError, match="frame"):
+        ac.summarize_consistency(frame.iloc[:0])
+    with pytest.raises(ValueError, match="id_space"):
+        ac.sweep_bitmap_sizes([100], 10**12)
+    with pytest.raises(ValueError, match="group_size"):
+        ac.sweep_bitmap_sizes([100], 100_000, group_size=10**12)
+    with pytest.raises(ValueError, match="sweep"):
+        ac.plot_approaches(__import__("pandas").DataFrame())
+    with temporary_database() as (conn, _path), pytest.raises(ValueError, match="limit"):
+        ac.set_variable_limit(conn, 10**12)

@@ -34,9 +34,9 @@ def test_seeded_regression():
     # instead of keys ^ salt): 0.00859 -> 0.00846 and 0.00944 -> 0.0102; both stay within
     # sampling error of the formulas (0.00819 and 0.00957), which the tests below hold.
     assert bloom.estimate_false_positive_rate(20_000, 10, 7, 100_000, seed=3) == pytest.approx(0.00846)
-    assert bloom.estimate_false_positive_rate(20_000, 10, 6, 100_000, block_bits=512, seed=3) == pytest.approx(
-        0.0102
-    )
+    assert bloom.estimate_false_positive_rate(
+        20_000, 10, 6, 100_000, block_bits=512, seed=3
+    ) == pytest.approx(0.0102)
 
 
 def test_theory_known_numbers():
@@ -153,3 +153,13 @@ def test_sizes_are_bounded(call, match):
     # The bad-input review's reproducers: each used to allocate terabytes or run for minutes.
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_keys_are_checked():
+    f = bloom.BloomFilter(1000, 3)
+    with pytest.raises(ValueError, match="keys"):
+        f.add(np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(TypeError, match="keys"):
+        f.contains(None)
+    with pytest.raises(TypeError, match="bits_per_key"):
+        bloom.sweep_false_positive_rate(None, [3])

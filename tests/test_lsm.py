@@ -156,3 +156,20 @@ def test_rocksdb_counts_flush_and_compaction_bytes():
     # The filter: ~1% false positives at 10 bits/key (generous bounds), and far fewer block reads.
     assert 0.2 < summary["false_positive_pct"] < 3.0
     assert summary["block_reads_per_lookup_filter"] < 0.3 * summary["block_reads_per_lookup_no_filter"]
+
+
+def test_bad_input_names_the_parameter():
+    tree, _ = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=100), n_writes=1000, key_space=300, seed=1)
+    reads = lsm.simulate_reads(tree, 100, 300, seed=1)
+    with pytest.raises(ValueError, match="reads"):
+        lsm.summarize_amplification(tree, lsm.live_keys(tree), reads.iloc[:0])
+    with pytest.raises(ValueError, match="ascending"):
+        lsm.SortedRun(np.array([5, 3, 1]), np.array([0, 1, 2]), 16, 10.0)
+    with pytest.raises(ValueError, match="block_entries"):
+        lsm.SortedRun(np.array([1, 3, 5]), np.array([0, 1, 2]), 0, 10.0)
+    with pytest.raises(TypeError, match="tree"):
+        lsm.live_keys(None)
+    with pytest.raises(TypeError, match="events"):
+        lsm.plot_amplification(None)
+    with pytest.raises(ValueError, match="df"):
+        lsm.plot_size_ratio_sweep(__import__("pandas").DataFrame())

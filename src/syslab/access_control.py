@@ -181,7 +181,7 @@ def set_variable_limit(conn: sqlite3.Connection, limit: int = SQLITE_UPSTREAM_MA
         ``compiled``, ``effective`` (ints) and ``set`` (bool), read back from SQLite.
     """
     conn = _check_connection(conn)
-    limit = validate.positive_int("limit", limit)
+    limit = validate.int_in_range("limit", limit, 1, 2**31 - 1)
     if not hasattr(conn, "setlimit"):  # pragma: no cover - Python < 3.11
         return {"compiled": None, "effective": None, "set": False}
     compiled = conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
@@ -911,6 +911,7 @@ def plot_approaches(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> 
     numpy.ndarray
         The two Axes.
     """
+    sweep = validate.frame_columns("sweep", sweep, ["approach", "k_devices", "request_bytes", "ms"])
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -1022,8 +1023,10 @@ def sweep_bitmap_sizes(
         ``theory_roaring_bytes`` (scattered only, NaN otherwise).
     """
     ks = validate.sequence_of_positive_ints("k_values", k_values)
-    id_space = validate.positive_int("id_space", id_space)
-    group_size = validate.positive_int("group_size", group_size)
+    id_space = validate.int_in_range("id_space", id_space, 1, MAX_ID_SPACE)
+    group_size = validate.int_in_range("group_size", group_size, 1, id_space)
+    if max(ks) > MAX_ROARING_IDS:
+        raise ValueError(f"k_values must be at most {MAX_ROARING_IDS:,}, got {max(ks):,}")
     rng = validate.rng_from_seed(seed)
     dense = math.ceil(id_space / 8)
     records = []
@@ -1063,6 +1066,9 @@ def plot_bitmap_sizes(sizes: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    sizes = validate.frame_columns(
+        "sizes", sizes, ["k_devices", "layout", "int64_list_bytes", "dense_bytes", "roaring_bytes"]
+    )
     ax = axes_or_new(ax, figsize=(7, 4.2))
     first = sizes[sizes["layout"] == "scattered"]
     ax.plot(first["k_devices"], first["int64_list_bytes"], marker="o", label="list of 64-bit ids")
@@ -1849,6 +1855,8 @@ def plot_revocation_exposure(exposure: dict[str, pd.DataFrame], ax: Axes | None 
     -------
     matplotlib.axes.Axes
     """
+    if not isinstance(exposure, dict) or not exposure:
+        raise TypeError(f"exposure must be a non-empty dict of label to frame, got {type(exposure).__name__}")
     ax = axes_or_new(ax, figsize=(7, 4))
     for label, frame in exposure.items():
         values = np.sort(frame["exposure_s"].to_numpy())
@@ -2039,6 +2047,8 @@ def summarize_consistency(frame: pd.DataFrame) -> pd.Series:
     """
     if not isinstance(frame, pd.DataFrame) or "stores_disagree" not in frame:
         raise ValueError("frame must come from run_store_consistency")
+    if frame.empty:
+        raise ValueError("frame must have at least one step")
     stale = {
         f"stale_fraction_{name}": float(frame[f"stale_{i}"].mean())
         for i, name in enumerate(frame.attrs.get("stores", {}))

@@ -51,6 +51,18 @@ MAX_SWEEP_POINTS = 200
 _STEP_SALT = 0x5BD1E995  # the second hash function's salt (double hashing's step)
 
 
+def _keys(name: str, keys: object) -> np.ndarray:
+    """``keys`` as a 1-D integer array, or an error naming ``name``."""
+    if keys is None or isinstance(keys, (str, bytes)):
+        raise TypeError(f"{name} must be an array of non-negative integers, got {type(keys).__name__}")
+    array = np.asarray(keys)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    if array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer values, got dtype {array.dtype}")
+    return array
+
+
 # --------------------------------------------------------------------------- theory
 
 
@@ -207,7 +219,7 @@ class BloomFilter:
         bpk = validate.float_in_range(
             "bits_per_key", bits_per_key, 0.0, MAX_BITS_PER_KEY, low_inclusive=False
         )
-        keys = np.asarray(keys)
+        keys = _keys("keys", keys)
         if keys.ndim != 1 or len(keys) > MAX_KEYS:
             raise ValueError(f"keys must be a 1-D array of at most {MAX_KEYS:,} keys, got shape {keys.shape}")
         k = max(1, round(theory_optimal_hashes(bpk))) if n_hashes is None else n_hashes
@@ -253,7 +265,7 @@ class BloomFilter:
         -------
         None
         """
-        keys = np.asarray(keys)
+        keys = _keys("keys", keys)
         if keys.size == 0:
             return
         self.bits[self._positions(keys).ravel()] = True
@@ -271,7 +283,7 @@ class BloomFilter:
         numpy.ndarray
             bool, True where the key may be present (never False for an added key).
         """
-        keys = np.asarray(keys)
+        keys = _keys("keys", keys)
         if keys.size == 0:
             return np.zeros(0, dtype=bool)
         return self.bits[self._positions(keys)].all(axis=1)
@@ -368,6 +380,9 @@ def sweep_false_positive_rate(
         One row per (layout, bits_per_key, n_hashes): ``layout`` ("textbook" or
         "cache-local"), ``bits_per_key``, ``n_hashes``, ``measured_fp``, ``theory_fp``.
     """
+    for name, values in (("bits_per_key", bits_per_key), ("n_hashes", n_hashes), ("layouts", layouts)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise TypeError(f"{name} must be a list, got {type(values).__name__}")
     if len(bits_per_key) == 0 or len(n_hashes) == 0:
         raise ValueError("bits_per_key and n_hashes must not be empty")
     for layout in layouts:

@@ -87,6 +87,9 @@ class SortedRun:
     _bloom: BloomFilter | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if isinstance(self.keys, (str, bytes)) or self.keys is None:
+            raise TypeError(f"keys must be an array of integers, got {type(self.keys).__name__}")
+        validate.bounded_int("block_entries", self.block_entries, 1_000_000)
         keys = np.asarray(self.keys)
         if keys.ndim != 1 or (keys.size > 1 and not np.all(keys[1:] > keys[:-1])):
             raise ValueError("keys must be a 1-D array in strictly ascending order")
@@ -650,6 +653,8 @@ def plot_amplification(events: dict[str, pd.DataFrame], ax: Axes | None = None) 
     -------
     matplotlib.axes.Axes
     """
+    if not isinstance(events, dict) or not events:
+        raise TypeError(f"events must be a non-empty dict of policy to frame, got {type(events).__name__}")
     ax = axes_or_new(ax)
     for name, df in events.items():
         ax.plot(df["user_writes"], df["entries_written"] / df["user_writes"].clip(lower=1), label=name)
@@ -720,6 +725,7 @@ def plot_size_ratio_sweep(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    df = validate.frame_columns("df", df, ["policy", "size_ratio", "write_amp", "mean_runs"])
     ax = axes_or_new(ax)
     right = ax.twinx()
     for policy, group in df.groupby("policy"):
@@ -750,6 +756,7 @@ def live_keys(tree: LSMTree) -> int:
     -------
     int
     """
+    validate.instance("tree", tree, LSMTree)
     runs = tree.runs_newest_first()
     if not runs:
         return 0
