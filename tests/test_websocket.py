@@ -59,11 +59,35 @@ def test_frame_bad_input():
 # ----------------------------------------------------------------------------- delivery model
 
 
+LOST_REGRESSION, MESSAGES_REGRESSION = 2498, 86375  # pinned values, not a correctness check
+
+
 def test_delivery_seeded_regression():
     summary = ws.summarize_delivery(ws.simulate_delivery(ws.DeliveryConfig(), seed=7))
-    assert summary.loc["WebSocket only", "lost"] == 2808
+    assert summary.loc["WebSocket only", "lost"] == LOST_REGRESSION
     assert summary.loc["hint + REST", "lost"] == 0
-    assert summary.loc["WebSocket only", "messages"] == 86430
+    assert summary.loc["WebSocket + acks", "lost"] == 0
+    assert summary.loc["WebSocket only", "messages"] == MESSAGES_REGRESSION
+
+
+def test_an_outage_stops_rest_retries_too():
+    # In a network outage nothing reaches the server: REST retries fail until the network is back,
+    # so outages lengthen the REST tail as much as the acknowledged WebSocket's. A model in which a
+    # retry always succeeded after the timeout (one lost flow) keeps the REST p99 near the timeout.
+    base = ws.DeliveryConfig(duration_s=43_200.0, drops_per_hour=4.0)
+    flows = ws.summarize_delivery(ws.simulate_delivery(base, seed=3))
+    outages = ws.summarize_delivery(
+        ws.simulate_delivery(
+            ws.DeliveryConfig(duration_s=43_200.0, drops_per_hour=4.0, outage_share=1.0, outage_mean_s=120.0),
+            seed=3,
+        )  # fmt: skip
+    )
+    assert flows.loc["hint + REST", "p99_s"] < 2 * base.http_timeout_s + 1
+    assert outages.loc["hint + REST", "p99_s"] > 3 * flows.loc["hint + REST", "p99_s"]
+    # Equal reliability: both end-to-end designs deliver everything, with tails of the same order.
+    assert outages.loc["WebSocket + acks", "lost"] == 0 and outages.loc["hint + REST", "lost"] == 0
+    ratio = outages.loc["hint + REST", "p99_s"] / outages.loc["WebSocket + acks", "p99_s"]
+    assert 0.5 < ratio < 2.0
 
 
 @pytest.mark.parametrize("drops_per_hour", [2.0, 20.0])
@@ -94,6 +118,10 @@ def test_delivery_bad_input():
         ws.DeliveryConfig(drops_per_hour=0)
     with pytest.raises(TypeError, match="config"):
         ws.simulate_delivery({"drops_per_hour": 1})
+    with pytest.raises(ValueError, match="MAX_MESSAGES"):
+        ws.DeliveryConfig(message_rate_per_s=1e6, duration_s=1e6)
+    with pytest.raises(ValueError, match="df"):
+        ws.summarize_delivery(ws.simulate_delivery(ws.DeliveryConfig(duration_s=100.0)).iloc[:0])
     with pytest.raises(ValueError, match="scenario"):
         ws.run_silent_send("asleep")
     with pytest.raises(ValueError, match="port"):

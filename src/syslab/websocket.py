@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 import pandas as pd
 
 from syslab import plot, validate
@@ -414,6 +415,9 @@ def run_idempotent_post(
 # --------------------------------------------------------------------------- model: delivery
 
 
+MAX_MESSAGES = 20_000_000  # messages in one delivery simulation (a few float columns each)
+
+
 @dataclass(frozen=True)
 class DeliveryConfig:
     """Messages between two users whose connections drop now and then.
@@ -431,8 +435,12 @@ class DeliveryConfig:
     pong_timeout_s: float = 10.0  # a missing pong is detected after this long
     reconnect_s: float = 2.0  # time to reconnect once a drop is detected
     base_latency_s: float = 0.05  # one-way latency of a healthy path
-    http_timeout_s: float = 10.0  # per-request timeout of the REST send before a retry
+    http_timeout_s: float = (
+        10.0  # per-request timeout of the REST send (and of the WebSocket ack) before a retry
+    )
     resync_s: float = 0.2  # time to fetch history after a reconnect
+    outage_share: float = 0.0  # share of drops that are network outages (nothing works), not one lost flow
+    outage_mean_s: float = 60.0  # mean length of such an outage (exponential), seconds
 
     def __post_init__(self) -> None:
         validate.positive_float("message_rate_per_s", self.message_rate_per_s)
@@ -444,17 +452,37 @@ class DeliveryConfig:
         validate.non_negative_float("base_latency_s", self.base_latency_s)
         validate.positive_float("http_timeout_s", self.http_timeout_s)
         validate.non_negative_float("resync_s", self.resync_s)
+        validate.float_in_range("outage_share", self.outage_share, 0.0, 1.0)
+        validate.float_in_range("outage_mean_s", self.outage_mean_s, 0.0, 86_400.0)
+        if self.message_rate_per_s * self.duration_s > MAX_MESSAGES:
+            raise ValueError(
+                f"message_rate_per_s x duration_s must be at most MAX_MESSAGES = {MAX_MESSAGES:,}, "
+                f"got {self.message_rate_per_s * self.duration_s:,.0f}"
+            )
+        if self.duration_s * self.drops_per_hour / 3600 > MAX_MESSAGES:
+            raise ValueError("duration_s x drops_per_hour asks for too many connection cycles")
 
 
 def _connection_timeline(c: DeliveryConfig, rng: np.random.Generator) -> np.ndarray:
-    """Rows of (drop_s, detected_s, reconnected_s) covering ``duration_s``, alternating renewal."""
+    """Rows of (drop_s, detected_s, reconnected_s, network_back_s) covering ``duration_s``.
+
+    An alternating renewal process. A drop is a network outage with probability
+    ``outage_share`` (the network is down for an exponential ``outage_mean_s``, and no
+    reconnect can complete before it is back); otherwise only the flow died and the
+    network is fine at once (``network_back_s = drop_s``).
+    """
     mean_up_s = 3600.0 / c.drops_per_hour
     cycle_s = mean_up_s + c.ping_interval_s / 2 + c.pong_timeout_s + c.reconnect_s
+    cycle_s += c.outage_share * c.outage_mean_s
     n = int(c.duration_s / cycle_s * 1.5) + 20  # enough cycles to cover the horizon with margin
     up = rng.exponential(mean_up_s, size=n)
     dead = rng.uniform(0.0, c.ping_interval_s, size=n) + c.pong_timeout_s
-    starts = np.cumsum(up + dead + c.reconnect_s) - (dead + c.reconnect_s)  # drop times
-    timeline = np.column_stack([starts, starts + dead, starts + dead + c.reconnect_s])
+    outage = np.where(
+        rng.random(n) < c.outage_share, rng.exponential(max(c.outage_mean_s, 1e-9), size=n), 0.0
+    )
+    down = np.maximum(dead, outage) + c.reconnect_s  # from the drop until the connection is back
+    starts = np.cumsum(up + down) - down  # drop times
+    timeline = np.column_stack([starts, starts + dead, starts + down, starts + outage])
     if timeline[-1, 0] < c.duration_s:  # pragma: no cover - guarded by the 1.5x margin
         raise RuntimeError("connection timeline too short; increase the margin")
     return timeline
@@ -474,25 +502,47 @@ def _state_at(times: np.ndarray, timeline: np.ndarray) -> tuple[np.ndarray, np.n
     return state, back
 
 
-def simulate_delivery(config: DeliveryConfig = DeliveryConfig(), seed=7) -> pd.DataFrame:
-    """Every message from sender to receiver, under both designs, on the same connection timelines.
+def _network_back_at(times: np.ndarray, timeline: np.ndarray) -> np.ndarray:
+    """For each time: when the network is usable (the time itself unless inside an outage)."""
+    idx = np.searchsorted(timeline[:, 0], times, side="right") - 1
+    row = timeline[np.clip(idx, 0, None)]
+    return np.where((idx >= 0) & (times < row[:, 3]), row[:, 3], times)
 
-    *WebSocket only*: the sender writes to its WebSocket. A message written while
-    the sender's connection is dead-undetected is lost (``send`` returned); while
-    reconnecting it is queued and sent on reconnect. The server pushes to the
-    receiver's WebSocket; a push while the receiver is dead or reconnecting is lost.
 
-    *Hint + REST*: the sender POSTs with an idempotency key. If its path is dead
-    the request times out after ``http_timeout_s`` and is retried on a new
-    connection; nothing is lost. The server pushes a hint; if the receiver missed
-    it, the receiver fetches history (``resync_s``) when its connection is back.
+def simulate_delivery(
+    config: DeliveryConfig = DeliveryConfig(), seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
+    """Every message from sender to receiver, under three designs, on the same connection timelines.
+
+    *WebSocket only* (fire and forget): the sender writes to its WebSocket. A message
+    written while the sender's connection is dead-undetected is lost (``send``
+    returned); while reconnecting it is queued and sent on reconnect. The server pushes
+    to the receiver's WebSocket; a push while the receiver is dead or reconnecting is lost.
+
+    *WebSocket + acks*: the same socket, made reliable end to end: the server
+    acknowledges each message (RTM's ``reply_to``); a message without an ack after
+    ``http_timeout_s`` is sent again once the sender's WebSocket is back; the receiver
+    fetches history (``resync_s``) after every reconnect. Nothing is lost.
+
+    *Hint + REST*: the sender POSTs with an idempotency key. If its path is dead the
+    request times out after ``http_timeout_s`` and is retried on a new connection, which
+    works at once after a lost flow but, in a network outage, only once the network is
+    back (retries every ``http_timeout_s``). The receiver side is as with acks: a push
+    hint, and a history fetch after a reconnect. Nothing is lost.
+
+    Parameters
+    ----------
+    config : DeliveryConfig
+        Message rate, connection drops, heartbeats, timeouts and outages.
+    seed : int, numpy.random.Generator or None
+        Source of the timelines and messages (the same for all three designs).
 
     Returns
     -------
     pandas.DataFrame
-        One row per message: ``sent_s``, ``sender_state``, ``receiver_state`` (at
-        push time, WebSocket-only design; 0 up, 1 dead, 2 reconnecting),
-        ``ws_delivered`` (bool), ``ws_latency_s`` (NaN if lost), ``rest_latency_s``.
+        One row per message: ``sent_s``, ``sender_state``, ``receiver_state`` (at push
+        time, fire-and-forget design; 0 up, 1 dead, 2 reconnecting), ``ws_delivered``
+        (bool), ``ws_latency_s`` (NaN if lost), ``ack_latency_s`` and ``rest_latency_s``.
     """
     if not isinstance(config, DeliveryConfig):
         raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
@@ -504,16 +554,36 @@ def simulate_delivery(config: DeliveryConfig = DeliveryConfig(), seed=7) -> pd.D
     sent = np.sort(rng.uniform(0.0, c.duration_s, size=n))
     s_state, s_back = _state_at(sent, sender)
 
+    def to_receiver(at_server: np.ndarray) -> np.ndarray:
+        # Pushed at once if the receiver is up, else fetched by the resync after its reconnect.
+        state, back = _state_at(at_server, receiver)
+        return np.where(state == 0, at_server + c.base_latency_s, back + c.resync_s)
+
     # WebSocket only
     ws_at_server = np.where(s_state == 2, s_back, sent) + c.base_latency_s
     r_state, _ = _state_at(ws_at_server, receiver)
     ws_ok = (s_state != 1) & (r_state == 0)
     ws_latency = np.where(ws_ok, ws_at_server + c.base_latency_s - sent, np.nan)
 
-    # Hint + REST: a send on a dead path waits for its timeout, then retries on a fresh connection.
-    rest_at_server = np.where(s_state == 1, sent + c.http_timeout_s, sent) + c.base_latency_s
-    rr_state, rr_back = _state_at(rest_at_server, receiver)
-    rest_delivered = np.where(rr_state == 0, rest_at_server + c.base_latency_s, rr_back + c.resync_s)
+    # WebSocket + acks: a lost send is noticed at the ack timeout and resent on the new socket.
+    resend = np.maximum(sent + c.http_timeout_s, s_back)
+    ack_at_server = np.where(s_state == 0, sent, np.where(s_state == 2, s_back, resend)) + c.base_latency_s
+    ack_latency = to_receiver(ack_at_server) - sent
+
+    # Hint + REST: a send on a dead path times out and is retried on a fresh connection, every
+    # http_timeout_s, until the network is usable.
+    first_retry = sent + c.http_timeout_s
+    usable = _network_back_at(first_retry, sender)
+    retries = np.ceil(np.maximum(0.0, usable - first_retry) / c.http_timeout_s)
+    rest_send = np.where(s_state == 1, first_retry + retries * c.http_timeout_s, sent)
+    # A request sent while the network is down (not only the flow) also waits for it.
+    down_now = _network_back_at(sent, sender) > sent
+    rest_send = np.where(
+        down_now & (s_state != 1),
+        sent + np.ceil((_network_back_at(sent, sender) - sent) / c.http_timeout_s) * c.http_timeout_s,
+        rest_send,
+    )
+    rest_latency = to_receiver(rest_send + c.base_latency_s) - sent
     return pd.DataFrame(
         {
             "sent_s": sent,
@@ -521,7 +591,8 @@ def simulate_delivery(config: DeliveryConfig = DeliveryConfig(), seed=7) -> pd.D
             "receiver_state": r_state,
             "ws_delivered": ws_ok,
             "ws_latency_s": ws_latency,
-            "rest_latency_s": rest_delivered - sent,
+            "ack_latency_s": ack_latency,
+            "rest_latency_s": rest_latency,
         }
     )
 
@@ -546,11 +617,28 @@ def theory_delivery_loss(config: DeliveryConfig = DeliveryConfig()) -> float:
 
 
 def summarize_delivery(df: pd.DataFrame) -> pd.DataFrame:
-    """Loss and latency percentiles of both designs, one row each."""
+    """Loss and latency percentiles of the three designs, one row each.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The frame of :func:`simulate_delivery` (at least one message).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``design``: ``messages``, ``lost``, ``loss_share``, ``p50_s``,
+        ``p99_s``, ``p999_s`` and ``max_s`` (latency of the delivered messages).
+    """
+    validate.frame_columns("df", df, ["ws_delivered", "ws_latency_s", "ack_latency_s", "rest_latency_s"])
+    if df.empty:
+        raise ValueError("df holds no messages")
     rows = []
+    everything = pd.Series(True, index=df.index)
     for design, ok, latency in [
         ("WebSocket only", df["ws_delivered"], df["ws_latency_s"]),
-        ("hint + REST", pd.Series(True, index=df.index), df["rest_latency_s"]),
+        ("WebSocket + acks", everything, df["ack_latency_s"]),
+        ("hint + REST", everything, df["rest_latency_s"]),
     ]:
         delivered = latency[ok]
         rows.append(
@@ -568,13 +656,33 @@ def summarize_delivery(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("design")
 
 
-def plot_delivery(df: pd.DataFrame, ax=None):
-    """Share of messages delivered later than x (or never), both designs; lost messages form a floor."""
+def plot_delivery(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Share of messages delivered later than x (or never), per design; lost messages form a floor.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The frame of :func:`simulate_delivery` (at least one message).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("df", df, ["ws_latency_s", "ack_latency_s", "rest_latency_s"])
+    if df.empty:
+        raise ValueError("df holds no messages")
     ax = plot.axes_or_new(ax)
     n = len(df)
     x_max = float(np.nanmax(df["rest_latency_s"].to_numpy())) * 2
-    styles = {"WebSocket only": {"ls": "--", "lw": 2.5}, "hint + REST": {"ls": "-", "lw": 1.5}}
-    for label, latency in [("WebSocket only", df["ws_latency_s"]), ("hint + REST", df["rest_latency_s"])]:
+    styles = {
+        "WebSocket only": {"ls": "--", "lw": 2.5},
+        "WebSocket + acks": {"ls": "-.", "lw": 2},
+        "hint + REST": {"ls": "-", "lw": 1.5},
+    }
+    designs = [("WebSocket only", df["ws_latency_s"]), ("WebSocket + acks", df["ack_latency_s"]),
+               ("hint + REST", df["rest_latency_s"])]  # fmt: skip
+    for label, latency in designs:
         values = np.sort(latency.fillna(np.inf).to_numpy())  # a lost message never arrives
         share_later = 1.0 - np.arange(1, n + 1) / n
         finite = np.isfinite(values)
