@@ -1,26 +1,22 @@
-"""DELETE vs soft delete, measured on real SQLite, and the costs a soft delete moves elsewhere.
+"""DELETE vs soft delete on SQLite, PostgreSQL and MariaDB, and the costs a soft delete moves elsewhere.
 
-A hard ``DELETE`` removes the row from the table *and* one entry from every
-secondary index. A soft delete, ``UPDATE ... SET deleted_at = ?``, rewrites the
-row but touches only the indexes that contain ``deleted_at`` -- none, unless the
-schema indexes it or uses it in a partial-index predicate, in which case the
-row leaves every such index exactly as a DELETE would. So the honest model of
-one operation's work is
+What each engine does at delete time decides the verdict:
 
-    t(method, k) = a_method + b * (index entries removed)
+- SQLite removes the table cell and one entry from every secondary index in the statement; a
+  soft delete (``UPDATE ... SET deleted_at``) rewrites the row and touches no index that does
+  not involve ``deleted_at``. Its work per row is ``t(method, k) = a_method + b * entries removed``
+  (:func:`run_benchmark`, :func:`fit_index_cost`).
+- InnoDB (MariaDB) delete-marks the clustered record and every secondary record and purges them
+  later; the soft delete updates the clustered record in place (:func:`measure_mariadb_deletes`).
+- PostgreSQL's DELETE only sets ``xmax`` on the heap tuple: no index is touched until VACUUM. Its
+  soft delete writes a new tuple version and, unless it is a HOT update (room on the page, no
+  indexed or predicate column changed), a new entry in every index whose predicate the new
+  version satisfies (:func:`measure_postgres_deletes`).
 
-with ``k`` secondary indexes: DELETE removes ``k`` entries, a soft delete 0,
-a soft delete under ``k`` partial ``WHERE deleted_at IS NULL`` indexes ``k``.
-:func:`run_benchmark` measures it; :func:`theory_index_cost` fits it and finds
-where the direction flips; :func:`lock_wait_model` shows what survives "under
-concurrent load" once a commit is part of the lock hold time (it reuses
-:func:`syslab.queueing.kingman_queue_delay_s`).
-
-The ``demo_*`` functions each demonstrate one cost of soft deletes on a small
-real database: unique constraints that block re-signup, partial indexes used
-only when the query repeats their predicate, growth, erasure (including bytes a
-hard DELETE leaves in free pages unless ``secure_delete`` is on), and cascades
-that no longer fire.
+:func:`run_engine_writers` and :func:`run_concurrent_writers` measure concurrent writers on a
+real server and on SQLite; :func:`measure_postgres_read_side` and :func:`run_engine_resignup`
+measure what a soft delete costs readers and unique keys; the ``demo_*`` functions show the
+remaining costs on small SQLite databases (growth, erasure, cascades, partial-index plans).
 """
 
 from __future__ import annotations
@@ -37,33 +33,52 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import queueing, validate
+from syslab import validate
 from syslab.environment import filesystem_type  # re-exported: shared by the SQLite chapters
+from syslab.experiment import Run
 from syslab.plot import axes_or_new
 from syslab.sqlite_tools import database_size_bytes, plan_uses_index, query_plan, temporary_database
 
 __all__ = [
+    "MARIADB_METHODS",
+    "MAX_DEMO_ROWS",
+    "MAX_ENGINE_INDEXES",
+    "MAX_ENGINE_ROWS",
+    "MAX_TIMEOUT_S",
+    "MAX_WRITERS",
     "METHODS",
+    "PG_METHODS",
+    "BenchmarkConfig",
     "add_indexes",
     "build_accounts_table",
-    "BenchmarkConfig",
     "decision_table",
     "demo_cascade",
     "demo_erasure",
     "demo_partial_index_plans",
     "demo_table_growth",
     "demo_unique_resignup",
+    "engine_settings_text",
     "filesystem_type",
-    "lock_wait_model",
+    "fit_index_cost",
+    "measure_mariadb_deletes",
+    "measure_postgres_deletes",
+    "measure_postgres_read_side",
     "plot_benchmark",
-    "plot_lock_wait",
+    "plot_engine_ratio",
     "run_benchmark",
-    "run_commit_modes",
     "run_concurrent_writers",
-    "summarize_concurrent",
+    "run_engine_resignup",
+    "run_engine_writers",
     "summarize_benchmark",
-    "theory_index_cost",
+    "summarize_concurrent",
+    "summarize_engine_deletes",
+    "summarize_verdicts",
+    "summarize_writers",
+    "SETTINGS_SHOWN",
 ]
+
+#: Most rows a SQLite demonstration builds.
+MAX_DEMO_ROWS = 200_000
 
 #: method -> (SQL, which indexes exist: "full" plain indexes or "partial" WHERE deleted_at IS NULL)
 METHODS: dict[str, tuple[str, str]] = {
@@ -110,7 +125,17 @@ class BenchmarkConfig:
 def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
     """Create and fill ``accounts``: one integer column per column of ``values``, no secondary index.
 
-    Columns: ``id`` (1..n), ``email``, ``c0 .. c{m-1}`` and ``deleted_at`` (all NULL).
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        The database to create it in.
+    values : numpy.ndarray
+        Rows x columns of integers; column ``i`` becomes ``c{i}``.
+
+    Returns
+    -------
+    None
+        The table has ``id`` (1..n), ``email``, ``c0 .. c{m-1}`` and ``deleted_at`` (all NULL).
     """
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"conn must be a sqlite3.Connection, got {type(conn).__name__}")
@@ -129,7 +154,21 @@ def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
 
 
 def add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
-    """``k`` secondary indexes on ``c0 .. c{k-1}``: plain (``full``) or ``partial`` (live rows only)."""
+    """``k`` secondary indexes on ``c0 .. c{k-1}``: plain (``full``) or ``partial`` (live rows only).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A database with an ``accounts`` table from :func:`build_accounts_table`.
+    k : int
+        Number of indexes, 0..32.
+    kind : str
+        ``full`` or ``partial`` (``WHERE deleted_at IS NULL``).
+
+    Returns
+    -------
+    None
+    """
     k = validate.int_in_range("k", k, 0, 32)
     kind = validate.choice("kind", kind, ("full", "partial"))
     where = " WHERE deleted_at IS NULL" if kind == "partial" else ""
@@ -155,7 +194,7 @@ def _run_one(base: sqlite3.Connection, method: str, ids: list[int]) -> float:
         conn.close()
 
 
-def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.Generator = 7) -> pd.DataFrame:
+def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.Generator | None = 0) -> Run:
     """Measure hard DELETE, soft delete, and soft delete under partial indexes, on real SQLite B-trees.
 
     One table is loaded with ``max(index_counts)`` random integer columns; for
@@ -169,12 +208,19 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
     by :func:`run_commit_modes`. Each repeat runs every (index count, method)
     once, so that a change in machine load hits all configurations alike.
 
+    Parameters
+    ----------
+    config : BenchmarkConfig, optional
+        Sizes (defaults: ``BenchmarkConfig()``).
+    seed : int, numpy.random.Generator or None
+        Chooses the column values and the rows removed.
+
     Returns
     -------
-    pandas.DataFrame
-        One row per run: ``indexes``, ``method`` (``delete``, ``soft``,
-        ``soft_partial``), ``repeat``, ``ops``, ``seconds``, ``us_per_op``,
-        ``rows_per_s``.
+    syslab.experiment.Run
+        ``frame``: one row per run: ``engine`` (``SQLite <version>``), ``indexes``, ``method``
+        (``delete``, ``soft``, ``soft_partial``), ``repeat``, ``ops``, ``seconds``, ``us_per_op``
+        and its synonym ``us_per_row`` (µs), ``rows_per_s``.
     """
     config = config if config is not None else BenchmarkConfig()
     if not isinstance(config, BenchmarkConfig):
@@ -201,12 +247,14 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
                     seconds = _run_one(bases[(k, kind)], method, ids)
                     rows.append(
                         {
+                            "engine": f"SQLite {sqlite3.sqlite_version}",
                             "indexes": int(k),
                             "method": method,
                             "repeat": repeat,
                             "ops": config.n_ops,
                             "seconds": seconds,
                             "us_per_op": 1e6 * seconds / config.n_ops,
+                            "us_per_row": 1e6 * seconds / config.n_ops,
                             "rows_per_s": config.n_ops / seconds,
                         }
                     )
@@ -214,13 +262,25 @@ def run_benchmark(config: BenchmarkConfig | None = None, seed: int | np.random.G
         for base in bases.values():
             base.close()
         table.close()
-    return pd.DataFrame(rows)
+    return Run.create(
+        pd.DataFrame(rows), {"n_rows": config.n_rows, "n_ops": config.n_ops}, sqlite=sqlite3.sqlite_version
+    )
 
 
 def summarize_benchmark(runs: pd.DataFrame) -> pd.DataFrame:
     """Median rows/s per (indexes, method) and the DELETE-time / soft-delete-time ratios.
 
-    ``soft_speedup`` > 1 means the soft delete was faster than DELETE; < 1, slower.
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``run_benchmark(...).frame``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``indexes``: ``delete_rows_per_s``, ``soft_rows_per_s``,
+        ``soft_partial_rows_per_s``, ``soft_speedup`` and ``soft_partial_speedup`` (DELETE time /
+        soft-delete time: > 1 means the soft delete was faster).
     """
     needed = {"indexes", "method", "us_per_op", "rows_per_s"}
     if not isinstance(runs, pd.DataFrame) or not needed <= set(runs.columns):
@@ -238,7 +298,7 @@ def summarize_benchmark(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def theory_index_cost(runs: pd.DataFrame) -> pd.Series:
+def fit_index_cost(runs: pd.DataFrame) -> pd.Series:
     """Fit ``t = a_method + b_method * entries_removed`` and find where DELETE and soft delete cross.
 
     DELETE and the partial-index soft delete remove ``k`` index entries, a plain
@@ -246,6 +306,11 @@ def theory_index_cost(runs: pd.DataFrame) -> pd.Series:
     rising one. The crossover ``k* = (a_soft - a_delete) / b_delete`` is the
     number of indexes above which soft delete wins; the number needed for a
     given speed-up ``s`` is ``(s * a_soft - a_delete) / b_delete``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``run_benchmark(...).frame`` covering at least two index counts.
 
     Returns
     -------
@@ -274,66 +339,6 @@ def theory_index_cost(runs: pd.DataFrame) -> pd.Series:
     return pd.Series(fit)
 
 
-def run_commit_modes(
-    n_rows: int = 20_000,
-    n_ops: int = 300,
-    indexes: int = 4,
-    *,
-    synchronous: str = "FULL",
-    seed: int | np.random.Generator = 7,
-) -> pd.DataFrame:
-    """DELETE vs soft delete when each operation is its own transaction (autocommit), as in OLTP.
-
-    Each operation now pays a commit -- a journal write and, with
-    ``synchronous=FULL``, fsyncs -- which is the same for both methods.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per method: ``method``, ``indexes``, ``ops``, ``us_per_op``, ``synchronous``.
-    """
-    n_rows = validate.positive_int("n_rows", n_rows)
-    n_ops = validate.int_in_range("n_ops", n_ops, 1, n_rows)
-    indexes = validate.int_in_range("indexes", indexes, 0, 32)
-    synchronous = validate.choice("synchronous", synchronous, ("OFF", "NORMAL", "FULL"))
-    rng = validate.rng_from_seed(seed)
-    ids = (rng.choice(n_rows, size=n_ops, replace=False) + 1).tolist()
-    folder = Path(tempfile.mkdtemp(prefix="syslab-softdelete-"))
-    rows = []
-    try:
-        base = sqlite3.connect(folder / "base.db")
-        try:
-            build_accounts_table(base, rng.integers(0, 2**40, size=(n_rows, indexes)))
-            add_indexes(base, indexes, "full")
-        finally:
-            base.close()
-        for method in ("delete", "soft"):
-            work = folder / "work.db"
-            shutil.copyfile(folder / "base.db", work)
-            conn = sqlite3.connect(work, isolation_level=None)
-            try:
-                conn.execute(f"PRAGMA synchronous = {synchronous}")
-                sql = METHODS[method][0]
-                started = time.perf_counter()
-                for row_id in ids:  # autocommit: one transaction per statement
-                    conn.execute(sql, (row_id,) if method == "delete" else (_DELETED_AT, row_id))
-                seconds = time.perf_counter() - started
-            finally:
-                conn.close()
-            rows.append(
-                {
-                    "method": method,
-                    "indexes": indexes,
-                    "ops": n_ops,
-                    "us_per_op": 1e6 * seconds / n_ops,
-                    "synchronous": synchronous,
-                }
-            )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return pd.DataFrame(rows)
-
-
 def run_concurrent_writers(
     n_threads: int = 4,
     ops_per_thread: int = 25,
@@ -343,8 +348,8 @@ def run_concurrent_writers(
     rounds: int = 3,
     wal: bool = False,
     timeout_s: float = 30.0,
-    seed: int | np.random.Generator = 7,
-) -> pd.DataFrame:
+    seed: int | np.random.Generator | None = 0,
+) -> Run:
     """Real concurrency: threads delete or soft-delete rows of one SQLite file, one transaction each.
 
     SQLite lets one writer in at a time, so every operation waits for the
@@ -361,10 +366,29 @@ def run_concurrent_writers(
     log without an fsync (the last transactions can be lost on power failure),
     so the commit is cheap and the statement is most of the lock hold time.
 
+    Parameters
+    ----------
+    n_threads : int
+        Writer threads, 1..32.
+    ops_per_thread : int
+        Rows each thread removes per round.
+    indexes : int
+        Secondary indexes, 0..32.
+    n_rows : int
+        Rows in the table, at least ``n_threads * ops_per_thread``.
+    rounds : int
+        Alternating rounds per method.
+    wal : bool
+        WAL with ``synchronous=NORMAL`` instead of the rollback journal with ``FULL``.
+    timeout_s : float
+        Limit for each round's threads and lock waits (seconds).
+    seed : int, numpy.random.Generator or None
+        Chooses the column values and rows.
+
     Returns
     -------
-    pandas.DataFrame
-        One row per operation: ``durability``, ``round``, ``method``, ``thread``, ``latency_s``
+    syslab.experiment.Run
+        ``frame``: one row per operation: ``durability``, ``round``, ``method``, ``thread``, ``latency_s``
         (from calling ``execute`` to its return, lock wait included),
         ``finished_s`` (since the round's common start).
     """
@@ -438,11 +462,16 @@ def run_concurrent_writers(
                 Path(f"{work}{suffix}").unlink(missing_ok=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return pd.DataFrame(rows)
+    return Run.create(pd.DataFrame(rows), {"durability": durability}, sqlite=sqlite3.sqlite_version)
 
 
 def summarize_concurrent(ops: pd.DataFrame) -> pd.DataFrame:
     """Throughput per round, then per (durability, method): median, lowest and highest round, latencies.
+
+    Parameters
+    ----------
+    ops : pandas.DataFrame
+        ``run_concurrent_writers(...).frame``.
 
     Returns
     -------
@@ -472,58 +501,6 @@ def summarize_concurrent(ops: pd.DataFrame) -> pd.DataFrame:
             "p95_latency_ms": 1000 * grouped["latency_s"].quantile(0.95),
         }
     )
-
-
-def lock_wait_model(
-    statement_us: dict[str, float], commit_us: float, arrival_rates_per_s: Sequence[float]
-) -> pd.DataFrame:
-    """Mean wait for a hot row's lock when each operation holds it for its statement *and* its commit.
-
-    In InnoDB and PostgreSQL both a DELETE and an UPDATE take an exclusive lock
-    on the row and hold it until commit; SQLite holds its single write lock for
-    the whole transaction. The hold time is therefore ``statement + commit``
-    and, treating the lock as one server with Poisson arrivals and a nearly
-    constant hold, the mean wait is M/D/1 (Kingman with ``cv_service = 0``,
-    exact for Poisson arrivals).
-
-    Parameters
-    ----------
-    statement_us : dict
-        Method name -> time the statement itself takes, in microseconds.
-    commit_us : float
-        Time to commit (log flush, replication acknowledgement), in microseconds.
-    arrival_rates_per_s : sequence of float
-        Operations per second contending for the same lock.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (method, rate): ``method``, ``arrival_rate_per_s``,
-        ``hold_us``, ``utilisation``, ``wait_us`` (inf at or past saturation).
-    """
-    if not isinstance(statement_us, dict) or not statement_us:
-        raise ValueError("statement_us must be a non-empty dict of method -> microseconds")
-    commit = validate.non_negative_float("commit_us", commit_us)
-    rates = [
-        validate.non_negative_float(f"arrival_rates_per_s[{i}]", r) for i, r in enumerate(arrival_rates_per_s)
-    ]
-    if not rates:
-        raise ValueError("arrival_rates_per_s must not be empty")
-    rows = []
-    for method, us in statement_us.items():
-        hold_s = (validate.positive_float(f"statement_us[{method!r}]", us) + commit) / 1e6
-        for rate in rates:
-            wait_s = queueing.kingman_queue_delay_s(rate, hold_s, cv_arrival=1.0, cv_service=0.0)
-            rows.append(
-                {
-                    "method": method,
-                    "arrival_rate_per_s": rate,
-                    "hold_us": hold_s * 1e6,
-                    "utilisation": rate * hold_s,
-                    "wait_us": wait_s * 1e6,
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- the costs, demonstrated
@@ -567,12 +544,17 @@ def demo_unique_resignup() -> pd.DataFrame:
 def demo_partial_index_plans(n_rows: int = 2_000) -> pd.DataFrame:
     """The plan of a lookup with and without the partial index's predicate repeated in the query.
 
+    Parameters
+    ----------
+    n_rows : int
+        Rows in the table, 1..:data:`MAX_DEMO_ROWS`.
+
     Returns
     -------
     pandas.DataFrame
         ``query``, ``plan`` (EXPLAIN QUERY PLAN lines), ``uses_index``.
     """
-    n_rows = validate.positive_int("n_rows", n_rows)
+    n_rows = validate.int_in_range("n_rows", n_rows, 1, MAX_DEMO_ROWS)
     queries = (
         "SELECT * FROM accounts WHERE email = :email",
         "SELECT * FROM accounts WHERE email = :email AND deleted_at IS NULL",
@@ -606,13 +588,20 @@ def _fill_accounts(conn: sqlite3.Connection, n_rows: int) -> None:
 def demo_table_growth(n_rows: int = 20_000, delete_fraction: float = 0.5) -> pd.DataFrame:
     """What is left on disk after removing a fraction of the rows three ways.
 
+    Parameters
+    ----------
+    n_rows : int
+        Rows in the table, 1..:data:`MAX_DEMO_ROWS`.
+    delete_fraction : float
+        Share of rows removed, 0-1.
+
     Returns
     -------
     pandas.DataFrame
         One row per state (``soft delete``, ``DELETE``, ``DELETE + VACUUM``):
         ``rows_stored``, ``live_rows``, ``file_bytes``, ``free_pages``.
     """
-    n_rows = validate.positive_int("n_rows", n_rows)
+    n_rows = validate.int_in_range("n_rows", n_rows, 1, MAX_DEMO_ROWS)
     fraction = validate.float_in_range("delete_fraction", delete_fraction, 0.0, 1.0)
     cutoff = int(n_rows * fraction)
     rows = []
@@ -647,13 +636,18 @@ def demo_erasure(n_rows: int = 2_000) -> pd.DataFrame:
     default ``secure_delete=OFF`` (freed pages keep their old bytes); a DELETE
     with ``PRAGMA secure_delete=ON`` (freed content is overwritten with zeros).
 
+    Parameters
+    ----------
+    n_rows : int
+        Rows in the table, 100..:data:`MAX_DEMO_ROWS`.
+
     Returns
     -------
     pandas.DataFrame
         ``method``, ``visible_to_sql`` (a query can still read the e-mail),
         ``bytes_in_file`` (the e-mail's bytes are still in the database file).
     """
-    n_rows = validate.int_in_range("n_rows", n_rows, 100, 10**7)
+    n_rows = validate.int_in_range("n_rows", n_rows, 100, MAX_DEMO_ROWS)
     target = "player42@example.com"
     rows = []
     for method in ("soft delete", "DELETE (secure_delete=OFF)", "DELETE (secure_delete=ON)"):
@@ -676,13 +670,20 @@ def demo_erasure(n_rows: int = 2_000) -> pd.DataFrame:
 def demo_cascade(n_accounts: int = 100, sessions_per_account: int = 20) -> pd.DataFrame:
     """``ON DELETE CASCADE`` with ``PRAGMA foreign_keys=ON``: what happens to a deleted account's sessions.
 
+    Parameters
+    ----------
+    n_accounts : int
+        Accounts, 1..10,000.
+    sessions_per_account : int
+        Sessions per account, 1..1,000.
+
     Returns
     -------
     pandas.DataFrame
         ``method``, ``sessions_before``, ``sessions_after`` for the account that was removed.
     """
-    n_accounts = validate.positive_int("n_accounts", n_accounts)
-    per = validate.positive_int("sessions_per_account", sessions_per_account)
+    n_accounts = validate.int_in_range("n_accounts", n_accounts, 1, 10_000)
+    per = validate.int_in_range("sessions_per_account", sessions_per_account, 1, 1_000)
     rows = []
     for method in ("DELETE", "soft delete"):
         with temporary_database() as (conn, _path):
@@ -714,7 +715,13 @@ def demo_cascade(n_accounts: int = 100, sessions_per_account: int = 20) -> pd.Da
 
 
 def decision_table() -> pd.DataFrame:
-    """When to hard-delete, soft-delete, or archive: the chapter's decision table."""
+    """When to hard-delete, soft-delete, or archive: the chapter's decision table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``situation``, ``choose``, ``because``: one row per situation.
+    """
     rows = [
         (
             "Personal data a user asked to erase (GDPR Art. 17)",
@@ -728,14 +735,19 @@ def decision_table() -> pd.DataFrame:
             "keeps the live table and its indexes small",
         ),
         (
-            "Many secondary indexes, and bulk deletes or cheap commits (WAL, group commit)",
+            "Many secondary indexes, bulk deletes, SQLite or MariaDB/InnoDB",
             "soft delete, indexes without deleted_at",
-            "the update touches no index; measured faster, also under contention",
+            "the update touches no secondary index; DELETE touches all (measured above)",
+        ),
+        (
+            "Many secondary indexes, PostgreSQL",
+            "DELETE (and let VACUUM clean up)",
+            "DELETE only sets xmax; a non-HOT soft delete inserts into every plain index",
         ),
         (
             "Queries must skip deleted rows cheaply",
-            "partial indexes WHERE deleted_at IS NULL",
-            "every soft delete then updates every partial index",
+            "partial indexes WHERE deleted_at IS NULL (PostgreSQL, SQLite)",
+            "no new entry on a soft delete, but no HOT either; MariaDB: a generated column",
         ),
         (
             "Unique business keys (e-mail, username)",
@@ -755,7 +767,21 @@ def decision_table() -> pd.DataFrame:
 
 
 def plot_benchmark(runs: pd.DataFrame, fit: pd.Series | None = None, ax: Axes | None = None) -> Axes:
-    """Median microseconds per operation against the number of secondary indexes, per method."""
+    """Median microseconds per operation against the number of secondary indexes, per method (SQLite).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``run_benchmark(...).frame``.
+    fit : pandas.Series, optional
+        :func:`fit_index_cost` of the same runs, drawn as lines.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (a new figure if None).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     if not isinstance(runs, pd.DataFrame) or not {"indexes", "method", "us_per_op"} <= set(runs.columns):
         raise ValueError("runs must be a DataFrame from run_benchmark")
     ax = axes_or_new(ax)
@@ -788,19 +814,805 @@ def plot_benchmark(runs: pd.DataFrame, fit: pd.Series | None = None, ax: Axes | 
     return ax
 
 
-def plot_lock_wait(model: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Mean lock wait against contending operations per second, one line per method."""
-    if not isinstance(model, pd.DataFrame) or not {"method", "arrival_rate_per_s", "wait_us"} <= set(
-        model.columns
-    ):
-        raise ValueError("model must be a DataFrame from lock_wait_model")
+# --------------------------------------------------------------------------- real engines
+
+#: Most secondary indexes the engine experiments build (the table always has this many integer columns).
+MAX_ENGINE_INDEXES = 8
+#: Most rows an engine table gets (a 2-core machine loads and indexes this many in well under a second).
+MAX_ENGINE_ROWS = 200_000
+#: Most concurrent writer connections.
+MAX_WRITERS = 16
+#: Longest an engine experiment may run, set-up included (seconds).
+MAX_TIMEOUT_S = 300.0
+#: PostgreSQL variants: method -> (SQL verb, index kind, fillfactor in percent).
+PG_METHODS: dict[str, tuple[str, str, int]] = {
+    "delete": ("delete", "full", 100),
+    "soft": ("soft", "full", 100),
+    "soft_ff90": ("soft", "full", 90),
+    "soft_partial": ("soft", "partial", 100),
+}
+#: MariaDB (InnoDB) variants: method -> SQL verb.
+MARIADB_METHODS: dict[str, str] = {"delete": "delete", "soft": "soft"}
+
+
+def _check_engine(engine: object, names: tuple[str, ...]) -> None:
+    name = getattr(engine, "name", None)
+    if name not in names or not callable(getattr(engine, "database", None)):
+        raise TypeError(f"engine must be a syslab.engines.Engine for {' or '.join(names)}, got {engine!r}")
+
+
+def _engine_ids(n_rows: int, n_ops: int, rng: np.random.Generator) -> list[int]:
+    return sorted((rng.choice(n_rows, size=n_ops, replace=False) + 1).tolist())
+
+
+def _pg_create(cur, table: str, n_rows: int, k: int, kind: str, fillfactor_pct: int) -> list[str]:
+    """Create and load ``table`` on PostgreSQL with ``k`` secondary indexes; return the index names."""
+    cols = ", ".join(f"c{i} bigint" for i in range(MAX_ENGINE_INDEXES))
+    cur.execute(
+        f"CREATE TABLE {table} (id bigint PRIMARY KEY, email text NOT NULL, {cols}, deleted_at timestamptz)"
+        f" WITH (fillfactor = {int(fillfactor_pct)}, autovacuum_enabled = false)"
+    )
+    values = ", ".join(f"hashint8(g * {MAX_ENGINE_INDEXES} + {i})::bigint" for i in range(MAX_ENGINE_INDEXES))
+    cur.execute(
+        f"INSERT INTO {table} SELECT g, 'player' || g || '@example.com', {values}, NULL"
+        " FROM generate_series(1, %s) g",
+        (n_rows,),
+    )
+    where = " WHERE deleted_at IS NULL" if kind == "partial" else ""
+    names = [f"{table}_c{i}" for i in range(k)]
+    for i, name in enumerate(names):
+        cur.execute(f"CREATE INDEX {name} ON {table} (c{i}){where}")
+    cur.execute(f"ANALYZE {table}")
+    return names
+
+
+def _pg_leaf_items(cur, index: str) -> int:
+    """Index tuples on the B-tree's leaf pages (pageinspect), dead ones included until VACUUM."""
+    cur.execute(
+        "SELECT coalesce(sum(s.live_items), 0) FROM generate_series(1, pg_relation_size(%s::regclass) / 8192 - 1) b,"
+        " LATERAL bt_page_stats(%s, b::int) s WHERE s.type = 'l'",
+        (index, index),
+    )
+    return int(cur.fetchone()[0])
+
+
+def _pg_wal_lsn(cur) -> str:
+    cur.execute("SELECT pg_current_wal_insert_lsn()")
+    return str(cur.fetchone()[0])
+
+
+def _deadline_check(deadline: float, what: str) -> None:
+    if time.perf_counter() > deadline:
+        raise TimeoutError(f"{what} did not finish within its timeout_s")
+
+
+def measure_postgres_deletes(
+    engine,
+    *,
+    n_rows: int = 20_000,
+    n_ops: int = 2_000,
+    index_counts: Sequence[int] = (0, 2, 4, 8),
+    repeats: int = 1,
+    timeout_s: float = 60.0,
+    seed: int | np.random.Generator | None = 0,
+) -> Run:
+    """DELETE vs soft delete on PostgreSQL: time, WAL, HOT updates, index entries and VACUUM per row.
+
+    For each index count ``k`` and each variant of :data:`PG_METHODS` a fresh table of ``n_rows``
+    rows gets ``k`` secondary indexes on random ``bigint`` columns (plain, or partial
+    ``WHERE deleted_at IS NULL``) and then one statement deletes or soft-deletes the same
+    ``n_ops`` random rows (``WHERE id = ANY(...)``) in one transaction. Before the commit the
+    transaction's own statistics give the HOT updates (the counter behind
+    ``pg_stat_user_tables.n_tup_hot_upd``); ``pg_current_wal_insert_lsn`` before and after gives the
+    WAL bytes; ``pageinspect`` counts the leaf items of every secondary index before and after;
+    ``pgstattuple`` counts the dead tuples left; then ``VACUUM`` is timed.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A PostgreSQL engine (``engines.find("postgres")``).
+    n_rows : int
+        Rows per table, at most :data:`MAX_ENGINE_ROWS`.
+    n_ops : int
+        Rows removed per run, at most ``n_rows``.
+    index_counts : sequence of int
+        Secondary-index counts, each 0..:data:`MAX_ENGINE_INDEXES`.
+    repeats : int
+        Runs per (count, variant), 1..20.
+    timeout_s : float
+        Limit for the whole experiment, set-up included (seconds), at most :data:`MAX_TIMEOUT_S`.
+    seed : int, numpy.random.Generator or None
+        Chooses the rows removed.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per run with ``engine``, ``indexes``, ``method`` (a key of
+        :data:`PG_METHODS`), ``repeat``, ``us_per_row`` (the statement), ``wal_bytes_per_row``,
+        ``hot_share`` (0-1, HOT updates / rows), ``entries_added_per_index_row`` (new leaf items per
+        secondary index per row), ``dead_tuples``, ``vacuum_ms``. ``environment`` has the engine.
+    """
+    from syslab.experiment import Run
+
+    _check_engine(engine, ("postgres",))
+    n_rows, n_ops, counts, repeats, timeout_s = _engine_args(n_rows, n_ops, index_counts, repeats, timeout_s)
+    rng = validate.rng_from_seed(seed)
+    ids = _engine_ids(n_rows, n_ops, rng)
+    deadline = time.perf_counter() + timeout_s
+    rows = []
+    with engine.database() as db, db.connect(autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SET statement_timeout = {int(timeout_s * 1000)}")
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        for repeat in range(repeats):
+            for k in counts:
+                for method, (verb, kind, fillfactor) in PG_METHODS.items():
+                    _deadline_check(deadline, "measure_postgres_deletes")
+                    table = f"acc_{method}_{k}"
+                    names = _pg_create(cur, table, n_rows, k, kind, fillfactor)
+                    before = [_pg_leaf_items(cur, name) for name in names]
+                    lsn0 = _pg_wal_lsn(cur)
+                    with conn.transaction():
+                        started = time.perf_counter()
+                        if verb == "delete":
+                            cur.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", (ids,))
+                        else:
+                            cur.execute(f"UPDATE {table} SET deleted_at = now() WHERE id = ANY(%s)", (ids,))
+                        seconds = time.perf_counter() - started
+                        cur.execute(
+                            "SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = %s::regclass",
+                            (table,),
+                        )
+                        hot = int(cur.fetchone()[0])
+                    cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (lsn0,))
+                    wal_bytes = float(cur.fetchone()[0])
+                    after = [_pg_leaf_items(cur, name) for name in names]
+                    cur.execute(f"SELECT dead_tuple_count FROM pgstattuple('{table}')")
+                    dead = int(cur.fetchone()[0])
+                    started = time.perf_counter()
+                    cur.execute(f"VACUUM {table}")
+                    vacuum_s = time.perf_counter() - started
+                    cur.execute(f"DROP TABLE {table}")
+                    added = (sum(after) - sum(before)) / (n_ops * k) if k else float("nan")
+                    rows.append(
+                        {
+                            "engine": engine.label,
+                            "indexes": int(k),
+                            "method": method,
+                            "repeat": repeat,
+                            "us_per_row": 1e6 * seconds / n_ops,
+                            "wal_bytes_per_row": wal_bytes / n_ops,
+                            "hot_share": hot / n_ops,
+                            "entries_added_per_index_row": added,
+                            "dead_tuples": dead,
+                            "vacuum_ms": 1000 * vacuum_s,
+                        }
+                    )
+    frame = pd.DataFrame(rows)
+    return Run.create(frame, {"n_rows": n_rows, "n_ops": n_ops}, engine=engine)
+
+
+def _engine_args(n_rows, n_ops, index_counts, repeats, timeout_s):
+    n_rows = validate.int_in_range("n_rows", n_rows, 10, MAX_ENGINE_ROWS)
+    n_ops = validate.int_in_range("n_ops", n_ops, 1, n_rows)
+    if isinstance(index_counts, (str, bytes)) or not isinstance(index_counts, Sequence) or not index_counts:
+        raise ValueError(f"index_counts must be a non-empty sequence of integers 0..{MAX_ENGINE_INDEXES}")
+    counts = [
+        validate.int_in_range(f"index_counts[{i}]", k, 0, MAX_ENGINE_INDEXES)
+        for i, k in enumerate(index_counts)
+    ]
+    repeats = validate.int_in_range("repeats", repeats, 1, 20)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.1, MAX_TIMEOUT_S)
+    return n_rows, n_ops, counts, repeats, timeout_s
+
+
+def _mariadb_create(cur, table: str, n_rows: int, k: int) -> None:
+    cols = ", ".join(f"c{i} BIGINT" for i in range(MAX_ENGINE_INDEXES))
+    keys = "".join(f", KEY {table}_c{i} (c{i})" for i in range(k))
+    cur.execute(
+        f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, email VARCHAR(64) NOT NULL, {cols},"
+        f" deleted_at DATETIME NULL{keys}) ENGINE=InnoDB"
+    )
+    values = ", ".join(f"crc32(seq * {MAX_ENGINE_INDEXES} + {i})" for i in range(MAX_ENGINE_INDEXES))
+    cur.execute(
+        f"INSERT INTO {table} SELECT seq, concat('player', seq, '@example.com'), {values}, NULL"
+        f" FROM seq_1_to_{int(n_rows)}"
+    )
+
+
+def measure_mariadb_deletes(
+    engine,
+    *,
+    n_rows: int = 20_000,
+    n_ops: int = 2_000,
+    index_counts: Sequence[int] = (0, 2, 4, 8),
+    repeats: int = 1,
+    timeout_s: float = 60.0,
+    seed: int | np.random.Generator | None = 0,
+) -> Run:
+    """DELETE vs soft delete on MariaDB (InnoDB): statement time per row against secondary indexes.
+
+    Same design as :func:`measure_postgres_deletes`: a fresh InnoDB table per (count, method),
+    loaded from the ``seq_1_to_N`` sequence table, ``k`` secondary indexes on random ``BIGINT``
+    columns, one ``DELETE … WHERE id IN (…)`` or ``UPDATE … SET deleted_at = NOW() WHERE id IN (…)``
+    in one transaction, then the commit. InnoDB delete-marks the clustered and every secondary record
+    and leaves their removal to purge; an UPDATE of the unindexed ``deleted_at`` changes the
+    clustered record in place and writes undo.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A MariaDB engine (``engines.find("mariadb")``).
+    n_rows, n_ops, index_counts, repeats, timeout_s, seed :
+        As in :func:`measure_postgres_deletes`.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per run with ``engine``, ``indexes``, ``method`` (``delete``, ``soft``),
+        ``repeat``, ``us_per_row`` (the statement), ``commit_ms``.
+    """
+    from syslab.experiment import Run
+
+    _check_engine(engine, ("mariadb",))
+    n_rows, n_ops, counts, repeats, timeout_s = _engine_args(n_rows, n_ops, index_counts, repeats, timeout_s)
+    rng = validate.rng_from_seed(seed)
+    id_list = ", ".join(str(i) for i in _engine_ids(n_rows, n_ops, rng))
+    deadline = time.perf_counter() + timeout_s
+    rows = []
+    with engine.database() as db:
+        conn = db.connect(read_timeout=int(timeout_s) + 1, write_timeout=int(timeout_s) + 1)
+        try:
+            cur = conn.cursor()
+            cur.execute(f"SET SESSION max_statement_time = {float(timeout_s)}")
+            for repeat in range(repeats):
+                for k in counts:
+                    for method, verb in MARIADB_METHODS.items():
+                        _deadline_check(deadline, "measure_mariadb_deletes")
+                        table = f"acc_{method}_{k}"
+                        _mariadb_create(cur, table, n_rows, k)
+                        conn.commit()
+                        started = time.perf_counter()
+                        if verb == "delete":
+                            cur.execute(f"DELETE FROM {table} WHERE id IN ({id_list})")
+                        else:
+                            cur.execute(f"UPDATE {table} SET deleted_at = NOW() WHERE id IN ({id_list})")
+                        seconds = time.perf_counter() - started
+                        conn.commit()
+                        commit_s = time.perf_counter() - started - seconds
+                        cur.execute(f"DROP TABLE {table}")
+                        rows.append(
+                            {
+                                "engine": engine.label,
+                                "indexes": int(k),
+                                "method": method,
+                                "repeat": repeat,
+                                "us_per_row": 1e6 * seconds / n_ops,
+                                "commit_ms": 1000 * commit_s,
+                            }
+                        )
+        finally:
+            conn.close()
+    return Run.create(pd.DataFrame(rows), {"n_rows": n_rows, "n_ops": n_ops}, engine=engine)
+
+
+def summarize_engine_deletes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Median statement time per row, per (engine, indexes, method), and the per-engine verdict.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows from :func:`measure_postgres_deletes`, :func:`measure_mariadb_deletes` or
+        :func:`run_benchmark` (columns ``engine``, ``indexes``, ``method``, ``us_per_row``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (engine, indexes): ``engine``, ``indexes``, ``delete_us``, ``soft_us`` (medians,
+        µs per row) and ``soft_over_delete`` (> 1: the soft delete is slower).
+    """
+    validate.frame_columns("frame", frame, ("engine", "indexes", "method", "us_per_row"))
+    med = frame.groupby(["engine", "indexes", "method"], sort=False)["us_per_row"].median().unstack("method")
+    out = pd.DataFrame({"delete_us": med["delete"], "soft_us": med["soft"]})
+    out["soft_over_delete"] = out["soft_us"] / out["delete_us"]
+    return out.reset_index()
+
+
+def run_engine_writers(
+    engine,
+    *,
+    n_threads: int = 4,
+    ops_per_thread: int = 40,
+    n_indexes: int = 8,
+    n_rows: int = 5_000,
+    rounds: int = 2,
+    timeout_s: float = 60.0,
+    seed: int | np.random.Generator | None = 0,
+) -> Run:
+    """Concurrent writers on a real server: each thread deletes or soft-deletes its own rows, one commit each.
+
+    One table per method with ``n_indexes`` secondary indexes; ``n_threads`` connections (one per
+    thread, autocommit) start together at a barrier and each removes ``ops_per_thread`` rows of its
+    own, one statement and one commit per row; the server does the waiting (log flushes, group
+    commit, latches). Rounds alternate the methods and use fresh rows.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        PostgreSQL or MariaDB.
+    n_threads : int
+        Writer connections, 1..:data:`MAX_WRITERS`.
+    ops_per_thread : int
+        Rows each thread removes per round, 1..1000.
+    n_indexes : int
+        Secondary indexes, 0..:data:`MAX_ENGINE_INDEXES`.
+    n_rows : int
+        Rows per table; must be at least ``n_threads * ops_per_thread * rounds``.
+    rounds : int
+        Alternating rounds per method, 1..10.
+    timeout_s : float
+        Limit for the whole experiment (seconds), at most :data:`MAX_TIMEOUT_S`.
+    seed : int, numpy.random.Generator or None
+        Chooses the rows.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per (round, method): ``engine``, ``round``, ``method``, ``threads``, ``ops``,
+        ``ops_per_s``, ``mean_latency_ms``, ``p95_latency_ms``.
+    """
+    import threading
+
+    from syslab.experiment import Run
+
+    _check_engine(engine, ("postgres", "mariadb"))
+    n_threads = validate.int_in_range("n_threads", n_threads, 1, MAX_WRITERS)
+    per = validate.int_in_range("ops_per_thread", ops_per_thread, 1, 1000)
+    k = validate.int_in_range("n_indexes", n_indexes, 0, MAX_ENGINE_INDEXES)
+    n_rows = validate.int_in_range("n_rows", n_rows, 10, MAX_ENGINE_ROWS)
+    rounds = validate.int_in_range("rounds", rounds, 1, 10)
+    if n_threads * per * rounds > n_rows:
+        raise ValueError(f"n_threads * ops_per_thread * rounds must be <= n_rows ({n_rows})")
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.1, MAX_TIMEOUT_S)
+    rng = validate.rng_from_seed(seed)
+    ids = (rng.permutation(n_rows)[: n_threads * per * rounds] + 1).tolist()
+    postgres = engine.name == "postgres"
+    ph = "%s"
+    rows = []
+    with engine.database() as db:
+        setup = db.connect(autocommit=True) if postgres else db.connect(autocommit=True)
+        try:
+            cur = setup.cursor()
+            for method in ("delete", "soft"):
+                table = f"w_{method}"
+                if postgres:
+                    _pg_create(cur, table, n_rows, k, "full", 100)
+                else:
+                    _mariadb_create(cur, table, n_rows, k)
+            for round_index in range(rounds):
+                for method in ("delete", "soft"):
+                    table = f"w_{method}"
+                    sql = (
+                        f"DELETE FROM {table} WHERE id = {ph}"
+                        if method == "delete"
+                        else f"UPDATE {table} SET deleted_at = now() WHERE id = {ph}"
+                    )
+                    offset = round_index * n_threads * per
+                    latencies: list[list[float]] = [[] for _ in range(n_threads)]
+                    errors: list[BaseException] = []
+                    barrier = threading.Barrier(n_threads + 1, timeout=timeout_s)
+
+                    def worker(
+                        t: int, sql=sql, offset=offset, latencies=latencies, errors=errors, barrier=barrier
+                    ):
+                        try:
+                            conn = db.connect(autocommit=True)
+                        except BaseException as error:  # noqa: BLE001
+                            errors.append(error)
+                            barrier.abort()
+                            return
+                        try:
+                            c = conn.cursor()
+                            barrier.wait()
+                            for row_id in ids[offset + t * per : offset + (t + 1) * per]:
+                                t0 = time.perf_counter()
+                                c.execute(sql, (row_id,))
+                                latencies[t].append(time.perf_counter() - t0)
+                        except BaseException as error:  # noqa: BLE001 - reported after join
+                            errors.append(error)
+                        finally:
+                            conn.close()
+
+                    threads = [
+                        threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)
+                    ]
+                    for thread in threads:
+                        thread.start()
+                    try:
+                        barrier.wait()
+                    except threading.BrokenBarrierError:
+                        pass
+                    started = time.perf_counter()
+                    for thread in threads:
+                        thread.join(timeout=timeout_s)
+                    span = time.perf_counter() - started
+                    if any(thread.is_alive() for thread in threads):
+                        raise TimeoutError(f"writers did not finish within timeout_s={timeout_s}")
+                    if errors:
+                        raise RuntimeError(f"a writer failed: {errors[0]!r}") from errors[0]
+                    flat = np.concatenate([np.asarray(x) for x in latencies])
+                    rows.append(
+                        {
+                            "engine": engine.label,
+                            "round": round_index,
+                            "method": method,
+                            "threads": n_threads,
+                            "ops": int(flat.size),
+                            "ops_per_s": flat.size / span,
+                            "mean_latency_ms": 1000 * float(flat.mean()),
+                            "p95_latency_ms": 1000 * float(np.quantile(flat, 0.95)),
+                        }
+                    )
+        finally:
+            setup.close()
+    return Run.create(pd.DataFrame(rows), {"n_indexes": k, "n_threads": n_threads}, engine=engine)
+
+
+def measure_postgres_read_side(
+    engine,
+    *,
+    n_rows: int = 20_000,
+    deleted_share: float = 0.5,
+    n_queries: int = 20,
+    timeout_s: float = 60.0,
+) -> Run:
+    """What a soft delete costs the readers on PostgreSQL: filtered rows, size, estimates, VACUUM.
+
+    Two copies of one table (``n_rows`` rows, an index on ``c0``): in ``soft`` the oldest
+    ``deleted_share`` of the rows are soft-deleted; in ``hard`` they are deleted and the table
+    vacuumed. Then a range query on live rows (``c0 < x AND deleted_at IS NULL``, about 5 % of the
+    table) runs ``n_queries`` times on each, and ``EXPLAIN (ANALYZE, FORMAT JSON)`` tells how many
+    rows the executor fetched and threw away and how many the planner expected.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        A PostgreSQL engine.
+    n_rows : int
+        Rows per table, 10..:data:`MAX_ENGINE_ROWS`.
+    deleted_share : float
+        Share of rows removed, 0.05-0.95.
+    n_queries : int
+        Timed runs of the query per table (the median is kept), 1..200.
+    timeout_s : float
+        Limit for the whole experiment (seconds), at most :data:`MAX_TIMEOUT_S`.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per table (``soft``, ``hard``): ``engine``, ``table``, ``live_rows``,
+        ``total_bytes`` (heap and indexes), ``query_ms`` (median), ``rows_returned``,
+        ``rows_removed_by_filter``, ``rows_estimated``, ``vacuum_ms`` (the hard table's VACUUM after
+        its DELETE; NaN for ``soft``).
+    """
+    from syslab.experiment import Run
+
+    _check_engine(engine, ("postgres",))
+    n_rows = validate.int_in_range("n_rows", n_rows, 10, MAX_ENGINE_ROWS)
+    share = validate.float_in_range("deleted_share", deleted_share, 0.05, 0.95)
+    n_queries = validate.int_in_range("n_queries", n_queries, 1, 200)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.1, MAX_TIMEOUT_S)
+    cutoff = int(n_rows * share)
+    # hashint8 is uniform over int4: c0 < bound selects about 5 % of the rows.
+    bound = int(-(2**31) + 0.05 * 2**32)
+    query = f"SELECT id, email FROM {{t}} WHERE c0 < {bound} AND deleted_at IS NULL"
+    rows = []
+    with engine.database() as db, db.connect(autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(f"SET statement_timeout = {int(timeout_s * 1000)}")
+        for table in ("soft", "hard"):
+            _pg_create(cur, table, n_rows, 1, "full", 100)
+            vacuum_ms = float("nan")
+            if table == "soft":
+                cur.execute(f"UPDATE {table} SET deleted_at = now() WHERE id <= %s", (cutoff,))
+            else:
+                cur.execute(f"DELETE FROM {table} WHERE id <= %s", (cutoff,))
+                started = time.perf_counter()
+                cur.execute(f"VACUUM {table}")
+                vacuum_ms = 1000 * (time.perf_counter() - started)
+            cur.execute(f"ANALYZE {table}")
+            cur.execute(f"SELECT pg_total_relation_size('{table}')")
+            size = int(cur.fetchone()[0])
+            cur.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query.format(t=table)}")
+            plan = cur.fetchone()[0][0]["Plan"]
+            removed, estimated, actual = _plan_rows(plan)
+            times = []
+            for _ in range(n_queries):
+                started = time.perf_counter()
+                cur.execute(query.format(t=table))
+                cur.fetchall()
+                times.append(time.perf_counter() - started)
+            cur.execute(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")
+            live = int(cur.fetchone()[0])
+            rows.append(
+                {
+                    "engine": engine.label,
+                    "table": table,
+                    "live_rows": live,
+                    "total_bytes": size,
+                    "query_ms": 1000 * float(np.median(times)),
+                    "rows_returned": actual,
+                    "rows_removed_by_filter": removed,
+                    "rows_estimated": estimated,
+                    "vacuum_ms": vacuum_ms,
+                }
+            )
+    return Run.create(pd.DataFrame(rows), {"n_rows": n_rows, "deleted_share": share}, engine=engine)
+
+
+def _plan_rows(plan: dict) -> tuple[int, int, int]:
+    """(rows removed by filter or recheck, in all nodes; top node's estimated rows; its actual rows)."""
+    removed = 0
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        removed += int(node.get("Rows Removed by Filter", 0)) + int(
+            node.get("Rows Removed by Index Recheck", 0)
+        )
+        stack.extend(node.get("Plans", []))
+    return removed, int(plan["Plan Rows"]), int(plan["Actual Rows"])
+
+
+def run_engine_resignup(engine) -> Run:
+    """Delete an account softly, then sign up again with the same e-mail, under each engine's schemas.
+
+    PostgreSQL: a plain ``UNIQUE (email)`` and a partial ``UNIQUE … WHERE deleted_at IS NULL``.
+    MariaDB has no partial indexes: a plain ``UNIQUE (email)``, and a unique index on a virtual
+    generated column ``live_email = IF(deleted_at IS NULL, email, NULL)`` (a unique index accepts any
+    number of NULLs, so deleted rows drop out of the constraint).
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        PostgreSQL or MariaDB.
+
+    Returns
+    -------
+    syslab.experiment.Run
+        ``frame``: one row per schema: ``engine``, ``schema``, ``re_signup`` (``ok`` or
+        ``rejected``), ``live_rows`` with that e-mail afterwards.
+    """
+    from syslab.experiment import Run
+
+    _check_engine(engine, ("postgres", "mariadb"))
+    if engine.name == "postgres":
+        schemas = {
+            "UNIQUE (email)": "CREATE UNIQUE INDEX {t}_email ON {t} (email)",
+            "UNIQUE (email) WHERE deleted_at IS NULL": (
+                "CREATE UNIQUE INDEX {t}_email ON {t} (email) WHERE deleted_at IS NULL"
+            ),
+        }
+        extra = ""
+    else:
+        schemas = {
+            "UNIQUE (email)": "CREATE UNIQUE INDEX {t}_email ON {t} (email)",
+            "UNIQUE (live_email), a generated column": "CREATE UNIQUE INDEX {t}_email ON {t} (live_email)",
+        }
+        extra = ", live_email VARCHAR(64) AS (IF(deleted_at IS NULL, email, NULL)) VIRTUAL"
+    rows = []
+    with engine.database() as db:
+        conn = db.connect(autocommit=True)
+        try:
+            cur = conn.cursor()
+            for i, (label, index_sql) in enumerate(schemas.items()):
+                t = f"acc{i}"
+                serial = "bigserial" if engine.name == "postgres" else "BIGINT AUTO_INCREMENT"
+                cur.execute(
+                    f"CREATE TABLE {t} (id {serial} PRIMARY KEY, email VARCHAR(64) NOT NULL,"
+                    f" deleted_at TIMESTAMP NULL{extra})"
+                )
+                cur.execute(index_sql.format(t=t))
+                cur.execute(f"INSERT INTO {t} (email) VALUES ('ana@example.com')")
+                cur.execute(f"UPDATE {t} SET deleted_at = now() WHERE email = 'ana@example.com'")
+                try:
+                    cur.execute(f"INSERT INTO {t} (email) VALUES ('ana@example.com')")
+                    outcome = "ok"
+                except Exception as error:  # noqa: BLE001 - psycopg UniqueViolation / PyMySQL IntegrityError
+                    if "unique" not in str(error).lower() and "duplicate" not in str(error).lower():
+                        raise
+                    outcome = "rejected"
+                cur.execute(
+                    f"SELECT count(*) FROM {t} WHERE email = 'ana@example.com' AND deleted_at IS NULL"
+                )
+                live = int(cur.fetchone()[0])
+                rows.append(
+                    {"engine": engine.label, "schema": label, "re_signup": outcome, "live_rows": live}
+                )
+        finally:
+            conn.close()
+    return Run.create(pd.DataFrame(rows), engine=engine)
+
+
+def plot_engine_ratio(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Soft-delete time over DELETE time against secondary indexes, one line per (engine, variant).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows with ``engine``, ``indexes``, ``method`` and ``us_per_row`` from several engines
+        (``delete`` is the reference; every other method becomes a line).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (a new figure if None).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    validate.frame_columns("frame", frame, ("engine", "indexes", "method", "us_per_row"))
     ax = axes_or_new(ax)
-    styles = [{"lw": 3.0, "alpha": 0.5}, {"lw": 1.2, "ls": "--"}, {"lw": 1.0, "ls": ":"}]
-    for i, (method, part) in enumerate(model.groupby("method", sort=False)):
-        finite = part[np.isfinite(part["wait_us"])]
-        ax.plot(finite["arrival_rate_per_s"], finite["wait_us"] / 1000, label=method, **styles[i % 3])
+    med = frame.groupby(["engine", "method", "indexes"])["us_per_row"].median().sort_index()
+    names = {
+        "soft": "soft delete",
+        "soft_ff90": "soft delete, fillfactor 90",
+        "soft_partial": "soft delete, partial indexes",
+    }
+    markers = {"SQLite": "s", "PostgreSQL": "o", "MariaDB": "^"}
+    styles = {"soft": "-", "soft_ff90": "--", "soft_partial": ":"}
+    for engine_label in dict.fromkeys(frame["engine"]):
+        delete = med[(engine_label, "delete")]
+        for method in dict.fromkeys(frame.loc[frame["engine"] == engine_label, "method"]):
+            if method == "delete":
+                continue
+            ratio = med[(engine_label, method)] / delete
+            product = engine_label.split()[0]
+            ax.plot(
+                ratio.index,
+                ratio.to_numpy(),
+                marker=markers.get(product, "x"),
+                ls=styles.get(method, "-"),
+                label=f"{engine_label}: {names.get(method, method)}",
+            )
+    ax.axhline(1.0, color="0.4", lw=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("operations per second on the same row or table lock")
-    ax.set_ylabel("mean wait for the lock (ms)")
-    ax.legend()
+    ax.set_xlabel("secondary indexes on the table")
+    ax.set_ylabel("soft-delete time / DELETE time")
+    ax.text(
+        0.01, 0.02, "below 1: the soft delete is cheaper", transform=ax.transAxes, fontsize=10, color="0.3"
+    )
+    ax.legend(fontsize=9)
     return ax
+
+
+#: The settings printed beside an engine's numbers.
+SETTINGS_SHOWN = {
+    "postgres": ("fsync", "synchronous_commit", "shared_buffers", "full_page_writes"),
+    "mariadb": ("innodb_flush_log_at_trx_commit", "innodb_buffer_pool_size", "log_bin"),
+}
+
+
+def engine_settings_text(engine) -> str:
+    """The settings that matter to this chapter, as ``name=value`` text for the page.
+
+    Parameters
+    ----------
+    engine : syslab.engines.Engine
+        PostgreSQL or MariaDB.
+
+    Returns
+    -------
+    str
+        E.g. ``fsync=on, synchronous_commit=on, shared_buffers=128MB, full_page_writes=on``;
+        the InnoDB buffer pool in MiB.
+    """
+    _check_engine(engine, ("postgres", "mariadb"))
+    parts = []
+    for key in SETTINGS_SHOWN[engine.name]:
+        value = str(engine.settings.get(key, "unknown"))
+        if key == "innodb_buffer_pool_size" and value.isdigit():
+            value = f"{int(value) // 2**20} MiB"
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def summarize_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per engine and soft-delete variant: which method was cheaper at which index counts, in words.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows with ``engine``, ``indexes``, ``method`` and ``us_per_row`` (``delete`` plus variants).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (engine, method other than ``delete``): ``engine``, ``method``,
+        ``soft_cheaper_at`` (list of index counts where the soft delete's median was lower),
+        ``ratio_min_k``, ``ratio_max_k`` (soft / DELETE time at the fewest and most indexes) and
+        ``verdict``: "the soft delete is cheaper at every index count", "DELETE is cheaper at every
+        index count", or which counts each wins.
+    """
+    validate.frame_columns("frame", frame, ("engine", "indexes", "method", "us_per_row"))
+    med = frame.groupby(["engine", "method", "indexes"])["us_per_row"].median().sort_index()
+    rows = []
+    for engine_label in dict.fromkeys(frame["engine"]):
+        delete = med[(engine_label, "delete")]
+        for method in dict.fromkeys(frame.loc[frame["engine"] == engine_label, "method"]):
+            if method == "delete":
+                continue
+            ratio = (med[(engine_label, method)] / delete).sort_index()
+            cheaper = [int(k) for k in ratio.index[ratio < 1]]
+            if len(cheaper) == len(ratio):
+                verdict = "the soft delete is cheaper at every index count"
+            elif not cheaper:
+                verdict = "DELETE is cheaper at every index count"
+            else:
+                dearer = [int(k) for k in ratio.index[ratio >= 1]]
+                verdict = (
+                    f"the soft delete is cheaper with {', '.join(map(str, cheaper))} indexes,"
+                    f" DELETE with {', '.join(map(str, dearer))}"
+                )
+            rows.append(
+                {
+                    "engine": engine_label,
+                    "method": method,
+                    "soft_cheaper_at": cheaper,
+                    "ratio_min_k": float(ratio.iloc[0]),
+                    "ratio_max_k": float(ratio.iloc[-1]),
+                    "verdict": verdict,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarize_writers(
+    engine_frames: Sequence[pd.DataFrame], sqlite_ops: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Concurrent-writer throughput per (engine, method): median round, round spread, p95 latency.
+
+    Parameters
+    ----------
+    engine_frames : sequence of pandas.DataFrame
+        ``run_engine_writers(...).frame`` of each engine (may be empty).
+    sqlite_ops : pandas.DataFrame, optional
+        ``run_concurrent_writers(...).frame`` (one row per operation), labelled
+        ``SQLite <version>, fsync per commit`` or ``…, WAL``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (engine, method): ``engine``, ``method``, ``median_ops_per_s``,
+        ``round_spread`` (highest / lowest round's throughput), ``p95_latency_ms`` (median over rounds).
+    """
+    parts = []
+    for i, frame in enumerate(engine_frames):
+        validate.frame_columns(
+            f"engine_frames[{i}]", frame, ("engine", "round", "method", "ops_per_s", "p95_latency_ms")
+        )
+        parts.append(frame[["engine", "round", "method", "ops_per_s", "p95_latency_ms"]])
+    if sqlite_ops is not None:
+        validate.frame_columns(
+            "sqlite_ops", sqlite_ops, ("durability", "round", "method", "latency_s", "finished_s")
+        )
+        per_round = sqlite_ops.groupby(["durability", "round", "method"], sort=False).agg(
+            n=("latency_s", "size"),
+            span_s=("finished_s", "max"),
+            p95_latency_ms=("latency_s", lambda x: 1000 * float(np.quantile(x, 0.95))),
+        )
+        per_round = per_round.reset_index()
+        kind = per_round["durability"].map(lambda d: "WAL" if d.startswith("WAL") else "fsync per commit")
+        per_round["engine"] = f"SQLite {sqlite3.sqlite_version}, " + kind
+        per_round["ops_per_s"] = per_round["n"] / per_round["span_s"]
+        parts.append(per_round[["engine", "round", "method", "ops_per_s", "p95_latency_ms"]])
+    if not parts:
+        raise ValueError("engine_frames and sqlite_ops are both empty")
+    every = pd.concat(parts, ignore_index=True)
+    grouped = every.groupby(["engine", "method"], sort=False)
+    out = pd.DataFrame(
+        {
+            "median_ops_per_s": grouped["ops_per_s"].median(),
+            "round_spread": grouped["ops_per_s"].max() / grouped["ops_per_s"].min(),
+            "p95_latency_ms": grouped["p95_latency_ms"].median(),
+        }
+    )
+    return out.reset_index()
