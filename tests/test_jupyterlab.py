@@ -28,7 +28,7 @@ from run_chapter import small_parameters, with_parameters
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("SYSLAB_CHROMIUM", "/usr/bin/chromium")
-CHAPTERS = ["gc-pauses"]  # chapters converted to the idiom; the lead adds the rest as they convert
+CHAPTERS = ["gc-pauses", "c10k"]  # chapters converted to the idiom; the lead adds the rest as they convert
 TOKEN = "syslab-test-token"
 EVAL = re.compile(r"\{eval\}`([^`]*)`")
 
