@@ -142,8 +142,8 @@ def test_bad_input():
 
 def test_late_arrivals_can_be_worse_than_random():
     # A few late keys fit in fillfactor's free 10%; more of them split pages the stream has left.
-    few = btree.simulate_late_arrivals(20_000, 0.05, seed=1).mean_fill()
-    some = btree.simulate_late_arrivals(20_000, 0.2, seed=1).mean_fill()
+    few = btree.simulate_late_arrivals(20_000, 0.05, seed=1)["fill"].mean()
+    some = btree.simulate_late_arrivals(20_000, 0.2, seed=1)["fill"].mean()
     assert few > 0.88 and some < 0.7
     with pytest.raises(ValueError, match="late_fraction"):
         btree.simulate_late_arrivals(100, 1.5)

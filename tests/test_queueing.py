@@ -208,7 +208,7 @@ def test_closed_pool_theory_matches_simulation():
     # changes the response time by > 30% here.
     db = ContentionDatabase(cores=4, query_cpu_s=0.01, overhead_per_extra_query=0.05)
     theory = queueing.theory_closed_pool(db, [8], clients=40, think_s=0.08).iloc[0]
-    sim = queueing.simulate_closed_pool(db, 8, clients=40, think_s=0.08, n_events=300_000, seed=4)
+    sim = queueing.simulate_closed_pool(db, 8, clients=40, think_s=0.08, n_events=300_000, seed=4).iloc[0]
     assert sim["throughput_per_s"] == pytest.approx(theory["throughput_per_s"], rel=0.04)
     assert sim["response_ms"] == pytest.approx(theory["response_ms"], rel=0.04)
     assert sim["mean_running"] == pytest.approx(theory["mean_running"], rel=0.04)

@@ -89,12 +89,31 @@ NEG_INF = -math.inf
 
 
 def theory_random_fill() -> float:
-    """Expected leaf utilisation under random inserts with 50/50 splits: ln 2 (Yao 1978)."""
+    """Expected leaf utilisation under random inserts with 50/50 splits: ln 2 (Yao 1978).
+
+    Returns
+    -------
+    float
+        ln 2 = 0.693...
+    """
     return math.log(2)
 
 
 def theory_sequential_fill(policy: str, fillfactor: float = 0.9) -> float:
-    """Leaf fill after ascending inserts, as a fraction of the page: 1/2, 15/16 or ``fillfactor``."""
+    """Leaf fill after ascending inserts, as a fraction of the page: 1/2, 15/16 or ``fillfactor``.
+
+    Parameters
+    ----------
+    policy : {"half", "innodb", "postgres"}
+        Split policy.
+    fillfactor : float
+        PostgreSQL's fillfactor as a fraction (0.1 to 1).
+
+    Returns
+    -------
+    float
+        0.5, 15/16 or ``fillfactor``.
+    """
     policy = validate.choice("policy", policy, SPLIT_POLICIES)
     if policy == "half":
         return 0.5
@@ -109,6 +128,18 @@ def theory_lru_hit_ratio(buffer_pages: int, leaf_pages: int | np.ndarray) -> flo
     Under the independent reference model with uniform page probabilities, an LRU
     cache of B pages holds B distinct pages and the next reference hits with
     probability B/N.
+
+    Parameters
+    ----------
+    buffer_pages : int
+        Pages the buffer pool holds (B).
+    leaf_pages : int or numpy.ndarray
+        Leaf pages of the index (N).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``min(1, B / N)``.
     """
     b = validate.positive_int("buffer_pages", buffer_pages)
     n = np.asarray(leaf_pages, dtype=float)
@@ -127,6 +158,24 @@ def theory_churn_leaf_pages(
     needs ``window / f`` pages. Of the ``(n_steps - window) / f`` pages whose keys have all
     passed the delete horizon, a page survives if any of its ``f`` keys is a straggler:
     probability ``1 - (1 - s)^f``. With s = 1% and f = 90 that is 60% of all pages ever filled.
+
+    Parameters
+    ----------
+    n_steps : int
+        Keys inserted in all (N).
+    window : int
+        Live keys (W).
+    straggler_fraction : float
+        Share of keys never deleted (s), 0 to 1.
+    capacity_keys : int
+        Keys a page holds when full.
+    fillfactor : float
+        Share of a page the rightmost split leaves filled (f = fillfactor x capacity).
+
+    Returns
+    -------
+    float
+        Expected leaf pages: ``W/f + (N - W)/f * (1 - (1 - s)**f)``.
     """
     steps = validate.bounded_int("n_steps", n_steps, MAX_KEYS)
     w = validate.positive_int("window", window)
@@ -354,11 +403,32 @@ def simulate_late_arrivals(
     capacity_keys: int = 100,
     policy: str = "postgres",
     seed: int | np.random.Generator | None = 0,
-) -> LeafLevel:
+) -> pd.DataFrame:
     """Mostly ascending keys: a ``late_fraction`` of them arrive up to ``max_lateness`` positions late.
 
     Models UUIDv7 or timestamp keys generated on servers whose clocks or queues disagree.
-    Returns the final :class:`LeafLevel`.
+    Returns one row per leaf page of the final leaf level.
+
+    Parameters
+    ----------
+    n_keys : int
+        Keys, 1 to ``MAX_KEYS``.
+    late_fraction : float
+        Share of keys that arrive late, 0 to 1.
+    max_lateness : int
+        Largest delay, in positions of the key stream.
+    capacity_keys : int
+        Keys per leaf page.
+    policy : {"half", "innodb", "postgres"}
+        Split policy.
+    seed : int, numpy.random.Generator or None
+        Which keys are late, and by how much.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per leaf page, left to right: ``page``, ``keys``, ``fill`` (keys / capacity,
+        0-1); ``fill.mean()`` is the index's utilisation.
     """
     n = validate.bounded_int("n_keys", n_keys, MAX_KEYS)
     fraction = validate.probability("late_fraction", late_fraction)
@@ -371,11 +441,25 @@ def simulate_late_arrivals(
     level = LeafLevel(capacity_keys, policy)
     for key in keys.tolist():
         level.insert(key)
-    return level
+    fills = level.fills()
+    return pd.DataFrame(
+        {"page": np.arange(fills.size), "keys": np.rint(fills * level.capacity).astype(int), "fill": fills}
+    )
 
 
 def summarize_leaves(level: LeafLevel) -> pd.Series:
-    """Leaf pages, mean fill, and the 10th/50th/90th percentile of per-page fill."""
+    """Leaf pages, mean fill, and the 10th/50th/90th percentile of per-page fill.
+
+    Parameters
+    ----------
+    level : LeafLevel
+        A leaf level.
+
+    Returns
+    -------
+    pandas.Series
+        ``leaf_pages``, ``mean_fill`` and ``p10_fill``, ``p50_fill``, ``p90_fill`` (fractions 0-1).
+    """
     if not isinstance(level, LeafLevel):
         raise TypeError(f"level must be a LeafLevel, got {type(level).__name__}")
     fills = level.fills()
@@ -407,6 +491,27 @@ def simulate_churn(
     The first ``window`` steps only insert. After that every step deletes the oldest
     key -- except that a ``straggler_fraction`` of keys are never deleted (a job stuck
     in "processing", a soft-deleted row someone forgot): they pin their pages.
+
+    Parameters
+    ----------
+    n_steps : int
+        Operations, 1 to ``MAX_KEYS``.
+    window : int
+        Live keys in steady state (deletes start after this many inserts).
+    order : {"sequential", "random"}
+        Key order of the inserts.
+    straggler_fraction : float
+        Share of keys never deleted, 0 to 1.
+    capacity_keys : int
+        Keys per leaf page.
+    policy : {"half", "innodb", "postgres"}
+        Split policy.
+    reclaim : {"empty", "merge"}
+        Free only empty pages (PostgreSQL) or also merge sparse neighbours (InnoDB).
+    n_checkpoints : int
+        Rows in the returned history.
+    seed : int, numpy.random.Generator or None
+        Randomness of the key order and of the stragglers.
 
     Returns
     -------
@@ -459,6 +564,25 @@ def sweep_stragglers(
 
     Returns one row per fraction: ``straggler_fraction``, ``leaf_pages``, ``theory_leaf_pages``,
     ``live_rows``, ``leaf_density``.
+
+    Parameters
+    ----------
+    fractions : sequence of float
+        Straggler fractions, each 0 to 1.
+    n_steps : int
+        Operations per run.
+    window : int
+        Live keys in steady state.
+    capacity_keys : int
+        Keys per leaf page.
+    seed : int, numpy.random.Generator or None
+        Source of randomness.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fraction: ``straggler_fraction``, ``leaf_pages`` (simulated, at the end),
+        ``theory_leaf_pages`` (:func:`theory_churn_leaf_pages`).
     """
     if len(fractions) == 0:
         raise ValueError("fractions must not be empty")
@@ -490,7 +614,19 @@ def sweep_stragglers(
 
 
 def plot_fill_histogram(levels: dict[str, LeafLevel], ax: Axes | None = None) -> Axes:
-    """Histogram of per-leaf fill for each named leaf level."""
+    """Histogram of per-leaf fill for each named leaf level.
+
+    Parameters
+    ----------
+    levels : dict of str to LeafLevel
+        Label to leaf level.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     bins = np.linspace(0, 1, 41)
     for name, level in levels.items():
@@ -500,7 +636,19 @@ def plot_fill_histogram(levels: dict[str, LeafLevel], ax: Axes | None = None) ->
 
 
 def plot_fill_history(histories: Sequence[pd.DataFrame], ax: Axes | None = None) -> Axes:
-    """Mean leaf fill against keys inserted, one line per (order, policy), with ln 2 marked."""
+    """Mean leaf fill against keys inserted, one line per (order, policy), with ln 2 marked.
+
+    Parameters
+    ----------
+    histories : sequence of pandas.DataFrame
+        Histories from :func:`simulate_inserts` (``keys``, ``mean_fill``, ``order``, ``policy``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for history in histories:
         name = f"{history['order'].iloc[0]}, {history['policy'].iloc[0]}"
@@ -514,7 +662,21 @@ def plot_fill_history(histories: Sequence[pd.DataFrame], ax: Axes | None = None)
 
 
 def plot_buffer_pool(histories: Sequence[pd.DataFrame], buffer_pages: int, ax: Axes | None = None) -> Axes:
-    """Buffer-pool hit ratio against index size (leaf pages), measured and min(1, B/N)."""
+    """Buffer-pool hit ratio against index size (leaf pages), measured and min(1, B/N).
+
+    Parameters
+    ----------
+    histories : sequence of pandas.DataFrame
+        Histories from :func:`simulate_inserts` (``leaf_pages``, ``hit_ratio``, ``order``).
+    buffer_pages : int
+        The pool size the runs used (a dotted line where the index outgrows it).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for history in histories:
         name = f"{history['order'].iloc[0]} keys"
@@ -530,7 +692,19 @@ def plot_buffer_pool(histories: Sequence[pd.DataFrame], buffer_pages: int, ax: A
 
 
 def plot_churn(frames: Sequence[pd.DataFrame], ax: Axes | None = None) -> Axes:
-    """Leaf pages and live rows against steps, one line per churn scenario."""
+    """Leaf pages and live rows against steps, one line per churn scenario.
+
+    Parameters
+    ----------
+    frames : sequence of pandas.DataFrame
+        Outputs of :func:`simulate_churn` (``step``, ``leaf_pages``, ``order``, ``straggler_fraction``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = axes_or_new(ax)
     for frame in frames:
         name = f"{frame['order'].iloc[0]} keys, {100 * frame['straggler_fraction'].iloc[0]:g}% never deleted"
@@ -630,8 +804,17 @@ def run_sqlite_inserts(
 
 def run_sqlite_bloat(
     n_rows: int = 200_000, *, delete_fraction: float = 0.9, seed: int | np.random.Generator | None = 0
-) -> pd.DataFrame:
+) -> Run:
     """Insert random keys into an indexed table, delete most rows, then REINDEX and VACUUM.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows inserted, 1 to ``MAX_SQLITE_ROWS``.
+    delete_fraction : float
+        Share of rows deleted, 0 to 1.
+    seed : int, numpy.random.Generator or None
+        Randomness of the keys and of which rows are deleted.
 
     Returns
     -------
@@ -692,6 +875,17 @@ def run_online_index_build(
     ``CREATE INDEX`` (the replacement), then swaps it for the old index by dropping the old one
     in one short transaction. SQLite builds the index inside a write transaction, so the writer
     waits for the whole build: the longest insert latency is about the build time.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows in the table, 1 to ``MAX_SQLITE_ROWS``.
+    writer_interval_s : float
+        Seconds between the writer's inserts.
+    timeout_s : float
+        Budget for the whole experiment in seconds.
+    seed : int, numpy.random.Generator or None
+        Randomness of the indexed values.
 
     Returns
     -------

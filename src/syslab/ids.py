@@ -68,6 +68,11 @@ def uuid7(unix_ts_ms: int, rand_a: int, rand_b: int) -> uuid.UUID:
         12 bits (random, or a counter for monotonicity).
     rand_b : int
         62 bits.
+
+    Returns
+    -------
+    uuid.UUID
+        Version 7, variant RFC 9562.
     """
     ts = validate.int_in_range("unix_ts_ms", unix_ts_ms, 0, 2**48 - 1)
     a = validate.int_in_range("rand_a", rand_a, 0, 2**12 - 1)
@@ -77,7 +82,18 @@ def uuid7(unix_ts_ms: int, rand_a: int, rand_b: int) -> uuid.UUID:
 
 
 def uuid7_timestamp_ms(value: uuid.UUID) -> int:
-    """The ``unix_ts_ms`` field of a UUIDv7."""
+    """The ``unix_ts_ms`` field of a UUIDv7.
+
+    Parameters
+    ----------
+    value : uuid.UUID
+        A version-7 UUID.
+
+    Returns
+    -------
+    int
+        Unix milliseconds.
+    """
     if not isinstance(value, uuid.UUID):
         raise TypeError(f"value must be a uuid.UUID, got {type(value).__name__}")
     if value.version != 7:
@@ -91,6 +107,11 @@ class UUID7Generator:
     The counter starts at a random value below 2048 each new millisecond (leaving room to
     count); if it overflows, the timestamp is advanced by one millisecond, which the RFC
     allows to keep order.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.Generator or None
+        Randomness of the counters' starts and of ``rand_b``.
     """
 
     def __init__(self, seed: int | np.random.Generator | None = None) -> None:
@@ -99,6 +120,18 @@ class UUID7Generator:
         self.counter = 0
 
     def next(self, now_ms: int) -> uuid.UUID:
+        """The next UUIDv7 at clock time ``now_ms``.
+
+        Parameters
+        ----------
+        now_ms : int
+            The clock in Unix milliseconds (may stand still or go back; order is kept).
+
+        Returns
+        -------
+        uuid.UUID
+            Greater than every UUID this generator returned before.
+        """
         now_ms = validate.non_negative_int("now_ms", now_ms)
         if now_ms > self.last_ms:
             self.last_ms = now_ms
@@ -118,7 +151,24 @@ def uuid7_batch(
     ids_per_ms: float = 50.0,
     seed: int | np.random.Generator | None = 0,
 ) -> list[uuid.UUID]:
-    """``n`` monotonic UUIDv7s as if generated at ``ids_per_ms`` per millisecond from ``start_ms``."""
+    """``n`` monotonic UUIDv7s as if generated at ``ids_per_ms`` per millisecond from ``start_ms``.
+
+    Parameters
+    ----------
+    n : int
+        How many, 1 to ``MAX_KEY_ARRAY``.
+    start_ms : int
+        Unix milliseconds of the first.
+    ids_per_ms : float
+        IDs generated per millisecond (> 0).
+    seed : int, numpy.random.Generator or None
+        Randomness of the counters' starts and of ``rand_b``.
+
+    Returns
+    -------
+    list of uuid.UUID
+        Strictly increasing.
+    """
     n = validate.positive_int("n", n)
     rate = validate.positive_float("ids_per_ms", ids_per_ms)
     rng = validate.rng_from_seed(seed)
@@ -128,7 +178,19 @@ def uuid7_batch(
 
 
 def uuid4_batch(n: int, *, seed: int | np.random.Generator | None = 0) -> list[uuid.UUID]:
-    """``n`` version-4 UUIDs from a seeded generator (122 random bits, version and variant set)."""
+    """``n`` version-4 UUIDs from a seeded generator (122 random bits, version and variant set).
+
+    Parameters
+    ----------
+    n : int
+        How many, 1 to ``MAX_KEY_ARRAY``.
+    seed : int, numpy.random.Generator or None
+        Randomness of the 122 random bits.
+
+    Returns
+    -------
+    list of uuid.UUID
+    """
     n = validate.positive_int("n", n)
     rng = validate.rng_from_seed(seed)
     high = rng.integers(0, 2**63, size=n, dtype=np.int64).tolist()
@@ -142,6 +204,8 @@ def uuid4_batch(n: int, *, seed: int | np.random.Generator | None = 0) -> list[u
     return result
 
 
+MAX_BURST_REQUESTS_PER_MS = 1_000_000  # IDs asked of one generator per simulated millisecond
+MAX_BURST_MS = 100_000  # simulated milliseconds
 MAX_MIGRATION_ROWS = 2_000_000  # rows in the SQLite migration (~1 s per 100k)
 MAX_KEY_ARRAY = 10_000_000  # keys per array: 160 MB of UUIDs, the most a chapter loads into an engine
 
@@ -218,7 +282,24 @@ def uuid7_array(
 def snowflake_encode(
     timestamp_ms: int, machine_id: int, sequence: int, *, epoch_ms: int = SNOWFLAKE_EPOCH_MS
 ) -> int:
-    """Pack a Snowflake ID: ``(ts - epoch) << 22 | machine << 12 | sequence``."""
+    """Pack a Snowflake ID: ``(ts - epoch) << 22 | machine << 12 | sequence``.
+
+    Parameters
+    ----------
+    timestamp_ms : int
+        Unix milliseconds, not before ``epoch_ms`` and within 41 bits of it.
+    machine_id : int
+        0 to 1023.
+    sequence : int
+        0 to 4095.
+    epoch_ms : int
+        The generator's epoch in Unix milliseconds.
+
+    Returns
+    -------
+    int
+        The ID.
+    """
     ts = validate.non_negative_int("timestamp_ms", timestamp_ms) - validate.non_negative_int(
         "epoch_ms", epoch_ms
     )
@@ -230,7 +311,20 @@ def snowflake_encode(
 
 
 def snowflake_decode(value: int, *, epoch_ms: int = SNOWFLAKE_EPOCH_MS) -> dict[str, int]:
-    """Unpack a Snowflake ID into ``timestamp_ms``, ``machine_id`` and ``sequence``."""
+    """Unpack a Snowflake ID into ``timestamp_ms``, ``machine_id`` and ``sequence``.
+
+    Parameters
+    ----------
+    value : int
+        A Snowflake ID (63 bits).
+    epoch_ms : int
+        The generator's epoch in Unix milliseconds.
+
+    Returns
+    -------
+    dict of str to int
+        ``timestamp_ms`` (Unix milliseconds), ``machine_id``, ``sequence``.
+    """
     v = validate.int_in_range("value", value, 0, 2**63 - 1)
     return {
         "timestamp_ms": (v >> (MACHINE_BITS + SEQUENCE_BITS)) + epoch_ms,
@@ -240,7 +334,15 @@ def snowflake_decode(value: int, *, epoch_ms: int = SNOWFLAKE_EPOCH_MS) -> dict[
 
 
 class SnowflakeGenerator:
-    """One machine's Snowflake generator. :meth:`next` returns None when the millisecond is used up."""
+    """One machine's Snowflake generator. :meth:`next` returns None when the millisecond is used up.
+
+    Parameters
+    ----------
+    machine_id : int
+        0 to 1023 (10 bits); unique per generator.
+    epoch_ms : int
+        The custom epoch in Unix milliseconds (Twitter's by default).
+    """
 
     def __init__(self, machine_id: int, *, epoch_ms: int = SNOWFLAKE_EPOCH_MS) -> None:
         self.machine_id = validate.int_in_range("machine_id", machine_id, 0, MAX_MACHINE)
@@ -272,9 +374,30 @@ def simulate_snowflake_burst(
     """Ask one generator for ``requests_per_ms`` IDs in each of ``n_ms`` milliseconds.
 
     Returns one row per millisecond: ``ms``, ``requested``, ``issued``, ``refused``.
+
+    Parameters
+    ----------
+    requests_per_ms : int
+        IDs asked for in each millisecond, 1 to ``MAX_BURST_REQUESTS_PER_MS``.
+    n_ms : int
+        Milliseconds simulated, 1 to ``MAX_BURST_MS``.
+    start_ms : int
+        Unix milliseconds of the first one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per millisecond: ``ms``, ``requested``, ``issued``, ``refused``.
     """
-    rate = validate.positive_int("requests_per_ms", requests_per_ms)
-    n_ms = validate.positive_int("n_ms", n_ms)
+    rate = validate.bounded_int("requests_per_ms", requests_per_ms, MAX_BURST_REQUESTS_PER_MS)
+    n_ms = validate.bounded_int("n_ms", n_ms, MAX_BURST_MS)
+    if rate * n_ms > MAX_BURST_REQUESTS_PER_MS * 10:
+        raise ValueError(
+            f"requests_per_ms x n_ms must be at most {MAX_BURST_REQUESTS_PER_MS * 10:,} requests, got {rate * n_ms:,}"
+        )
+    start_ms = validate.int_in_range(
+        "start_ms", start_ms, SNOWFLAKE_EPOCH_MS, SNOWFLAKE_EPOCH_MS + 2**41 - 1 - n_ms
+    )
     generator = SnowflakeGenerator(1)
     rows = []
     for offset in range(n_ms):
@@ -290,7 +413,14 @@ def simulate_snowflake_burst(
 
 
 def id_schemes() -> pd.DataFrame:
-    """The four schemes side by side: size, ordering, coordination, and the limit that bites."""
+    """The four schemes side by side: size, ordering, coordination, and the limit that bites.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scheme (index ``scheme``): ``bytes``, ``time-ordered``, ``coordination``,
+        ``what bites``.
+    """
     years_41_bits = 2**41 / 1000 / 86_400 / 365.25
     return pd.DataFrame(
         [
@@ -326,7 +456,19 @@ def id_schemes() -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class MigrationConfig:
-    """Knobs of :func:`run_dual_write_migration`."""
+    """Knobs of :func:`run_dual_write_migration`.
+
+    Attributes
+    ----------
+    initial_rows : int
+        Rows in ``orders`` before the migration, 1 to ``MAX_MIGRATION_ROWS``.
+    batch_rows : int
+        Rows per backfill transaction.
+    writer_interval_s : float
+        Seconds between the concurrent writer's inserts.
+    timeout_s : float
+        Budget for the whole migration in seconds.
+    """
 
     initial_rows: int = 50_000  # rows present before the migration starts
     batch_rows: int = 2_000  # rows per backfill transaction

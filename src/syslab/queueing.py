@@ -64,6 +64,15 @@ __all__ = [
 OUTCOMES = ("served", "timeout")
 MAX_SERVERS = 100_000  # servers in a closed form: Erlang C loops once per server
 MAX_RETRIES = 20  # retries per request in simulate_pool_retries
+MAX_REPLICATIONS = 1_000  # independent runs in one replicated sweep
+
+
+def _child_seeds(seed: int | np.random.Generator | None, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators from ``seed`` (an int's ``SeedSequence`` children, or ``Generator.spawn``)."""
+    if isinstance(seed, np.random.Generator):
+        return list(seed.spawn(n))
+    root = np.random.SeedSequence(None if seed is None else validate.non_negative_int("seed", seed))
+    return [np.random.default_rng(child) for child in root.spawn(n)]
 
 
 # --------------------------------------------------------------------------- theory
@@ -125,6 +134,20 @@ def mmc_mean_queue_delay_s(arrival_rate_per_s: float, mean_service_s: float, ser
     """Mean time waiting for a server in M/M/c: Wq = C(c, a) / (c mu - lambda).
 
     Returns ``inf`` when the load reaches the capacity (lambda >= c mu).
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Mean arrival rate lambda (per second, >= 0).
+    mean_service_s : float
+        Mean time a request holds a server (seconds, > 0).
+    servers : int
+        Servers c, 1 to ``MAX_SERVERS``.
+
+    Returns
+    -------
+    float
+        Mean wait for a server in seconds; ``inf`` when the load reaches the capacity.
     """
     lam = validate.non_negative_float("arrival_rate_per_s", arrival_rate_per_s)
     s = validate.positive_float("mean_service_s", mean_service_s)
@@ -215,6 +238,18 @@ def hikaricp_pool_size(core_count: int, effective_spindle_count: int = 0) -> int
     PostgreSQL project). ``core_count`` excludes hyper-threads; the spindle count
     is 0 when the working set is fully cached. A starting point to measure from,
     not an answer.
+
+    Parameters
+    ----------
+    core_count : int
+        CPU cores of the database server (>= 1).
+    effective_spindle_count : int
+        Disks that can seek independently (0 when the working set is cached; SSDs count as a few).
+
+    Returns
+    -------
+    int
+        Connections: ``core_count * 2 + effective_spindle_count``.
     """
     cores = validate.positive_int("core_count", core_count)
     spindles = validate.non_negative_int("effective_spindle_count", effective_spindle_count)
@@ -297,6 +332,17 @@ def draw_gaps_s(n: int, mean_s: float, cv: float, rng: np.random.Generator) -> n
 
     ``cv = 0`` gives a constant; otherwise a gamma distribution with shape ``1/cv^2``
     (``cv = 1`` is the exponential). Used for both inter-arrival gaps and service times.
+
+    Parameters
+    ----------
+    n : int
+        How many durations, 1 or more.
+    mean_s : float
+        Their mean in seconds (> 0).
+    cv : float
+        Coefficient of variation (>= 0; 0 gives a constant, 1 the exponential).
+    rng : numpy.random.Generator
+        Source of randomness.
 
     Returns
     -------
@@ -730,6 +776,13 @@ def summarize_littles_law(df: pd.DataFrame, warmup_s: float = 0.0) -> pd.Series:
     The observation window runs from ``warmup_s`` to the last arrival. Requests
     that timed out are in the system while they wait, so they count too.
 
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Output of :func:`simulate_pool`.
+    warmup_s : float
+        Seconds at the start left out (>= 0).
+
     Returns
     -------
     pandas.Series
@@ -820,6 +873,23 @@ def sweep_pool_sizes(
     Every pool size sees the *same* requests (common random numbers), so the
     differences between rows come from the pool size alone.
 
+    Parameters
+    ----------
+    pool_sizes : sequence of int
+        Pool sizes to simulate, all fed the same requests.
+    arrival_rate_per_s, mean_service_s : float
+        Poisson arrivals per second and mean seconds a request holds a connection.
+    cv_service : float
+        Coefficient of variation of service times.
+    acquire_timeout_s : float
+        Acquire timeout in seconds (``inf``: wait forever).
+    n_requests : int
+        Requests per run.
+    warmup_fraction : float
+        Share of the first requests left out of the summaries, 0 to 0.9.
+    seed : int, numpy.random.Generator or None
+        Source of randomness.
+
     Returns
     -------
     pandas.DataFrame
@@ -869,12 +939,27 @@ def replicate_pool(
     cv_service: float = 1.0,
     n_seeds: int = 20,
     n_requests: int = 20_000,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Summaries of independent replications of the same pool, to show run-to-run spread.
 
     Replication ``i`` of every pool size uses the ``i``-th child of
     ``SeedSequence(seed)``, so sizes are compared on the same random numbers.
+
+    Parameters
+    ----------
+    pool_sizes : sequence of int
+        Pool sizes to replicate.
+    arrival_rate_per_s, mean_service_s : float
+        Load: arrivals per second and mean seconds a request holds a connection.
+    cv_service : float
+        Coefficient of variation of service times.
+    n_seeds : int
+        Independent replications per size, 1 to ``MAX_REPLICATIONS``.
+    n_requests : int
+        Requests per replication.
+    seed : int, numpy.random.Generator or None
+        Root of the replications' independent seeds (the same children for every size).
 
     Returns
     -------
@@ -883,8 +968,8 @@ def replicate_pool(
         the columns of :func:`summarize_pool`.
     """
     sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
-    n_seeds = validate.positive_int("n_seeds", n_seeds)
-    children = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(n_seeds)
+    n_seeds = validate.bounded_int("n_seeds", n_seeds, MAX_REPLICATIONS)
+    children = _child_seeds(seed, n_seeds)
     rows = []
     for size in sizes:
         for replication, child in enumerate(children):
@@ -894,7 +979,7 @@ def replicate_pool(
                 arrival_rate_per_s=arrival_rate_per_s,
                 mean_service_s=mean_service_s,
                 cv_service=cv_service,
-                seed=np.random.default_rng(child),
+                seed=child,
             )
             rows.append(
                 {"pool_size": size, "replication": replication, **summarize_pool(run, size).to_dict()}
@@ -909,12 +994,27 @@ def sweep_kingman(
     mean_service_s: float = 0.01,
     n_requests: int = 200_000,
     warmup_fraction: float = 0.1,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Single-connection queueing delay against utilisation for several variabilities.
 
     Poisson arrivals (ca = 1) and service times with each CV in ``cvs``; the
     simulated mean Wq next to Kingman's (here exact, Pollaczek-Khinchine) value.
+
+    Parameters
+    ----------
+    utilisations : sequence of float
+        Single-connection utilisations rho in (0, 1).
+    cvs : sequence of float
+        Service-time coefficients of variation.
+    mean_service_s : float
+        Mean service time in seconds.
+    n_requests : int
+        Requests per run.
+    warmup_fraction : float
+        Share of the first requests left out, 0 to 0.9.
+    seed : int, numpy.random.Generator or None
+        Root of the runs' independent seeds.
 
     Returns
     -------
@@ -931,7 +1031,7 @@ def sweep_kingman(
     if not rhos or not cv_list:
         raise ValueError("utilisations and cvs must not be empty")
     s = validate.positive_float("mean_service_s", mean_service_s)
-    seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(rhos) * len(cv_list))
+    seeds = _child_seeds(seed, len(rhos) * len(cv_list))
     rows = []
     for i, (rho, cv) in enumerate((r, c) for r in rhos for c in cv_list):
         lam = rho / s
@@ -941,7 +1041,7 @@ def sweep_kingman(
             arrival_rate_per_s=lam,
             mean_service_s=s,
             cv_service=cv,
-            seed=np.random.default_rng(seeds[i]),
+            seed=seeds[i],
         )
         kept = df.iloc[int(warmup_fraction * len(df)) :]
         sim_ms = float(kept["wait_s"].mean() * 1000)
@@ -1029,6 +1129,17 @@ def theory_closed_pool(
     work the number of requests at the database tier is a birth-death chain,
     solved here exactly (in log space, so 10,000 clients are fine).
 
+    Parameters
+    ----------
+    db : ContentionDatabase
+        The database tier (cores, CPU per query, overhead per extra query).
+    pool_sizes : sequence of int
+        Pool sizes to solve for.
+    clients : int
+        Application threads.
+    think_s : float
+        Mean think time between a thread's queries (seconds).
+
     Returns
     -------
     pandas.DataFrame
@@ -1067,17 +1178,32 @@ def simulate_closed_pool(
     think_s: float,
     n_events: int = 200_000,
     seed: int | np.random.Generator | None = 0,
-) -> pd.Series:
+) -> pd.DataFrame:
     """Stochastic simulation of the same closed system (to check :func:`theory_closed_pool`).
 
     An event-by-event (Gillespie) simulation of the Markov chain: each step draws
     the time to the next event and whether it is a new request or a completion.
     The first 10% of events are discarded as warm-up.
 
+    Parameters
+    ----------
+    db : ContentionDatabase
+        The database tier (cores, CPU per query, overhead per extra query).
+    pool_size : int
+        Connections.
+    clients : int
+        Application threads, each thinking then borrowing a connection.
+    think_s : float
+        Mean think time between a thread's queries (seconds, exponential).
+    n_events : int
+        Events to simulate.
+    seed : int, numpy.random.Generator or None
+        Source of randomness.
+
     Returns
     -------
-    pandas.Series
-        The same fields as one row of :func:`theory_closed_pool`.
+    pandas.DataFrame
+        One row with the same columns as :func:`theory_closed_pool`.
     """
     size = validate.positive_int("pool_size", pool_size)
     clients = validate.positive_int("clients", clients)
@@ -1108,15 +1234,17 @@ def simulate_closed_pool(
             state -= 1
             completions += counted
     throughput = completions / time_total
-    return pd.Series(
-        {
-            "pool_size": size,
-            "throughput_per_s": throughput,
-            "pool_wait_ms": (area_n - area_running) / time_total / throughput * 1000,
-            "query_ms": area_running / time_total / throughput * 1000,
-            "response_ms": area_n / time_total / throughput * 1000,
-            "mean_running": area_running / time_total,
-        }
+    return pd.DataFrame(
+        [
+            {
+                "pool_size": size,
+                "throughput_per_s": throughput,
+                "pool_wait_ms": (area_n - area_running) / time_total / throughput * 1000,
+                "query_ms": area_running / time_total / throughput * 1000,
+                "response_ms": area_n / time_total / throughput * 1000,
+                "mean_running": area_running / time_total,
+            }
+        ]
     )
 
 
@@ -1128,6 +1256,18 @@ def plot_erlang_vs_simulation(sweep: pd.DataFrame, ax: Axes | None = None) -> Ax
 
     ``sweep`` is the output of :func:`sweep_pool_sizes`. Draws P(wait) on ``ax``
     and mean wait (ms, log scale) on a twin axis.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        Output of :func:`sweep_pool_sizes`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The left axis (P(wait)); the mean wait is on its twin.
     """
     ax = axes_or_new(ax)
     stable = sweep[sweep["p_wait_theory"] < 1]
@@ -1160,6 +1300,19 @@ def plot_wait_distribution(df: pd.DataFrame, ax: Axes | None = None, **line_kwar
     """Empirical CDF of the wait for a connection, in ms (log x axis), from :func:`simulate_pool`.
 
     Requests that did not wait at all sit at the left edge (drawn at 1 microsecond).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Output of :func:`simulate_pool` (``wait_s``, ``outcome``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+    **line_kwargs
+        Passed to ``Axes.plot`` (label, colour).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     _check_requests(df)
     ax = axes_or_new(ax)
@@ -1176,6 +1329,17 @@ def plot_kingman(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Mean queueing delay against utilisation, one colour per service-time CV.
 
     ``sweep`` is the output of :func:`sweep_kingman`: lines are Kingman, markers simulation.
+
+    Parameters
+    ----------
+    sweep : pandas.DataFrame
+        Output of :func:`sweep_kingman`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     ax = axes_or_new(ax)
     for i, (cv, group) in enumerate(sweep.groupby("cv_service")):
@@ -1203,6 +1367,19 @@ def plot_closed_pool(table: pd.DataFrame, axes: Sequence[Axes] | None = None) ->
     """Throughput, and response time split into pool wait and query time, against pool size.
 
     ``table`` is the output of :func:`theory_closed_pool`. Returns the two axes.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`theory_closed_pool` (``pool_size``, ``throughput_per_s``, ``pool_wait_ms``,
+        ``query_ms``).
+    axes : two matplotlib Axes, optional
+        Where to draw; a new two-panel figure if omitted.
+
+    Returns
+    -------
+    numpy.ndarray
+        The two Axes (throughput, response time).
     """
     if axes is None:
         import matplotlib.pyplot as plt
