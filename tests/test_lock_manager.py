@@ -178,3 +178,26 @@ def test_postgres_children_do_not_queue_behind_non_key_updates_but_make_multixac
 def test_engine_helpers_reject_bad_input(call, name):
     with pytest.raises((TypeError, ValueError), match=name):
         call()
+
+
+def test_bad_input_reproducers():
+    sweep = pd.DataFrame({"write_rate_per_s": [1.0], "child_p99_ms": [1.0], "child_mean_ms": [1.0]})
+    import simpy
+
+    for call, name in [
+        (lambda: lm.plot_latency_vs_rate(sweep, cliff_rate_per_s=-1.0), "cliff_rate_per_s"),
+        (lambda: lm.plot_latency_vs_rate(sweep, cliff_rate_per_s=float("nan")), "cliff_rate_per_s"),
+        (lambda: lm.plot_latency_vs_rate(sweep, cliff_rate_per_s="1.0"), "cliff_rate_per_s"),
+        (lambda: lm.sweep_write_rates(None), "rates_per_s"),
+        (lambda: lm.sweep_write_rates(5.0), "rates_per_s"),
+        (lambda: lm.RowLock(None), "env"),
+        (lambda: lm.RowLock(simpy.Environment(), fifo="no"), "fifo"),
+        (
+            lambda: lm.summarize_hot_parent(
+                pd.DataFrame({"kind": ["child"], "wait_s": [np.nan], "arrival_s": [0.0], "released_s": [1.0]})
+            ),
+            "df",
+        ),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=name):
+            call()

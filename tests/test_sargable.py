@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,8 +91,9 @@ def test_every_pattern_has_the_documented_plan_and_same_answer():
     # Qualitative on any machine: a point lookup beats a scan of 20,000 rows (medians of 3 runs each).
     with temporary_database() as (conn, _path):
         sargable.build_dashboard(conn, SMALL, seed=7)
-        cast = sargable.run_pattern(conn, sargable.PATTERNS[6], sargable.dashboard_parameters(conn, SMALL),
-                                    repeats=3, max_total_s=2.0)
+        cast = sargable.run_pattern(
+            conn, sargable.PATTERNS[6], sargable.dashboard_parameters(conn, SMALL), repeats=3, max_total_s=2.0
+        )
     assert cast["pattern"] == "cast_on_column" and cast["speedup"] > 3
     table = sargable.summarize_patterns(runs.reset_index())
     assert list(table["plan after"].unique()) == ["SEARCH"]
@@ -259,7 +262,9 @@ def test_mariadb_plans():
 def test_classify_engine_plan():
     seq = [{"Plan": {"Node Type": "Seq Scan"}}]
     assert sargable.classify_engine_plan("postgres", seq) == ("scan", "Seq Scan")
-    nested = [{"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Index Scan", "Scan Direction": "Backward"}]}}]
+    nested = [
+        {"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Index Scan", "Scan Direction": "Backward"}]}}
+    ]
     assert sargable.classify_engine_plan("postgres", nested) == ("index", "Index Scan Backward")
     maria = [(1, "SIMPLE", "t", "ALL", None, None, None, None, 100, "Using where; Using filesort")]
     assert sargable.classify_engine_plan("mariadb", maria) == ("scan", "ALL [Using filesort]")
@@ -277,3 +282,46 @@ def test_plan_uses_index_reads_a_single_line_and_rejects_non_text():
     for bad in (None, 5, b"SEARCH t", ["SEARCH t", 3]):
         with pytest.raises(TypeError, match="plan"):
             sqlite_tools.plan_uses_index(bad)
+
+
+def test_bad_input_reproducers_name_the_parameter(dashboard):
+    conn, _info, params = dashboard
+    closed = sqlite3.connect(":memory:")
+    closed.close()
+    empty = sqlite3.connect(":memory:")
+    cases = [
+        (lambda: sargable.DashboardConfig(start_date=None), "start_date"),
+        (lambda: sargable.DashboardConfig(start_date=5), "start_date"),
+        (lambda: sargable.build_dashboard(closed, SMALL), "conn"),
+        (lambda: sargable.dashboard_parameters(empty, SMALL), "conn"),
+        (lambda: sargable.dashboard_parameters(conn, "config"), "config"),
+        (lambda: sargable.index_leaf_map(None, [True], keys_per_leaf=2, uses_index=True), "keys"),
+        (lambda: sargable.index_leaf_map(["a"], None, keys_per_leaf=2, uses_index=True), "matches"),
+        (lambda: sargable.index_leaf_map(["a"], [True], keys_per_leaf=2, uses_index="no"), "uses_index"),
+        (lambda: sargable.index_sample(conn, "players", "email", "no-such-value", params), "where"),
+        (lambda: sargable.index_sample(conn, "players", "email", "email = :email", {}), "params"),
+        (lambda: sargable.sweep_selectivity(empty, [1, 7], SMALL), "conn"),
+        (lambda: sargable.sweep_selectivity(conn, [1, 7], "config"), "config"),
+        (lambda: sargable.run_pattern(conn, sargable.PATTERNS[0], {}), "params"),
+        (lambda: sargable.run_patterns(conn, params, "abc"), "patterns"),
+        (lambda: sargable.Pattern(None, "l", "SELECT 1", "SELECT 1"), "key"),
+        (lambda: sargable.Pattern("k", "l", "SELECT 1", "SELECT 1", setup=None), "setup"),
+        (lambda: sargable.Pattern("k", "l", "SELECT 1", "SELECT 1", changes_schema="no"), "changes_schema"),
+        (lambda: sargable.plot_selectivity(pd.DataFrame(), pd.Series(dtype=float)), "sweep"),
+        (
+            lambda: sargable.fit_crossover(
+                pd.DataFrame(
+                    {
+                        "rows": [1.0, np.nan],
+                        "fraction": [0.1, 0.2],
+                        "ms_scan": [1.0, 1.0],
+                        "ms_search": [1.0, 2.0],
+                    }
+                )
+            ),
+            "sweep",
+        ),
+    ]
+    for call, name in cases:
+        with pytest.raises((TypeError, ValueError), match=name):
+            call()

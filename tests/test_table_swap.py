@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,3 +62,21 @@ def test_bad_input():
         ts.estimate_rebuild_s(10, pd.DataFrame({"rows": [1], "seconds": [1.0]}))
     with pytest.raises(TypeError, match="config"):
         ts.run_online_swap("fast")
+
+
+def test_bad_input_reproducers():
+    ops = pd.DataFrame(
+        {"t_s": [0.0, 1.0], "op": ["insert", "insert"], "outcome": ["ok", "ok"], "phase": ["a", "a"]}
+    )
+    with pytest.raises(ValueError, match="bin_s"):
+        ts.plot_swap_timeline(ops, bin_s=1e-9)
+    with pytest.raises(ValueError, match="ops"):
+        ts.plot_swap_timeline(ops.iloc[:0])
+    with pytest.raises(ValueError, match="measurements"):
+        ts.estimate_rebuild_s(1e6, pd.DataFrame({"rows": [1.0, np.nan], "seconds": [1.0, 2.0]}))
+    with pytest.raises((TypeError, ValueError), match="ops"):
+        ts.SwapResult(
+            ops=pd.DataFrame(), chunks=pd.DataFrame(), summary=pd.Series(dtype=float), environment={}
+        )
+    with pytest.raises(TypeError, match="summary"):
+        ts.SwapResult(ops=ops, chunks=pd.DataFrame(), summary=None, environment={})

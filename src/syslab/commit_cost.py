@@ -60,6 +60,8 @@ __all__ = [
 
 MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 MAX_GROUP_CLIENTS = 100_000  # concurrent committers in simulate_group_commit
+MAX_COMMIT_ROWS = 1_000_000  # rows per case in measure_commit_rates
+MAX_CASE_S = 30.0  # seconds per case in measure_commit_rates
 
 
 # ------------------------------------------------------------------ the disk
@@ -156,9 +158,9 @@ def measure_commit_rates(
         ``journal_mode``, ``synchronous``, ``rows_per_tx``, ``rows``, ``commits``,
         ``seconds``, ``rows_per_s``, ``commits_per_s``; ``attrs["filesystem"]``.
     """
-    n = validate.int_in_range("n_rows", n_rows, 1, 10_000_000)
-    batch = validate.int_in_range("batch_rows", batch_rows, 1, 10_000_000)
-    budget = validate.positive_float("max_s_per_case", max_s_per_case)
+    n = validate.bounded_int("n_rows", n_rows, MAX_COMMIT_ROWS)
+    batch = validate.bounded_int("batch_rows", batch_rows, MAX_COMMIT_ROWS)
+    budget = validate.float_in_range("max_s_per_case", max_s_per_case, 1e-3, MAX_CASE_S)
     modes = [
         validate.choice("journal_modes", m, ("WAL", "DELETE", "TRUNCATE", "MEMORY")) for m in journal_modes
     ]
@@ -299,6 +301,8 @@ def summarize_group_commit(df: pd.DataFrame) -> pd.Series:
     needed = {"start_s", "end_s", "batch_size", "mean_latency_s"}
     if not isinstance(df, pd.DataFrame) or not needed <= set(df.columns) or df.empty:
         raise ValueError(f"df must be a non-empty DataFrame with columns {sorted(needed)}")
+    if df[sorted(needed)].isna().any().any():
+        raise ValueError("df must not hold NaN")
     commits = df["batch_size"].sum()
     return pd.Series(
         {
@@ -368,6 +372,11 @@ def plot_group_commit(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    sweep = validate.frame_columns(
+        "sweep", sweep, ["group_commit", "clients", "commits_per_s", "ceiling_one_per_flush"]
+    )
+    if sweep.empty:
+        raise ValueError("sweep must have at least one row")
     ax = axes_or_new(ax)
     for group, name, marker in ((False, "one commit per flush", "s"), (True, "group commit", "o")):
         part = sweep[sweep["group_commit"] == group]
@@ -420,6 +429,8 @@ def run_cascade(
     parents = validate.int_in_range("n_parents", n_parents, 1, 1_000_000)
     per = validate.int_in_range("children_per_parent", children_per_parent, 0, 100_000)
     doomed = validate.int_in_range("n_delete", n_delete, 1, parents)
+    child_index = validate.instance("child_index", child_index, bool)
+    foreign_keys = validate.instance("foreign_keys", foreign_keys, bool)
     if parents * per > 5_000_000:
         raise ValueError("n_parents * children_per_parent must be <= 5,000,000")
     with temporary_database("cascade.db", isolation_level=None) as (conn, _path):
@@ -508,6 +519,7 @@ def plot_cascade(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    sweep = validate.frame_columns("sweep", sweep, ["child_index", "children_per_parent", "seconds"])
     ax = axes_or_new(ax)
     for indexed, name, marker in ((True, "index on child.parent_id", "o"), (False, "no index", "s")):
         part = sweep[sweep["child_index"] == indexed]

@@ -109,8 +109,8 @@ class RowLock:
     """
 
     def __init__(self, env: simpy.Environment, *, fifo: bool = True) -> None:
-        self.env = env
-        self.fifo = fifo
+        self.env = validate.instance("env", env, simpy.Environment)
+        self.fifo = validate.instance("fifo", fifo, bool)
         self.granted: dict[str, int] = {}
         self.queue: deque[tuple[str, simpy.Event]] = deque()
 
@@ -335,6 +335,8 @@ def summarize_hot_parent(df: pd.DataFrame, warmup_share: float = 0.1) -> pd.Seri
     needed = {"kind", "wait_s", "arrival_s", "released_s"}
     if not isinstance(df, pd.DataFrame) or not needed <= set(df.columns) or df.empty:
         raise ValueError(f"df must be a non-empty DataFrame with columns {sorted(needed)}")
+    if df[["wait_s", "arrival_s", "released_s"]].isna().any().any():
+        raise ValueError("df must not hold NaN in wait_s, arrival_s or released_s")
     share = validate.float_in_range("warmup_share", warmup_share, 0.0, 0.9)
     kept = df.iloc[int(len(df) * share) :]
     child = kept.loc[kept["kind"] == "child", "wait_s"].to_numpy() * 1000
@@ -501,6 +503,14 @@ def sweep_write_rates(
     config = HotParentConfig() if config is None else config
     if not isinstance(config, HotParentConfig):
         raise TypeError(f"config must be a HotParentConfig, got {type(config).__name__}")
+    if (
+        isinstance(rates_per_s, (str, bytes))
+        or not isinstance(rates_per_s, Sequence)
+        and not isinstance(rates_per_s, np.ndarray)
+    ):
+        raise TypeError(f"rates_per_s must be a sequence of rates, got {type(rates_per_s).__name__}")
+    if len(rates_per_s) > MAX_SWEEP_RATES:
+        raise ValueError(f"rates_per_s must hold at most {MAX_SWEEP_RATES} rates, got {len(rates_per_s)}")
     rates = [validate.positive_float(f"rates_per_s[{i}]", r) for i, r in enumerate(rates_per_s)]
     if not rates:
         raise ValueError("rates_per_s must not be empty")
@@ -542,6 +552,8 @@ def plot_latency_vs_rate(
     needed = {"write_rate_per_s", "child_p99_ms", "child_mean_ms"}
     if not isinstance(sweep, pd.DataFrame) or not needed <= set(sweep.columns):
         raise ValueError(f"sweep must have columns {sorted(needed)}")
+    if cliff_rate_per_s is not None:
+        cliff_rate_per_s = validate.positive_float("cliff_rate_per_s", cliff_rate_per_s, allow_inf=True)
     ax = axes_or_new(ax)
     floor = 1e-3  # ms: zero waits drawn at the floor of the log axis
     ax.plot(sweep["write_rate_per_s"], sweep["child_p99_ms"].clip(lower=floor), marker="o", label="p99 wait")
@@ -558,6 +570,7 @@ def plot_latency_vs_rate(
 # ------------------------------------------------------------ the real engines
 
 MAX_CLIENTS = 32  # child-writer connections in run_hot_parent
+MAX_SWEEP_RATES = 200  # write rates in one sweep_write_rates call
 MAX_RATE_PER_S = 5_000.0  # child writes per second offered to a real engine
 MAX_DURATION_S = 30.0  # seconds of load in run_hot_parent
 MAX_HOLD_S = 1.0  # a hold time longer than this is not a hot-row experiment

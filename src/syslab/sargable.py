@@ -24,6 +24,7 @@ differs from MariaDB.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -112,16 +113,28 @@ class DashboardConfig:
         validate.positive_int("days", self.days)
         validate.positive_int("n_clans", self.n_clans)
         validate.positive_int("cache_mib", self.cache_mib)
+        if not isinstance(self.start_date, str):
+            raise TypeError(f"start_date must be an ISO date string YYYY-MM-DD, got {self.start_date!r}")
         try:
             np.datetime64(self.start_date, "D")
         except (ValueError, TypeError) as error:
             raise ValueError(f"start_date must be an ISO date YYYY-MM-DD, got {self.start_date!r}") from error
 
 
-def _check_connection(conn: object) -> sqlite3.Connection:
+def _check_connection(conn: object, *, dashboard: bool = False) -> sqlite3.Connection:
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(f"conn must be a sqlite3.Connection, got {type(conn).__name__}")
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.ProgrammingError as error:
+        raise ValueError(f"conn must be an open connection ({error})") from error
+    if dashboard and not {"players", "matches"} <= tables:
+        raise ValueError("conn has no dashboard (players and matches); call build_dashboard first")
     return conn
+
+
+def _check_config(config: object) -> DashboardConfig:
+    return DashboardConfig() if config is None else validate.instance("config", config, DashboardConfig)
 
 
 def _player_columns(config: DashboardConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -198,7 +211,7 @@ def build_dashboard(
         ``index_s``, ``analyze_s``, ``total_s`` (wall seconds).
     """
     conn = _check_connection(conn)
-    config = config if config is not None else DashboardConfig()
+    config = _check_config(config)
     if not isinstance(config, DashboardConfig):
         raise TypeError(f"config must be a DashboardConfig, got {type(config).__name__}")
     rng = validate.rng_from_seed(seed)
@@ -265,8 +278,8 @@ def dashboard_parameters(
     dict
         Parameter name to value for the queries in :data:`PATTERNS` (a day, an e-mail, a prefix, a tag ...).
     """
-    conn = _check_connection(conn)
-    config = config if config is not None else DashboardConfig()
+    conn = _check_connection(conn, dashboard=True)
+    config = _check_config(config)
     n_players = conn.execute("SELECT count(*) FROM players").fetchone()[0]
     if n_players == 0:
         raise ValueError("conn has an empty players table; call build_dashboard first")
@@ -326,6 +339,21 @@ class Pattern:
     setup: tuple[str, ...] = field(default_factory=tuple)
     changes_schema: bool = False
     note: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("key", "label", "before", "after", "note"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a str, got {getattr(self, name)!r}")
+        for name in ("key", "label", "before", "after"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be empty")
+        if (
+            isinstance(self.setup, (str, bytes))
+            or not isinstance(self.setup, tuple)
+            or not all(isinstance(statement, str) for statement in self.setup)
+        ):
+            raise TypeError(f"setup must be a tuple of SQL strings, got {self.setup!r}")
+        validate.instance("changes_schema", self.changes_schema, bool)
 
 
 PATTERNS: tuple[Pattern, ...] = (
@@ -418,9 +446,14 @@ PATTERNS: tuple[Pattern, ...] = (
 )
 
 
-def _bind(sql: str, params: dict[str, object]) -> dict[str, object]:
-    """Only the named parameters ``sql`` uses (sqlite3 rejects none, but keeps plans readable)."""
-    return {name: value for name, value in params.items() if f":{name}" in sql}
+def _bind(sql: str, params: dict[str, object], name: str = "params") -> dict[str, object]:
+    """Only the named parameters ``sql`` uses; a parameter it needs and ``params`` lacks is a ValueError."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of parameter name to value, got {type(params).__name__}")
+    missing = sorted(set(re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", sql)) - set(params))
+    if missing:
+        raise ValueError(f"{name} is missing {missing}, which the query needs (see dashboard_parameters)")
+    return {key: value for key, value in params.items() if f":{key}" in sql}
 
 
 def _execute_once(conn: sqlite3.Connection, statement: str) -> None:
@@ -465,7 +498,7 @@ def run_pattern(
         ``ms_before``/``ms_after`` (median wall time), ``setup_s``,
         ``changes_schema``, ``speedup`` (``ms_before / ms_after``) and ``note``.
     """
-    conn = _check_connection(conn)
+    conn = _check_connection(conn, dashboard=True)
     if not isinstance(pattern, Pattern):
         raise TypeError(f"pattern must be a Pattern, got {type(pattern).__name__}")
     if not isinstance(params, dict):
@@ -530,8 +563,14 @@ def run_patterns(
     pandas.DataFrame
         One row per pattern with the columns of :func:`run_pattern`.
     """
-    if isinstance(patterns, Pattern) or not isinstance(patterns, Sequence) or len(patterns) == 0:
+    if (
+        isinstance(patterns, (Pattern, str, bytes))
+        or not isinstance(patterns, Sequence)
+        or len(patterns) == 0
+    ):
         raise ValueError("patterns must be a non-empty sequence of Pattern")
+    for index, pattern in enumerate(patterns):
+        validate.instance(f"patterns[{index}]", pattern, Pattern)
     rows = [run_pattern(conn, p, params, repeats=repeats, max_total_s=max_total_s) for p in patterns]
     return pd.DataFrame(rows)
 
@@ -556,6 +595,8 @@ def summarize_patterns(runs: pd.DataFrame) -> pd.DataFrame:
     needed = {"label", "index_before", "index_after", "ms_before", "ms_after", "speedup", "note"}
     if not isinstance(runs, pd.DataFrame) or not needed <= set(runs.columns):
         raise ValueError(f"runs must be a DataFrame from run_patterns with columns {sorted(needed)}")
+    if runs[["ms_before", "ms_after", "speedup"]].isna().any().any():
+        raise ValueError("runs must not hold NaN times")
     return pd.DataFrame(
         {
             "pattern": runs["label"],
@@ -608,8 +649,8 @@ def sweep_selectivity(
         One row per width: ``width_days``, ``rows``, ``fraction`` (of the
         table), ``ms_scan``, ``ms_search``, ``plan_scan``, ``plan_search``.
     """
-    conn = _check_connection(conn)
-    config = config if config is not None else DashboardConfig()
+    conn = _check_connection(conn, dashboard=True)
+    config = _check_config(config)
     widths = validate.sequence_of_positive_ints("widths_days", widths_days)
     total = conn.execute("SELECT count(*) FROM matches").fetchone()[0]
     if total == 0:
@@ -662,6 +703,8 @@ def fit_crossover(sweep: pd.DataFrame) -> pd.Series:
     needed = {"rows", "fraction", "ms_scan", "ms_search"}
     if not isinstance(sweep, pd.DataFrame) or not needed <= set(sweep.columns) or len(sweep) < 2:
         raise ValueError(f"sweep must be a DataFrame with columns {sorted(needed)} and at least two rows")
+    if sweep[sorted(needed)].isna().any().any():
+        raise ValueError("sweep must not hold NaN")
     rows = sweep["rows"].to_numpy(float)
     b, a = np.polyfit(rows, sweep["ms_search"].to_numpy(float), 1)
     d, c = np.polyfit(rows, sweep["ms_scan"].to_numpy(float), 1)
@@ -695,6 +738,15 @@ def plot_selectivity(sweep: pd.DataFrame, fit: pd.Series, ax: Axes | None = None
     -------
     matplotlib.axes.Axes
     """
+    sweep = validate.frame_columns("sweep", sweep, ["rows", "fraction", "ms_scan", "ms_search"])
+    if sweep.empty:
+        raise ValueError("sweep must have at least one row")
+    validate.instance("fit", fit, pd.Series)
+    missing = {"scan_ms", "scan_us_per_row", "search_ms", "search_us_per_row", "crossover_fraction"} - set(
+        fit.index
+    )
+    if missing:
+        raise ValueError(f"fit must be what fit_crossover returns; it lacks {sorted(missing)}")
     ax = axes_or_new(ax)
     frac = sweep["fraction"].to_numpy(float)
     ax.plot(frac, sweep["ms_scan"], "o", color="tab:red", label="full scan (measured)")
@@ -770,8 +822,11 @@ def index_sample(
     if not isinstance(where, str) or not where.strip():
         raise ValueError("where must be a non-empty SQL condition")
     n_keys = validate.int_in_range("n_keys", n_keys, 8, 10_000)
-    params = params or {}
-    bound = _bind(where, params)
+    bound = _bind(where, {} if params is None else params)
+    try:
+        conn.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", bound).fetchall()
+    except sqlite3.Error as error:
+        raise ValueError(f"where must be a valid condition on {table} ({error})") from error
     total = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     step = max(1, total // n_keys)
     hits = conn.execute(
@@ -815,6 +870,10 @@ def index_leaf_map(
     pandas.DataFrame
         One row per leaf: ``leaf``, ``first_key``, ``last_key``, ``n_matches``, ``read``.
     """
+    for name, value in (("keys", keys), ("matches", matches)):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            raise TypeError(f"{name} must be a sequence, got {type(value).__name__}")
+    validate.instance("uses_index", uses_index, (bool, np.bool_))
     keys = list(keys)
     hits = np.asarray(matches, dtype=bool)
     if len(keys) == 0 or len(keys) != len(hits):

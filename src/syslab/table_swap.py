@@ -45,6 +45,8 @@ __all__ = [
     "run_online_swap",
 ]
 
+MAX_TIMELINE_BINS = 100_000  # bins drawn by plot_swap_timeline
+
 
 # ------------------------------------------------------------ copying rebuild
 
@@ -141,6 +143,8 @@ def estimate_rebuild_s(rows: float, measurements: pd.DataFrame) -> float:
         raise ValueError("measurements must be a DataFrame from measure_copy_rebuild")
     if len(measurements) < 2:
         raise ValueError("measurements must hold at least two sizes to fit a line")
+    if measurements[["rows", "seconds"]].isna().any().any():
+        raise ValueError("measurements must not hold NaN in rows or seconds")
     slope, intercept = np.polyfit(measurements["rows"].astype(float), measurements["seconds"], 1)
     return float(max(intercept, 0.0) + slope * n)
 
@@ -242,6 +246,12 @@ class SwapResult:
     chunks: pd.DataFrame
     summary: pd.Series
     environment: dict
+
+    def __post_init__(self) -> None:
+        validate.frame_columns("ops", self.ops, ["t_s", "op", "outcome", "phase"])
+        validate.instance("chunks", self.chunks, pd.DataFrame)
+        validate.instance("summary", self.summary, pd.Series)
+        validate.instance("environment", self.environment, dict)
 
 
 class _Writer(threading.Thread):
@@ -490,6 +500,13 @@ def plot_swap_timeline(ops: pd.DataFrame, *, bin_s: float = 0.05, ax: Axes | Non
     if not isinstance(ops, pd.DataFrame) or not {"t_s", "outcome", "phase"} <= set(ops.columns):
         raise ValueError("ops must be the ops DataFrame of a SwapResult")
     width = validate.positive_float("bin_s", bin_s)
+    ops = validate.frame_columns("ops", ops, ["t_s"])
+    if ops.empty or ops["t_s"].isna().any():
+        raise ValueError("ops must have at least one row and no NaN in t_s")
+    if float(ops["t_s"].max()) / width > MAX_TIMELINE_BINS:
+        raise ValueError(
+            f"bin_s must leave at most {MAX_TIMELINE_BINS:,} bins over the run, got bin_s={width}"
+        )
     ax = axes_or_new(ax)
     edges = np.arange(0.0, float(ops["t_s"].max()) + 2 * width, width)
     for outcome, colour in (("ok", "C0"), ("check_failed", "C1"), ("busy", "C7")):
