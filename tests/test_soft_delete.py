@@ -1,23 +1,24 @@
-"""Tests for syslab.soft_delete: the benchmark, the index-cost model, the lock model and the demos."""
+"""Tests for syslab.soft_delete on SQLite: the benchmark, the index-cost model, writers, the demos.
+
+The engine experiments (PostgreSQL, MariaDB) are tested in tests/test_soft_delete_engines.py.
+"""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from syslab import queueing, soft_delete
+from syslab import experiment, soft_delete
 
 SMALL = soft_delete.BenchmarkConfig(n_rows=20_000, n_ops=2_000, index_counts=(0, 4, 8), repeats=3)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return soft_delete.run_benchmark(SMALL, seed=7)
+    run = soft_delete.run_benchmark(SMALL, seed=7)
+    assert isinstance(run, experiment.Run) and run.environment["sqlite"]
+    return run.frame
 
 
 # ----------------------------------------------------------------------------- real benchmark
@@ -43,8 +44,9 @@ def test_benchmark_shape_and_direction(bench):
 def test_benchmark_row_count_for_a_small_config():
     # One run per (index count, repeat, method).
     config = soft_delete.BenchmarkConfig(n_rows=500, n_ops=100, index_counts=(0, 2), repeats=1)
-    runs = soft_delete.run_benchmark(config, seed=1)
+    runs = soft_delete.run_benchmark(config, seed=1).frame
     assert len(runs) == 2 * 3 and (runs["ops"] == 100).all()
+    assert (runs["us_per_row"] == runs["us_per_op"]).all() and runs["engine"].str.startswith("SQLite ").all()
 
 
 def test_theory_fit_recovers_exact_lines():
@@ -57,7 +59,7 @@ def test_theory_fit_recovers_exact_lines():
             {"indexes": k, "method": "soft", "us_per_op": 2.5},
             {"indexes": k, "method": "soft_partial", "us_per_op": 2.5 + 3.0 * k},
         ]
-    fit = soft_delete.theory_index_cost(pd.DataFrame(rows))
+    fit = soft_delete.fit_index_cost(pd.DataFrame(rows))
     assert fit["a_delete_us"] == pytest.approx(1.5, abs=1e-9)
     assert fit["b_delete_us"] == pytest.approx(3.0, abs=1e-9)
     assert fit["b_soft_us"] == pytest.approx(0.0, abs=1e-9)
@@ -72,27 +74,20 @@ def test_measured_slopes_agree_with_the_index_entry_model(bench):
     # per-index slopes should match, and the plain soft delete should be nearly flat. Timings on a shared
     # 2-core machine wander by tens of percent; a model that charged soft deletes per index (slope ~ the
     # DELETE's) or charged DELETE nothing (slope ~ 0) fails these bounds.
-    fit = soft_delete.theory_index_cost(bench)
+    fit = soft_delete.fit_index_cost(bench)
     assert fit["b_delete_us"] > 0
     assert 0.4 < fit["b_soft_partial_us"] / fit["b_delete_us"] < 2.5
     assert abs(fit["b_soft_us"]) < 0.35 * fit["b_delete_us"]
 
 
-# ----------------------------------------------------------------------------- commit modes and lock model
-
-
-@pytest.mark.real
-def test_commit_modes_commit_dominates():
-    result = soft_delete.run_commit_modes(n_rows=2_000, n_ops=40, indexes=2, synchronous="NORMAL", seed=3)
-    assert list(result["method"]) == ["delete", "soft"]
-    assert (result["us_per_op"] > 0).all()
+# ----------------------------------------------------------------------------- concurrent writers (SQLite)
 
 
 @pytest.mark.real
 def test_concurrent_writers_all_finish_and_methods_are_comparable():
     ops = soft_delete.run_concurrent_writers(
         n_threads=3, ops_per_thread=8, indexes=2, n_rows=500, rounds=2, seed=2
-    )
+    ).frame
     assert len(ops) == 2 * 2 * 3 * 8 and set(ops["method"]) == {"delete", "soft"}
     assert (ops["latency_s"] > 0).all()
     table = soft_delete.summarize_concurrent(ops)
@@ -115,36 +110,60 @@ def test_wal_writers_soft_delete_wins_with_many_indexes():
     # the statement benchmark), so even on a noisy machine the soft deletes finish clearly faster.
     ops = soft_delete.run_concurrent_writers(
         n_threads=2, ops_per_thread=300, indexes=8, n_rows=2_000, rounds=2, wal=True, seed=4
-    )
+    ).frame
     table = soft_delete.summarize_concurrent(ops).xs("WAL, synchronous=NORMAL")
     assert table.loc["soft", "median_ops_per_s"] > 1.2 * table.loc["delete", "median_ops_per_s"]
 
 
-def test_lock_wait_model_matches_md1():
-    model = soft_delete.lock_wait_model(
-        {"delete": 20.0, "soft": 5.0}, commit_us=980.0, arrival_rates_per_s=[0, 500]
+def test_summarize_writers_merges_engines_and_sqlite():
+    engine = pd.DataFrame(
+        {
+            "engine": ["E"] * 4,
+            "round": [0, 0, 1, 1],
+            "method": ["delete", "soft"] * 2,
+            "ops_per_s": [100.0, 200.0, 300.0, 400.0],
+            "p95_latency_ms": [1.0, 2.0, 3.0, 4.0],
+        }
     )
-    row = model[(model["method"] == "delete") & (model["arrival_rate_per_s"] == 500)].iloc[0]
-    hold = 1e-3
-    rho = 500 * hold
-    # Pollaczek-Khinchine for M/D/1: Wq = rho * S / (2 (1 - rho)).
-    assert row["wait_us"] == pytest.approx(1e6 * rho * hold / (2 * (1 - rho)), rel=1e-12)
-    assert model.loc[model["arrival_rate_per_s"] == 0, "wait_us"].eq(0).all()
-    saturated = soft_delete.lock_wait_model({"soft": 100.0}, 900.0, [1000.0, 2000.0])
-    assert saturated["wait_us"].map(math.isinf).all()
+    sqlite_ops = pd.DataFrame(
+        {
+            "durability": ["rollback journal, synchronous=FULL"] * 4,
+            "round": [0] * 4,
+            "method": ["delete", "delete", "soft", "soft"],
+            "thread": [0, 1, 0, 1],
+            "latency_s": [0.1] * 4,
+            "finished_s": [1.0, 2.0, 0.5, 1.0],
+        }
+    )
+    table = soft_delete.summarize_writers([engine], sqlite_ops).set_index(["engine", "method"])
+    assert table.loc[("E", "delete"), "median_ops_per_s"] == 200.0
+    assert table.loc[("E", "soft"), "round_spread"] == 2.0
+    label = [e for e in table.index.get_level_values(0) if e.startswith("SQLite")][0]
+    assert label.endswith("fsync per commit")
+    assert table.loc[(label, "delete"), "median_ops_per_s"] == 1.0  # 2 ops in 2 s
+    assert table.loc[(label, "soft"), "median_ops_per_s"] == 2.0
+    with pytest.raises(ValueError, match="empty"):
+        soft_delete.summarize_writers([])
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    statement=st.floats(min_value=0.1, max_value=1000),
-    commit=st.floats(min_value=0, max_value=10_000),
-    rate=st.floats(min_value=0, max_value=5_000),
-)
-def test_lock_wait_model_is_queueing_kingman(statement, commit, rate):
-    model = soft_delete.lock_wait_model({"m": statement}, commit, [rate])
-    expected = queueing.kingman_queue_delay_s(rate, (statement + commit) / 1e6, 1.0, 0.0) * 1e6
-    got = float(model["wait_us"].iloc[0])
-    assert (math.isinf(got) and math.isinf(expected)) or got == pytest.approx(expected, rel=1e-12)
+def test_verdicts_in_words():
+    rows = []
+    for k, d, s_ in ((0, 1.0, 2.0), (4, 1.0, 0.5), (8, 1.0, 0.25)):
+        rows += [
+            {"engine": "A", "indexes": k, "method": "delete", "us_per_row": d},
+            {"engine": "A", "indexes": k, "method": "soft", "us_per_row": s_},
+            {"engine": "B", "indexes": k, "method": "delete", "us_per_row": d},
+            {"engine": "B", "indexes": k, "method": "soft", "us_per_row": 3.0},
+            {"engine": "C", "indexes": k, "method": "delete", "us_per_row": 5.0},
+            {"engine": "C", "indexes": k, "method": "soft", "us_per_row": 1.0},
+        ]
+    table = soft_delete.summarize_verdicts(pd.DataFrame(rows)).set_index("engine")
+    assert table.loc["A", "verdict"] == "the soft delete is cheaper with 4, 8 indexes, DELETE with 0"
+    assert table.loc["B", "verdict"] == "DELETE is cheaper at every index count"
+    assert table.loc["C", "verdict"] == "the soft delete is cheaper at every index count"
+    assert table.loc["A", "ratio_min_k"] == 2.0 and table.loc["A", "ratio_max_k"] == 0.25
+    with pytest.raises(ValueError, match="frame"):
+        soft_delete.summarize_verdicts(pd.DataFrame({"engine": []}))
 
 
 # ----------------------------------------------------------------------------- demos: the costs
@@ -225,16 +244,16 @@ def test_build_helpers():
 def test_bad_inputs():
     with pytest.raises(TypeError, match="config"):
         soft_delete.run_benchmark({"n_rows": 10})
-    with pytest.raises(ValueError, match="synchronous"):
-        soft_delete.run_commit_modes(synchronous="SOMETIMES")
-    with pytest.raises(ValueError, match="n_ops"):
-        soft_delete.run_commit_modes(n_rows=10, n_ops=11)
-    with pytest.raises(ValueError, match="statement_us"):
-        soft_delete.lock_wait_model({}, 1.0, [1.0])
-    with pytest.raises(ValueError, match="commit_us"):
-        soft_delete.lock_wait_model({"a": 1.0}, -1.0, [1.0])
+    with pytest.raises(ValueError, match="n_rows"):
+        soft_delete.demo_table_growth(n_rows=10**9)
+    with pytest.raises(ValueError, match="n_accounts"):
+        soft_delete.demo_cascade(n_accounts=10**6)
+    with pytest.raises(TypeError, match="engine"):
+        soft_delete.measure_postgres_deletes(None)
+    with pytest.raises(TypeError, match="engine"):
+        soft_delete.run_engine_writers("postgres")
     with pytest.raises(ValueError, match="runs"):
-        soft_delete.theory_index_cost(pd.DataFrame({"indexes": [0]}))
+        soft_delete.fit_index_cost(pd.DataFrame({"indexes": [0]}))
     with pytest.raises(ValueError, match="delete_fraction"):
         soft_delete.demo_table_growth(delete_fraction=1.5)
     with pytest.raises(ValueError, match="runs"):
