@@ -33,6 +33,7 @@ __all__ = [
     "probability",
     "rng_from_seed",
     "sequence_of_positive_ints",
+    "sequence_of_floats",
     "float_in_range",
 ]
 
@@ -286,6 +287,47 @@ def sequence_of_positive_ints(name: str, values: object) -> list[int]:
     if len(values) == 0:
         raise ValueError(f"{name} must not be empty")
     return [positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
+def sequence_of_floats(
+    name: str,
+    values: object,
+    low: float,
+    high: float,
+    *,
+    max_length: int,
+    low_inclusive: bool = True,
+) -> list[float]:
+    """Return ``values`` as a non-empty list of at most ``max_length`` floats, each in ``[low, high]``.
+
+    A string, a scalar or a mapping is refused with a TypeError naming ``name``; an element out
+    of range is refused as ``name[i]``.
+
+    Parameters
+    ----------
+    name : str
+        The caller's parameter name, used in the error message.
+    values : object
+        A sequence (or 1-D array) of real numbers.
+    low, high : float
+        The bounds of every element (``high`` inclusive).
+    max_length : int
+        The most elements allowed (a module's ``MAX_*`` constant).
+    low_inclusive : bool
+        Whether ``low`` itself is allowed.
+
+    Returns
+    -------
+    list of float
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of numbers, got {_describe(values)}")
+    if not 1 <= len(values) <= max_length:
+        raise ValueError(f"{name} must hold 1 to {max_length:,} values, got {len(values):,}")
+    return [
+        float_in_range(f"{name}[{i}]", v, low, high, low_inclusive=low_inclusive)
+        for i, v in enumerate(values)
+    ]
 
 
 def rng_from_seed(seed: object, name: str = "seed") -> np.random.Generator:
