@@ -74,6 +74,8 @@ __all__ = [
 MAX_REQUESTS = 5_000_000  # simulated requests per event-loop run (40 MB per float column)
 MAX_PINGS = 100_000  # sequential round trips timed per server
 MAX_TIMEOUT_S = 300.0  # the longest real experiment in this module
+MAX_SWEEP_POINTS = 50  # slow-call lengths in one sweep (two simulations each)
+MAX_BLOCKING_MS = 60_000.0  # one slow call, milliseconds
 
 # select() takes fd_set bitmaps of FD_SETSIZE bits: glibc fixes it at 1024, and
 # CPython's selectmodule refuses any descriptor number >= FD_SETSIZE.
@@ -250,9 +252,9 @@ def sweep_event_loop(
         One row per (blocking_ms, mode): the fields of :func:`summarize_event_loop`
         plus ``mean_ms_theory``.
     """
-    lengths = [validate.non_negative_float("blocking_ms", b) for b in blocking_ms]
-    if not lengths:
-        raise ValueError("blocking_ms must not be empty")
+    lengths = validate.sequence_of_floats(
+        "blocking_ms", blocking_ms, 0.0, MAX_BLOCKING_MS, max_length=MAX_SWEEP_POINTS
+    )
     seed = validate.non_negative_int("seed", seed)
     rows = []
     for block in lengths:
