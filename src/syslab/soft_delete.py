@@ -862,7 +862,6 @@ def _pg_create(cur, table: str, n_rows: int, k: int, kind: str, fillfactor_pct: 
     names = [f"{table}_c{i}" for i in range(k)]
     for i, name in enumerate(names):
         cur.execute(f"CREATE INDEX {name} ON {table} (c{i}){where}")
-    cur.execute(f"ANALYZE {table}")
     return names
 
 
@@ -1051,7 +1050,8 @@ def measure_mariadb_deletes(
     -------
     syslab.experiment.Run
         ``frame``: one row per run with ``engine``, ``indexes``, ``method`` (``delete``, ``soft``),
-        ``repeat``, ``us_per_row`` (the statement), ``commit_ms``.
+        ``repeat``, ``us_per_row`` (the statement), ``commit_ms``. ``summary`` has
+        ``innodb_change_buffering`` (whether InnoDB may buffer secondary-index changes).
     """
     from syslab.experiment import Run
 
@@ -1066,6 +1066,8 @@ def measure_mariadb_deletes(
         try:
             cur = conn.cursor()
             cur.execute(f"SET SESSION max_statement_time = {float(timeout_s)}")
+            cur.execute("SELECT @@innodb_change_buffering")
+            change_buffering = str(cur.fetchone()[0])
             for repeat in range(repeats):
                 for k in counts:
                     for method, verb in MARIADB_METHODS.items():
@@ -1094,7 +1096,8 @@ def measure_mariadb_deletes(
                         )
         finally:
             conn.close()
-    return Run.create(pd.DataFrame(rows), {"n_rows": n_rows, "n_ops": n_ops}, engine=engine)
+    summary = {"n_rows": n_rows, "n_ops": n_ops, "innodb_change_buffering": change_buffering}
+    return Run.create(pd.DataFrame(rows), summary, engine=engine)
 
 
 def summarize_engine_deletes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -1284,7 +1287,7 @@ def measure_postgres_read_side(
     deleted_share : float
         Share of rows removed, 0.05-0.95.
     n_queries : int
-        Timed runs of the query per table (the median is kept), 1..200.
+        Timed runs of the query per table (the fastest is kept), 1..200.
     timeout_s : float
         Limit for the whole experiment (seconds), at most :data:`MAX_TIMEOUT_S`.
 
@@ -1292,7 +1295,7 @@ def measure_postgres_read_side(
     -------
     syslab.experiment.Run
         ``frame``: one row per table (``soft``, ``hard``): ``engine``, ``table``, ``live_rows``,
-        ``total_bytes`` (heap and indexes), ``query_ms`` (median), ``rows_returned``,
+        ``total_bytes`` (heap and indexes), ``query_ms`` (best of ``n_queries``: the least disturbed by other load), ``rows_returned``,
         ``rows_removed_by_filter``, ``rows_estimated``, ``vacuum_ms`` (the hard table's VACUUM after
         its DELETE; NaN for ``soft``).
     """
@@ -1341,7 +1344,7 @@ def measure_postgres_read_side(
                     "table": table,
                     "live_rows": live,
                     "total_bytes": size,
-                    "query_ms": 1000 * float(np.median(times)),
+                    "query_ms": 1000 * float(np.min(times)),
                     "rows_returned": actual,
                     "rows_removed_by_filter": removed,
                     "rows_estimated": estimated,
