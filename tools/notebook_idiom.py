@@ -181,6 +181,12 @@ def convert(nb) -> tuple[bool, list[str]]:
                             if key is not None:
                                 fake = ast.Call(func=ast.Name("glue"), args=[key, key], keywords=[])
                                 recorded_patterns.append(_key_pattern(fake))
+                    elif isinstance(keyword.value, ast.DictComp):  # **{f"swap_{k}": ... for k in ...}
+                        key = keyword.value.key
+                        fake = ast.Call(func=ast.Name("glue"), args=[key, key], keywords=[])
+                        recorded_patterns.append(_key_pattern(fake))
+                    else:  # **values: any key could be in it
+                        recorded_patterns.append(r"[A-Za-z0-9_]+")
         lines = cell.source.splitlines()
         body = tree.body
         drop: set[int] = set()  # statement indices removed from the cell
