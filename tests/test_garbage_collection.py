@@ -185,3 +185,20 @@ def test_cpython_collects_young_more_often_than_old():
     counts = df["generation"].value_counts()
     assert env["allocated"] > 0
     assert counts.get(0, 0) > counts.get(2, 0)
+
+
+def test_allocation_triggered_pauses_keep_the_average_rate():
+    # Same average pause rate by construction (work per pause = lambda * S / f): the share of
+    # requests that sit through a pause must match the random-pause model's within 25% at moderate
+    # load. A trigger that miscounted work (per request instead of per second of service, say)
+    # changes the pause rate by the service time's factor and fails this.
+    kwargs = dict(n_requests=60_000, seed=5)
+    timed = gcm.summarize_latency(gcm.simulate_stop_the_world(800.0, 5.0, 8, 50.0, 0.5, **kwargs))
+    alloc = gcm.summarize_latency(
+        gcm.simulate_stop_the_world(800.0, 5.0, 8, 50.0, 0.5, pause_trigger="allocation", **kwargs)
+    )
+    assert alloc["paused_share"] == pytest.approx(timed["paused_share"], rel=0.25)
+    with pytest.raises(ValueError, match="pause_trigger"):
+        gcm.simulate_stop_the_world(800.0, 5.0, 8, 50.0, 0.5, pause_trigger="weekly")
+    with pytest.raises(ValueError, match="n_requests"):
+        gcm.simulate_stop_the_world(800.0, 5.0, 8, 50.0, 0.5, n_requests=10**12)

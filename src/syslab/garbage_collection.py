@@ -36,6 +36,7 @@ CPython's collector below.
 from __future__ import annotations
 
 import json
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,10 +45,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import validate
+from syslab import queueing, validate
 from syslab.plot import axes_or_new, label
 from syslab.processes import ChildProcess
 from syslab.queueing import PoolConfig, draw_gaps_s, simulate_pool
+
+MAX_REQUESTS = 5_000_000  # requests in one stop-the-world simulation
+MAX_ALLOCATIONS = 10_000_000  # objects in one simulated heap (4 columns of 8 bytes each)
+MAX_SWEEP_POINTS = 50  # (pause length, pause rate) pairs in one sweep
+MAX_PAUSE_MS = 60_000.0  # one stop-the-world pause, milliseconds
+MAX_PAUSES_PER_S = 1_000.0  # collections per second of running time
 
 __all__ = [
     "CollectorCost",
@@ -222,8 +229,8 @@ def allocate_objects(
         when its incoming reference is dropped) and ``parent`` (int, -1 for a root).
     """
     _check_mix(mix)
-    n = validate.positive_int("n_objects", n_objects)
-    window = validate.positive_int("parent_window", parent_window)
+    n = validate.bounded_int("n_objects", n_objects, MAX_ALLOCATIONS)
+    window = validate.bounded_int("parent_window", parent_window, MAX_ALLOCATIONS)
     rng = validate.rng_from_seed(seed)
     klass = rng.choice(len(mix.weights), size=n, p=np.asarray(mix.weights))
     means = np.asarray(mix.mean_lifetimes)[klass]
@@ -352,6 +359,7 @@ def simulate_mark_sweep(
         ``heap_objects``, ``live_objects``, ``freed_objects``, ``marked``, ``swept``,
         ``copied`` (0) and ``pause_us``.
     """
+    n_allocations = validate.bounded_int("n_allocations", n_allocations, MAX_ALLOCATIONS)
     objects = allocate_objects(mix, n_allocations, seed=seed)
     g = validate.positive_float("gogc", gogc) / 100
     floor = validate.positive_int("min_heap_objects", min_heap_objects)
@@ -403,6 +411,7 @@ def simulate_generational(
         As :func:`simulate_mark_sweep`, with ``collector`` "generational" and ``kind``
         "minor" or "major"; ``heap_objects`` is the size of the collected space.
     """
+    n_allocations = validate.bounded_int("n_allocations", n_allocations, MAX_ALLOCATIONS)
     objects = allocate_objects(mix, n_allocations, seed=seed)
     nursery = validate.positive_int("nursery_objects", nursery_objects)
     g = validate.positive_float("gogc", gogc) / 100
@@ -509,14 +518,21 @@ def simulate_stop_the_world(
     cv_service: float = 1.0,
     cv_pause: float = 0.0,
     n_requests: int = 200_000,
+    pause_trigger: str = "time",
+    spike: tuple[float, float, float] | None = None,
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Requests served by ``workers`` threads of one process that all freeze during GC pauses.
 
-    Pauses start as a Poisson process at ``pauses_per_s`` per second of running
-    time (allocation, and so collection, happens only while the program runs) and
-    last ``pause_ms`` (gamma with CV ``cv_pause``). Requests arrive as a Poisson
-    process in wall-clock time and keep arriving during a pause.
+    With ``pause_trigger="time"``, pauses start as a Poisson process at ``pauses_per_s``
+    per second of running time, independent of the load. With ``"allocation"``, a pause
+    starts each time the requests completed since the last one have done a fixed amount
+    of work (their allocation fills the heap): ``arrival_rate_per_s * service / pauses_per_s``
+    worker-seconds, so the *average* rate is the same, but pauses come faster while every
+    worker is busy, that is, exactly when the queue is long. Pauses last ``pause_ms``
+    (gamma with CV ``cv_pause``). Requests arrive as a Poisson process in wall-clock
+    time and keep arriving during a pause. ``spike = (start_s, length_s, factor)``
+    multiplies the arrival rate by ``factor`` for ``length_s`` seconds from ``start_s``.
 
     The model is exact and vectorised: stop-the-world freezes every worker at once,
     so in *running* time the server is an ordinary FIFO queue with ``workers``
@@ -538,10 +554,27 @@ def simulate_stop_the_world(
     f = validate.non_negative_float("pauses_per_s", pauses_per_s)
     cv_s = validate.non_negative_float("cv_service", cv_service)
     cv_p = validate.non_negative_float("cv_pause", cv_pause)
-    n = validate.positive_int("n_requests", n_requests)
+    n = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
+    trigger = validate.choice("pause_trigger", pause_trigger, ("time", "allocation"))
     rng = validate.rng_from_seed(seed)
-    arrivals = np.cumsum(rng.exponential(1.0 / lam, size=n))
+    if spike is None:
+        arrivals = queueing.poisson_arrival_times_s(n, lam, rng)
+    else:
+        if not isinstance(spike, (tuple, list)) or len(spike) != 3:
+            raise TypeError("spike must be a (start_s, length_s, factor) tuple or None")
+        t0 = validate.non_negative_float("spike[0] (start_s)", spike[0])
+        length = validate.non_negative_float("spike[1] (length_s)", spike[1])
+        factor = validate.float_in_range("spike[2] (factor)", spike[2], 1.0, 100.0)
+        # Thinning: candidates at the peak rate, kept with probability rate(t) / peak.
+        m = int(n * factor * 1.3) + 100
+        candidates = queueing.poisson_arrival_times_s(min(m, queueing.MAX_ARRIVALS), lam * factor, rng)
+        inside = (candidates >= t0) & (candidates < t0 + length)
+        keep = inside | (rng.random(candidates.size) < 1.0 / factor)
+        arrivals = candidates[keep][:n]
+        n = arrivals.size
     services = draw_gaps_s(n, s_mean, cv_s, rng)
+    if trigger == "allocation" and f > 0 and p_mean > 0:
+        return _allocation_paused_queue(arrivals, services, c, lam * s_mean / f, p_mean, cv_p, rng)
     horizon = float(arrivals[-1]) * 1.5 + 10 * s_mean * n / c + 1.0
     n_pauses = int(rng.poisson(f * horizon)) if f > 0 and p_mean > 0 else 0
     starts = np.sort(rng.uniform(0.0, horizon, size=n_pauses))
@@ -559,6 +592,80 @@ def simulate_stop_the_world(
             "wait_ms": wait * 1000,
             "service_ms": services * 1000,
             "paused_ms": (latency - wait - services) * 1000,
+            "latency_ms": latency * 1000,
+        }
+    )
+
+
+def _allocation_paused_queue(
+    arrivals: np.ndarray,
+    services: np.ndarray,
+    workers: int,
+    work_per_pause_s: float,
+    pause_s: float,
+    cv_pause: float,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    # Event by event in running (mutator) time: a FIFO pool of `workers`; each completed request
+    # adds its service to the work done since the last pause, and crossing `work_per_pause_s`
+    # starts a pause at that completion. Arrivals map to running time through the pauses so far.
+    free_at = [0.0] * workers
+    departures: list[tuple[float, float]] = []  # (running time, service) of requests in flight
+    mut_starts: list[float] = []
+    lengths: list[float] = []
+    wall_ends: list[float] = []
+    paused_total = 0.0  # pause time of pauses that ended before the current arrival
+    next_full = 0  # index of the first pause not yet in paused_total
+    work = 0.0
+    n = arrivals.size
+    arrivals_m = np.empty(n)
+    waits = np.empty(n)
+
+    def add_pause(at_m: float) -> None:
+        length = float(draw_gaps_s(1, pause_s, cv_pause, rng)[0])
+        wall_start = at_m + sum(lengths)
+        mut_starts.append(at_m)
+        lengths.append(length)
+        wall_ends.append(wall_start + length)
+
+    def to_running(wall: float) -> float:
+        nonlocal paused_total, next_full
+        while next_full < len(lengths) and wall_ends[next_full] <= wall:
+            paused_total += lengths[next_full]
+            next_full += 1
+        inside = 0.0
+        if next_full < len(lengths):
+            wall_start = wall_ends[next_full] - lengths[next_full]
+            inside = max(0.0, wall - wall_start)
+        return wall - paused_total - inside
+
+    for i in range(n):
+        m = to_running(float(arrivals[i]))
+        while departures and departures[0][0] <= m:
+            done_at, service = heapq.heappop(departures)
+            work += service
+            if work >= work_per_pause_s:
+                work -= work_per_pause_s
+                add_pause(done_at)
+                m = to_running(float(arrivals[i]))
+        start = max(m, free_at[0])
+        heapq.heapreplace(free_at, start + services[i])
+        heapq.heappush(departures, (start + services[i], float(services[i])))
+        arrivals_m[i], waits[i] = m, start - m
+    while departures:  # pauses after the last arrival still delay the requests in flight
+        done_at, service = heapq.heappop(departures)
+        work += service
+        if work >= work_per_pause_s:
+            work -= work_per_pause_s
+            add_pause(done_at)
+    pauses = _Pauses(np.asarray(mut_starts, dtype=float), np.asarray(lengths, dtype=float))
+    latency = pauses.mutator_to_wall(arrivals_m + waits + services) - arrivals
+    return pd.DataFrame(
+        {
+            "arrival_s": arrivals,
+            "wait_ms": waits * 1000,
+            "service_ms": services * 1000,
+            "paused_ms": (latency - waits - services) * 1000,
             "latency_ms": latency * 1000,
         }
     )
@@ -602,8 +709,12 @@ def sweep_pauses(
         ``mean_ms_theory`` (the no-queueing formula: a lower bound once requests
         queue behind a pause).
     """
-    lengths = [validate.positive_float("pause_ms", p) for p in pause_ms]
-    rates = [validate.non_negative_float("pauses_per_s", f) for f in pauses_per_s]
+    lengths = validate.sequence_of_floats(
+        "pause_ms", pause_ms, 0.0, MAX_PAUSE_MS, max_length=MAX_SWEEP_POINTS, low_inclusive=False
+    )
+    rates = validate.sequence_of_floats(
+        "pauses_per_s", pauses_per_s, 0.0, MAX_PAUSES_PER_S, max_length=MAX_SWEEP_POINTS
+    )
     if not lengths or len(lengths) != len(rates):
         raise ValueError("pause_ms and pauses_per_s must be non-empty and of equal length")
     seed = validate.non_negative_int("seed", seed)
@@ -639,7 +750,9 @@ def sweep_pause_tradeoff(
     ``gc_overhead`` is the share of running time spent paused (f x P). Returns the
     rows of :func:`sweep_pauses`.
     """
-    lengths = [validate.positive_float("pause_ms", p) for p in pause_ms]
+    lengths = validate.sequence_of_floats(
+        "pause_ms", pause_ms, 0.0, MAX_PAUSE_MS, max_length=MAX_SWEEP_POINTS, low_inclusive=False
+    )
     overhead = validate.float_in_range("gc_overhead", gc_overhead, 0.0, 0.5, low_inclusive=False)
     rates = [overhead / (p / 1000) for p in lengths]
     return sweep_pauses(
