@@ -35,8 +35,8 @@ CPython's collector below.
 
 from __future__ import annotations
 
-import json
 import heapq
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field

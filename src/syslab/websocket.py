@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from matplotlib.axes import Axes
 import pandas as pd
+from matplotlib.axes import Axes
 
 from syslab import plot, validate
 from syslab.processes import ChildProcess
