@@ -335,26 +335,28 @@ def convert(nb) -> tuple[bool, list[str]]:
         for content in MD_ROLE.findall(cell.source):
             leftovers.append(f"prose uses {{glue:md}}`{content}` (Markdown value): convert by hand")
 
-    # imports
+    # imports, in the setup cell (the one importing glue, else the one applying the house style)
     uses_notebook = any(c.cell_type == "code" and "notebook." in c.source for c in nb.cells)
+    uses_recorded = any(c.cell_type == "markdown" and "recorded." in c.source for c in nb.cells)
     glue_left = any(c.cell_type == "code" and re.search(r"(?<![\w.])glue\(", c.source) for c in nb.cells)
-    for cell in nb.cells:
-        if cell.cell_type != "code" or not re.search(r"^from myst_nb import glue$", cell.source, re.M):
-            continue
-        lines = cell.source.splitlines()
-        if not glue_left:
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    setup = next((c for c in code_cells if re.search(r"^from myst_nb import glue$", c.source, re.M)), None)
+    setup = setup or next((c for c in code_cells if "use_style()" in c.source), None)
+    if setup is not None:
+        lines = setup.source.splitlines()
+        if not glue_left and "from myst_nb import glue" in lines:
             lines.remove("from myst_nb import glue")
-        if uses_notebook:
+        if uses_notebook or uses_recorded:
             _add_imports(lines)
-        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and c is not cell)
+        code = "\n".join(c.source for c in code_cells if c is not setup)
         code += "\n".join(line for line in lines if not line.startswith(("from ", "import ")))
         if "Markdown(" not in code and "from IPython.display import Markdown" in lines:
             lines.remove("from IPython.display import Markdown")  # only glue used it
+        _separate_first_party(lines)
         new_source = "\n".join(lines)
-        if new_source != cell.source:
-            cell.source = new_source
+        if new_source != setup.source:
+            setup.source = new_source
             changed = True
-        break
     return changed, sorted(set(leftovers))
 
 
@@ -382,6 +384,16 @@ def _add_imports(lines: list[str]) -> None:
         i for i in syslab if lines[i].startswith("from syslab.") and lines[i].split()[1] > "syslab.notebook"
     ]
     lines.insert(later[0] if later else syslab[-1] + 1, recorded)
+
+
+def _separate_first_party(lines: list[str]) -> None:
+    """A blank line between third-party imports and syslab's (isort's sections)."""
+    for i, line in enumerate(lines):
+        if line.startswith(("from syslab ", "from syslab.", "import syslab")):
+            before = lines[i - 1] if i else ""
+            if before.startswith(("from ", "import ")) and "syslab" not in before.split()[1]:
+                lines.insert(i, "")
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
