@@ -28,6 +28,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -673,8 +674,20 @@ class IdleRaceConfig:
         validate.positive_float("backend_idle_timeout_s", self.backend_idle_timeout_s)
         validate.positive_float("lb_idle_timeout_s", self.lb_idle_timeout_s)
         validate.non_negative_float("fin_delay_ms", self.fin_delay_ms)
-        validate.positive_int("n_connections", self.n_connections)
+        validate.bounded_int("n_connections", self.n_connections, MAX_IDLE_RACE_CONNECTIONS)
         validate.positive_float("duration_s", self.duration_s)
+        expected = self.requests_per_s_per_conn * self.duration_s * self.n_connections
+        if expected > MAX_IDLE_RACE_REQUESTS:
+            raise ValueError(
+                "requests_per_s_per_conn x duration_s x n_connections must be at most "
+                f"{MAX_IDLE_RACE_REQUESTS:,} requests, got {expected:,.0f}"
+            )
+
+
+MAX_IDLE_RACE_CONNECTIONS = 100_000  # pooled connections in one 502-race simulation
+MAX_IDLE_RACE_REQUESTS = 20_000_000  # expected requests in one 502-race simulation (~300 MB)
+MAX_IDLE_RACE_POINTS = 50  # backend timeouts in one sweep
+MAX_IDLE_TIMEOUT_S = 86_400.0  # an idle timeout, seconds (a day)
 
 
 def simulate_idle_race(config: IdleRaceConfig = IdleRaceConfig(), seed=7) -> pd.DataFrame:
@@ -724,11 +737,21 @@ def theory_idle_race_rate(config: IdleRaceConfig = IdleRaceConfig()) -> float:
     return float(np.exp(-r * c.backend_idle_timeout_s) * -np.expm1(-r * c.fin_delay_ms / 1000))
 
 
-def sweep_idle_race(backend_timeouts_s, config: IdleRaceConfig = IdleRaceConfig(), seed=7) -> pd.DataFrame:
+def sweep_idle_race(
+    backend_timeouts_s: Sequence[float], config: IdleRaceConfig = IdleRaceConfig(), seed: int = 7
+) -> pd.DataFrame:
     """502s per million requests vs the backend's idle timeout (simulation and theory)."""
     from dataclasses import replace
 
-    values = [validate.positive_float("backend_timeouts_s", v) for v in backend_timeouts_s]
+    values = validate.sequence_of_floats(
+        "backend_timeouts_s",
+        backend_timeouts_s,
+        0.0,
+        MAX_IDLE_TIMEOUT_S,
+        max_length=MAX_IDLE_RACE_POINTS,
+        low_inclusive=False,
+    )
+    validate.instance("config", config, IdleRaceConfig)
     seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(values))
     rows = []
     for value, child in zip(values, seeds, strict=True):
