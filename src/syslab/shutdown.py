@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,11 @@ __all__ = [
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 MAX_SERVICE_SIGMA = 5.0  # lognormal shape: exp(sigma^2/2) overflows long before sigma reaches 38
 MAX_REAL_WAIT_S = 120.0  # longest a real experiment here waits for a child (run_s, grace_s, wait_s)
+MAX_NODES = 100_000  # nodes routing to one pod in the termination model
+MAX_TERMINATION_REQUESTS = 5_000_000  # expected arrivals in one simulated termination
+MAX_MODEL_S = 86_400.0  # any duration in the termination model (a day)
+MAX_SWEEP_POINTS = 50  # values in one sweep
+MAX_SWEEP_RUNS = 20_000  # simulated terminations in one sweep (values x n_seeds)
 
 
 def exit_status_for_shell(returncode: int) -> int:
@@ -85,7 +91,7 @@ def exit_status_for_shell(returncode: int) -> int:
     int
         The status a shell or Kubernetes shows.
     """
-    returncode = int(returncode)
+    returncode = validate.int_in_range("returncode", returncode, -255, 255)
     return 128 - returncode if returncode < 0 else returncode
 
 
@@ -655,16 +661,24 @@ class TerminationConfig:
 
     def __post_init__(self) -> None:
         validate.positive_float("rate_per_s", self.rate_per_s)
-        validate.non_negative_float("endpoint_delay_max_s", self.endpoint_delay_max_s)
-        validate.positive_int("n_nodes", self.n_nodes)
-        validate.non_negative_float("prestop_s", self.prestop_s)
-        validate.positive_float("service_median_s", self.service_median_s)
+        validate.float_in_range("endpoint_delay_max_s", self.endpoint_delay_max_s, 0.0, MAX_MODEL_S)
+        validate.bounded_int("n_nodes", self.n_nodes, MAX_NODES)
+        validate.float_in_range("prestop_s", self.prestop_s, 0.0, MAX_MODEL_S)
+        validate.float_in_range(
+            "service_median_s", self.service_median_s, 0.0, MAX_MODEL_S, low_inclusive=False
+        )
         validate.float_in_range(
             "service_sigma", self.service_sigma, 0.0, MAX_SERVICE_SIGMA, low_inclusive=False
         )
-        validate.non_negative_float("flush_s", self.flush_s)
-        validate.positive_float("grace_s", self.grace_s)
-        validate.positive_float("warmup_s", self.warmup_s)
+        validate.float_in_range("flush_s", self.flush_s, 0.0, MAX_MODEL_S)
+        validate.float_in_range("grace_s", self.grace_s, 0.0, MAX_MODEL_S, low_inclusive=False)
+        validate.float_in_range("warmup_s", self.warmup_s, 0.0, MAX_MODEL_S, low_inclusive=False)
+        span_s = self.warmup_s + max(self.endpoint_delay_max_s, self.prestop_s)
+        if self.rate_per_s * span_s > MAX_TERMINATION_REQUESTS:
+            raise ValueError(
+                "rate_per_s x (warmup_s + max(endpoint_delay_max_s, prestop_s)) must be at most "
+                f"{MAX_TERMINATION_REQUESTS:,} requests, got {self.rate_per_s * span_s:,.0f}"
+            )
 
 
 OUTCOMES = ("served", "refused", "killed")  # outcome codes 0, 1, 2
@@ -770,7 +784,7 @@ def summarize_termination(df: pd.DataFrame) -> dict:
 
 
 def sweep_prestop(
-    prestop_values_s,
+    prestop_values_s: Sequence[float],
     config: TerminationConfig = TerminationConfig(),
     n_seeds: int = 20,
     seed: int | np.random.Generator | None = 0,
@@ -798,7 +812,10 @@ def sweep_prestop(
         :func:`summarize_termination`, ``theory_refused``.
     """
     n_seeds = validate.int_in_range("n_seeds", n_seeds, 1, 10_000)
-    values = [validate.non_negative_float("prestop_values_s", v) for v in prestop_values_s]
+    values = validate.sequence_of_floats(
+        "prestop_values_s", prestop_values_s, 0.0, MAX_MODEL_S, max_length=MAX_SWEEP_POINTS
+    )
+    _check_sweep(config, len(values), n_seeds)
     seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(n_seeds)
     rows = []
     for value in values:
@@ -811,7 +828,7 @@ def sweep_prestop(
 
 
 def sweep_grace(
-    grace_values_s,
+    grace_values_s: Sequence[float],
     config: TerminationConfig = TerminationConfig(),
     n_seeds: int = 20,
     seed: int | np.random.Generator | None = 0,
@@ -836,7 +853,10 @@ def sweep_grace(
         :func:`summarize_termination`, ``theory_killed``.
     """
     n_seeds = validate.int_in_range("n_seeds", n_seeds, 1, 10_000)
-    values = [validate.positive_float("grace_values_s", v) for v in grace_values_s]
+    values = validate.sequence_of_floats(
+        "grace_values_s", grace_values_s, 0.0, MAX_MODEL_S, max_length=MAX_SWEEP_POINTS, low_inclusive=False
+    )
+    _check_sweep(config, len(values), n_seeds)
     seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(n_seeds)
     rows = []
     for value in values:
@@ -846,6 +866,15 @@ def sweep_grace(
             summary = _summary(_simulate(cfg, np.random.default_rng(child_seed)))
             rows.append({"grace_s": value, "run": run, **summary, "theory_killed": theory})
     return pd.DataFrame(rows)
+
+
+def _check_sweep(config: object, n_values: int, n_seeds: int) -> None:
+    validate.instance("config", config, TerminationConfig)
+    if n_values * n_seeds > MAX_SWEEP_RUNS:
+        raise ValueError(
+            f"values x n_seeds must be at most {MAX_SWEEP_RUNS:,} simulated terminations, "
+            f"got {n_values} x {n_seeds}"
+        )
 
 
 def _replace(config: TerminationConfig, **changes) -> TerminationConfig:
