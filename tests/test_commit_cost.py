@@ -55,9 +55,11 @@ def test_group_commit_seeded_regression():
 
 @pytest.mark.real
 def test_fsync_and_commit_rates():
-    fsync = cc.measure_fsync(20)
+    fsync_run = cc.measure_fsync(20)
+    fsync = fsync_run.frame
+    assert fsync_run.summary["filesystem"] and fsync_run.summary["median_latency_s"] >= 0
     assert len(fsync) >= 1 and (fsync["latency_s"] >= 0).all()
-    rates = cc.measure_commit_rates(n_rows=400, batch_rows=200, journal_modes=["WAL"], max_s_per_case=0.3)
+    rates = cc.measure_commit_rates(n_rows=400, batch_rows=200, journal_modes=["WAL"], max_s_per_case=0.3).frame
     full = rates[rates["synchronous"] == "FULL"].set_index("rows_per_tx")["rows_per_s"]
     # Qualitative on any disk, even tmpfs: 200 rows per transaction beats 1 per transaction.
     assert full.loc[200] > 2 * full.loc[1]
@@ -66,13 +68,13 @@ def test_fsync_and_commit_rates():
 
 @pytest.mark.real
 def test_cascade_needs_the_pragma_and_an_index():
-    on = cc.run_cascade(100, 300, 10, child_index=True)
+    on = cc.run_cascade(100, 300, 10, child_index=True).summary
     assert on["foreign_keys_default"] == 0  # SQLite's documented default: OFF
     assert on["children_deleted"] == 3_000 and on["orphans_left"] == 0
     assert on["rowcount"] == 10  # the driver counts the parents only
-    off = cc.run_cascade(100, 300, 10, foreign_keys=False)
+    off = cc.run_cascade(100, 300, 10, foreign_keys=False).summary
     assert off["children_deleted"] == 0 and off["orphans_left"] == 3_000
-    slow = cc.run_cascade(100, 300, 10, child_index=False)
+    slow = cc.run_cascade(100, 300, 10, child_index=False).summary
     # Without the index every deleted parent scans the child table: 10 scans of 30,000 rows
     # against 10 index probes. The gap is > 5x on any machine; assert 2x to stay robust.
     assert slow["seconds"] > 2 * on["seconds"]
@@ -83,17 +85,18 @@ def test_enforcer_checker_repairs_every_orphan():
     config = cc.EnforcerConfig(
         n_parents=10, duration_s=0.6, race_gap_s=0.002, delete_interval_s=0.002, checker_interval_s=0.1
     )
-    app, passes = cc.run_enforcer_checker(config, enforcement="application", seed=1)
+    run = cc.run_enforcer_checker(config, enforcement="application", seed=1)
+    app, passes = run.summary, run.frame
     assert app["orphans_found"] > 0  # the race between check and insert does make orphans
     assert app["orphans_at_end"] == 0  # and the checker finds and repairs all of them
     assert len(passes) == app["checker_passes"]
-    fk, _ = cc.run_enforcer_checker(config, enforcement="foreign_key", seed=1)
+    fk = cc.run_enforcer_checker(config, enforcement="foreign_key", seed=1).summary
     assert fk["orphans_found"] == 0 and fk["orphans_at_end"] == 0
 
 
 @pytest.mark.real
 def test_fk_insert_cost_table():
-    table = cc.measure_fk_insert_cost(1_000, n_parents=100, batch_rows=500)
+    table = cc.measure_fk_insert_cost(1_000, n_parents=100, batch_rows=500).frame
     assert list(table["method"]) == ["no check", "FOREIGN KEY", "application check"]
     assert table["relative"].iloc[0] == 1.0 and (table["rows_per_s"] > 0).all()
 

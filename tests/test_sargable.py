@@ -68,7 +68,7 @@ def test_every_pattern_has_the_documented_plan_and_same_answer():
     with temporary_database() as (conn, _path):
         sargable.build_dashboard(conn, SMALL, seed=7)
         params = sargable.dashboard_parameters(conn, SMALL)
-        runs = sargable.run_patterns(conn, params, repeats=1, max_total_s=0.5).set_index("pattern")
+        runs = sargable.run_patterns(conn, params, repeats=1, max_total_s=0.5).frame.set_index("pattern")
     scans_before = {
         "date_function",
         "lower_function",
@@ -93,7 +93,7 @@ def test_every_pattern_has_the_documented_plan_and_same_answer():
         sargable.build_dashboard(conn, SMALL, seed=7)
         cast = sargable.run_pattern(
             conn, sargable.PATTERNS[6], sargable.dashboard_parameters(conn, SMALL), repeats=3, max_total_s=2.0
-        )
+        ).summary
     assert cast["pattern"] == "cast_on_column" and cast["speedup"] > 3
     table = sargable.summarize_patterns(runs.reset_index())
     assert list(table["plan after"].unique()) == ["SEARCH"]
@@ -106,8 +106,8 @@ def test_patterns_can_run_twice_on_one_database():
         sargable.build_dashboard(conn, config, seed=1)
         params = sargable.dashboard_parameters(conn, config)
         setups = [p for p in sargable.PATTERNS if p.setup]
-        first = sargable.run_patterns(conn, params, setups, repeats=1)
-        second = sargable.run_patterns(conn, params, setups, repeats=1)
+        first = sargable.run_patterns(conn, params, setups, repeats=1).frame
+        second = sargable.run_patterns(conn, params, setups, repeats=1).frame
         assert first["index_after"].all() and second["index_after"].all()
 
 

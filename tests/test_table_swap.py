@@ -41,7 +41,7 @@ def test_no_change_capture_is_caught_by_the_check():
 
 @pytest.mark.real
 def test_copy_rebuild_needs_twice_the_space():
-    table = ts.measure_copy_rebuild((5_000, 10_000, 20_000))
+    table = ts.measure_copy_rebuild((5_000, 10_000, 20_000)).frame
     # Both copies coexist before the DROP: the file peaks at about 2x (1.8..2.2 allows page slack).
     assert table["peak_over_before"].between(1.8, 2.2).all()
     assert (table["seconds"] > 0).all()

@@ -67,7 +67,7 @@ MAX_CASE_S = 30.0  # seconds per case in measure_commit_rates
 # ------------------------------------------------------------------ the disk
 
 
-def measure_fsync(n: int = 200, *, block_bytes: int = 4096, max_total_s: float = 2.0) -> pd.DataFrame:
+def measure_fsync(n: int = 200, *, block_bytes: int = 4096, max_total_s: float = 2.0) -> Run:
     """Write ``block_bytes`` and ``fsync`` a temp file ``n`` times; one row per call.
 
 
@@ -84,6 +84,7 @@ def measure_fsync(n: int = 200, *, block_bytes: int = 4096, max_total_s: float =
     -------
     pandas.DataFrame
         ``call`` and ``latency_s``; ``attrs["filesystem"]`` names the file system.
+        Returned as ``Run.frame``; ``Run.summary`` holds ``filesystem`` and ``median_latency_s``.
     """
     n = validate.int_in_range("n", n, 1, 100_000)
     block = validate.int_in_range("block_bytes", block_bytes, 1, 1 << 24)
@@ -106,7 +107,14 @@ def measure_fsync(n: int = 200, *, block_bytes: int = 4096, max_total_s: float =
         fs = filesystem_type(folder)
     frame = pd.DataFrame({"call": np.arange(len(latencies)), "latency_s": latencies})
     frame.attrs["filesystem"] = fs
-    return frame
+    return Run.create(
+        frame,
+        {
+            "filesystem": fs,
+            "median_latency_s": float(frame["latency_s"].median()) if len(frame) else float("nan"),
+        },
+        filesystem=fs,
+    )
 
 
 def _insert_rows(
@@ -132,7 +140,7 @@ def measure_commit_rates(
     journal_modes: Sequence[str] = ("WAL", "DELETE"),
     synchronous: Sequence[str] = ("FULL", "NORMAL"),
     max_s_per_case: float = 0.5,
-) -> pd.DataFrame:
+) -> Run:
     """Rows per second on a real SQLite file: one row per transaction vs ``batch_rows`` per transaction.
 
     Each (journal mode, synchronous, rows per transaction) case gets a fresh database
@@ -191,7 +199,7 @@ def measure_commit_rates(
                 )
     frame = pd.DataFrame(rows)
     frame.attrs["filesystem"] = fs
-    return frame
+    return Run.create(frame)
 
 
 # -------------------------------------------------------------- group commit
@@ -401,7 +409,7 @@ def run_cascade(
     *,
     child_index: bool = True,
     foreign_keys: bool = True,
-) -> pd.Series:
+) -> Run:
     """Delete ``n_delete`` parents of a real SQLite file with ``ON DELETE CASCADE``; time it.
 
 
@@ -459,7 +467,7 @@ def run_cascade(
         rowcount = cursor.rowcount
         after = conn.execute("SELECT count(*) FROM child").fetchone()[0]
         orphans = len(_find_orphans(conn))
-    return pd.Series(
+    summary = pd.Series(
         {
             "foreign_keys_default": default,
             "foreign_keys": foreign_keys,
@@ -473,6 +481,7 @@ def run_cascade(
         },
         dtype=object,
     )
+    return Run.create(summary.to_frame().T.infer_objects(), summary.to_dict())
 
 
 def sweep_cascade(
@@ -496,7 +505,7 @@ def sweep_cascade(
     """
     fanouts = validate.sequence_of_positive_ints("children_per_parent", children_per_parent)
     rows = [
-        run_cascade(n_parents, per, n_delete, child_index=indexed)
+        run_cascade(n_parents, per, n_delete, child_index=indexed).frame.iloc[0]
         for per in fanouts
         for indexed in (True, False)
     ]
@@ -559,7 +568,7 @@ def _fk_insert_seconds(method: str, targets: list[int], parents: int, batch: int
 
 def measure_fk_insert_cost(
     n_rows: int = 10_000, *, n_parents: int = 1_000, batch_rows: int = 5_000, repeats: int = 3
-) -> pd.DataFrame:
+) -> Run:
     """Child inserts per second with no check, the database's FK, and an application check.
 
     All in batched transactions, so the numbers are the CPU cost of the check, not
@@ -596,7 +605,7 @@ def measure_fk_insert_cost(
             best[method] = min(best[method], _fk_insert_seconds(method, targets, parents, batch))
     frame = pd.DataFrame({"method": list(methods), "rows_per_s": [n / best[m] for m in methods]})
     frame["relative"] = frame["rows_per_s"] / frame["rows_per_s"].iloc[0]
-    return frame
+    return Run.create(frame)
 
 
 @dataclass(frozen=True)
@@ -660,7 +669,7 @@ def run_enforcer_checker(
     *,
     enforcement: str = "application",
     seed: int | np.random.Generator | None = 0,
-) -> tuple[pd.Series, pd.DataFrame]:
+) -> Run:
     """Writers insert children while a deleter removes parents; who keeps the relation intact?
 
     ``enforcement="application"``: no FK. Each writer checks the parent exists, waits
@@ -684,11 +693,11 @@ def run_enforcer_checker(
 
     Returns
     -------
-    (pandas.Series, pandas.DataFrame)
-        Totals -- ``inserted``, ``rejected`` (parent missing at check time or by the
+    syslab.experiment.Run
+        ``summary``: totals -- ``inserted``, ``rejected`` (parent missing at check time or by the
         FK), ``inserts_per_s``, ``parents_deleted``, ``orphans_found`` (by the checker
         while running), ``orphans_at_end`` (after a final checker pass: must be 0),
-        ``checker_passes``, ``checker_ms_mean`` -- and one row per checker pass
+        ``checker_passes``, ``checker_ms_mean`` -- and, in ``frame``, one row per checker pass
         (``t_s``, ``orphans``, ``seconds``).
     """
     config = EnforcerConfig() if config is None else config
@@ -824,7 +833,7 @@ def run_enforcer_checker(
         },
         dtype=object,
     )
-    return summary, table
+    return Run.create(table, summary.to_dict())
 
 
 # ------------------------------------------------------- the real engines

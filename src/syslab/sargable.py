@@ -472,7 +472,7 @@ def run_pattern(
     *,
     repeats: int = 3,
     max_total_s: float = 1.0,
-) -> dict[str, object]:
+) -> Run:
     """Plan and time one anti-pattern, apply its set-up, then plan and time the rewrite.
 
 
@@ -532,7 +532,7 @@ def run_pattern(
     result["changes_schema"] = pattern.changes_schema
     result["speedup"] = float(result["ms_before"]) / max(float(result["ms_after"]), 1e-6)
     result["note"] = pattern.note
-    return result
+    return Run.create(pd.DataFrame([result]), result)
 
 
 def run_patterns(
@@ -542,7 +542,7 @@ def run_patterns(
     *,
     repeats: int = 3,
     max_total_s: float = 1.0,
-) -> pd.DataFrame:
+) -> Run:
     """:func:`run_pattern` for each pattern in order; one row per pattern (see its columns).
 
     Parameters
@@ -571,8 +571,8 @@ def run_patterns(
         raise ValueError("patterns must be a non-empty sequence of Pattern")
     for index, pattern in enumerate(patterns):
         validate.instance(f"patterns[{index}]", pattern, Pattern)
-    rows = [run_pattern(conn, p, params, repeats=repeats, max_total_s=max_total_s) for p in patterns]
-    return pd.DataFrame(rows)
+    rows = [run_pattern(conn, p, params, repeats=repeats, max_total_s=max_total_s).summary for p in patterns]
+    return Run.create(pd.DataFrame(rows))
 
 
 def _plan_word(uses_index: bool) -> str:
@@ -742,9 +742,7 @@ def plot_selectivity(sweep: pd.DataFrame, fit: pd.Series, ax: Axes | None = None
     if sweep.empty:
         raise ValueError("sweep must have at least one row")
     validate.instance("fit", fit, pd.Series)
-    missing = {"scan_ms", "scan_us_per_row", "search_ms", "search_us_per_row", "crossover_fraction"} - set(
-        fit.index
-    )
+    missing = {"scan_ms", "scan_us_per_row", "seek_ms", "search_us_per_row"} - set(fit.index)
     if missing:
         raise ValueError(f"fit must be what fit_crossover returns; it lacks {sorted(missing)}")
     ax = axes_or_new(ax)

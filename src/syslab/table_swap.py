@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import environment, validate
+from syslab.experiment import Run
 from syslab.id_exhaustion import INT_MAX
 from syslab.plot import axes_or_new, label
 from syslab.sqlite_tools import temporary_database
@@ -64,7 +65,7 @@ def _fill(conn: sqlite3.Connection, table: str, n_rows: int, payload_bytes: int,
 
 def measure_copy_rebuild(
     row_counts: Sequence[int] = (25_000, 50_000, 100_000, 200_000), *, payload_bytes: int = 100
-) -> pd.DataFrame:
+) -> Run:
     """Time a copying rebuild of a table (new table, copy, drop, rename, re-index) at several sizes.
 
     This is SQLite's documented way to change a column's type, and it does what
@@ -116,7 +117,7 @@ def measure_copy_rebuild(
                 "peak_over_before": peak / before,
             }
         )
-    return pd.DataFrame(rows)
+    return Run.create(pd.DataFrame(rows))
 
 
 def estimate_rebuild_s(rows: float, measurements: pd.DataFrame) -> float:
