@@ -109,7 +109,7 @@ def test_read_ephemeral_port_range_missing_file(tmp_path):
 
 @pytest.mark.real
 def test_emfile_exactly_at_limit():
-    out = cc.run_emfile_child(128)
+    out = cc.run_emfile_child(128).summary
     assert out["error"] == "EMFILE"
     assert out["already_open"] + out["opened"] == 128
     assert out["highest_fd"] == 127
@@ -132,8 +132,9 @@ def test_servers_hold_connections_threads_reserve_stacks():
     rows = cc.run_servers([200], n_pings=50, timeout_s=20).frame.set_index("mode")
     assert (rows["n_connections"] == 200).all()
     if (rows["threads"] > 0).all():  # /proc available (Linux)
-        assert rows.loc["threads", "threads"] == 201  # the accept loop plus one per connection
-        assert rows.loc["asyncio", "threads"] == 1
+        # One thread per connection on top of what both servers run (main, the child's guards).
+        assert rows.loc["threads", "threads"] - rows.loc["asyncio", "threads"] == 200
+        assert rows.loc["asyncio", "threads"] <= 4
         # Each thread reserves a stack (megabytes of address space); a coroutine does not.
         assert rows.loc["threads", "vm_per_conn_kb"] > 10 * max(rows.loc["asyncio", "vm_per_conn_kb"], 1.0)
         # Each thread also pins a kernel stack (16 KiB on x86-64 without KASAN): the system-wide

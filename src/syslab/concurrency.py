@@ -19,17 +19,15 @@ Three kinds of function live here:
   kernel hands out (:func:`sample_outbound_ports`), and an asyncio loop stalled by
   one blocking call (:func:`measure_loop_stall`).
 
-The child-process side lives in :mod:`syslab.concurrency_child` (standard library only).
+The child-process side lives in :mod:`syslab.children.conc` (standard library only).
 Units are in the names: ``_s`` seconds, ``_ms`` milliseconds, ``_us`` microseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import select
 import selectors
 import socket
 import threading
@@ -307,14 +305,6 @@ def read_ephemeral_port_range(path: str | os.PathLike = "/proc/sys/net/ipv4/ip_l
 # ------------------------------------------------------ parent: the experiments
 
 
-def _read_line(child: ChildProcess, timeout_s: float) -> str:
-    stream = child.process.stdout
-    ready, _, _ = select.select([stream], [], [], timeout_s)
-    if not ready:
-        raise TimeoutError(f"child printed nothing within {timeout_s} s")
-    return stream.readline().decode().strip()
-
-
 def kernel_memory_kb() -> dict[str, float]:
     """The kernel's own memory right now: what RSS does not count.
 
@@ -377,7 +367,7 @@ def measure_server(
 ) -> experiment.Run:
     """Hold ``n_connections`` idle connections to a real server on 127.0.0.1 and measure it.
 
-    The server runs in a child process (``python -m syslab.concurrency_child serve``):
+    The server runs in a child process (``python -m syslab.children.conc serve``):
     ``"threads"`` starts one OS thread per accepted connection, each blocked in
     ``recv``; ``"asyncio"`` serves every connection from one event loop. The parent
     opens the connections, asks the server for its resident and virtual memory
@@ -417,10 +407,12 @@ def measure_server(
     deadline = time.monotonic() + timeout_s
     sockets: list[socket.socket] = []
     with ChildProcess(
-        "syslab.concurrency_child", ["serve", mode, f"{timeout_s:.1f}"], timeout_s=timeout_s + 5
+        "syslab.children.conc",
+        ["--max-life-s", f"{min(timeout_s + 5, 600.0):.1f}", "serve", mode],
+        timeout_s=timeout_s + 5,
     ) as child:
         try:
-            port = int(_read_line(child, min(10.0, timeout_s)).split()[1])
+            port = int(child.expect("ready", timeout_s=min(10.0, timeout_s))["port"])
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
             base = _ask_stats(sockets[0])
             kernel_before = kernel_memory_kb()
@@ -604,13 +596,13 @@ def _time_selector(api: str, cls: type, pairs: list, repeats: int, max_fd: int) 
         sel.close()
 
 
-def run_emfile_child(limit: int = 256, *, timeout_s: float = 10.0) -> dict:
+def run_emfile_child(limit: int = 256, *, timeout_s: float = 10.0) -> experiment.Run:
     """Start a child that lowers its soft RLIMIT_NOFILE to ``limit`` and opens sockets until it fails.
 
     Returns
     -------
-    dict
-        ``limit``, ``already_open`` (descriptors the interpreter had open before
+    syslab.experiment.Run
+        ``summary`` (and a one-row ``frame``): ``limit``, ``already_open`` (descriptors the interpreter had open before
         the loop), ``opened`` (sockets created before the failure), ``highest_fd``
         and ``error`` (``"EMFILE"`` expected). On Linux ``already_open + opened ==
         limit`` and ``highest_fd == limit - 1``: descriptor numbers run from 0 to
@@ -620,11 +612,13 @@ def run_emfile_child(limit: int = 256, *, timeout_s: float = 10.0) -> dict:
     high = hard if hard > 0 else 65536
     limit = validate.int_in_range("limit", limit, 16, min(high, 65536))
     timeout_s = validate.positive_float("timeout_s", timeout_s)
-    with ChildProcess("syslab.concurrency_child", ["emfile", str(limit)], timeout_s=timeout_s) as child:
-        out, err = child.process.communicate(timeout=timeout_s)
-    if not out.strip():
-        raise RuntimeError(f"the emfile child printed nothing; stderr: {err.decode()[-500:]}")
-    return json.loads(out.decode().strip().splitlines()[-1])
+    life = f"{min(timeout_s, 600.0):.1f}"
+    with ChildProcess(
+        "syslab.children.conc", ["--max-life-s", life, "emfile", str(limit)], timeout_s=timeout_s
+    ) as child:
+        result = child.expect("result", timeout_s=timeout_s)
+    row = {key: result[key] for key in ("limit", "already_open", "opened", "highest_fd", "error")}
+    return experiment.Run.create(pd.DataFrame([row]), row)
 
 
 def sample_outbound_ports(n_connections: int = 200, *, timeout_s: float = 10.0) -> pd.DataFrame:

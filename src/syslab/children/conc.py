@@ -3,7 +3,7 @@
 Kept apart, importing only the standard library, so that a server child starts in
 milliseconds and its memory is the server's, not numpy's and pandas'::
 
-    python -m syslab.concurrency_child serve threads 30   # prints "PORT <n>", serves 30 s at most
+    python -m syslab.children.conc serve threads --max-life-s 30   # announces ready with its port
     python -m syslab.concurrency_child serve asyncio 30
     python -m syslab.concurrency_child emfile 256          # prints one JSON line
 """
@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import json
 import os
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
+
+from syslab.children import _protocol
 
 
 def _proc_status() -> dict[str, int]:
@@ -105,7 +106,7 @@ def _child_serve(mode: str, max_seconds: float) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(4096)
-    print(f"PORT {listener.getsockname()[1]}", flush=True)
+    _protocol.announce("ready", port=listener.getsockname()[1])
     deadline = time.monotonic() + max_seconds
     try:
         (_serve_threads if mode == "threads" else _serve_asyncio)(listener, deadline)
@@ -131,31 +132,35 @@ def _child_emfile(limit: int) -> None:
     highest = max((s.fileno() for s in sockets), default=-1)
     for s in sockets:
         s.close()
-    print(
-        json.dumps(
-            {
-                "limit": limit,
-                "already_open": already_open,
-                "opened": len(sockets),
-                "highest_fd": highest,
-                "error": error,
-            }
-        ),
-        flush=True,
+    _protocol.announce(
+        "result", limit=limit, already_open=already_open, opened=len(sockets), highest_fd=highest, error=error
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syslab.concurrency_child")
+    """Run ``serve <mode>`` or ``emfile <limit>``; see the module docstring.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(prog="python -m syslab.children.conc")
+    _protocol.add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run a server on 127.0.0.1 and print its port")
+    serve = sub.add_parser("serve", help="run a server on 127.0.0.1 and announce its port")
     serve.add_argument("mode", choices=["threads", "asyncio"])
-    serve.add_argument("max_seconds", type=float)
     emfile = sub.add_parser("emfile", help="lower RLIMIT_NOFILE and open sockets until EMFILE")
     emfile.add_argument("limit", type=int)
     args = parser.parse_args(argv)
+    _protocol.start_guards(args.max_life_s)
     if args.command == "serve":
-        _child_serve(args.mode, min(args.max_seconds, 120.0))
+        _child_serve(args.mode, args.max_life_s)
     else:
         _child_emfile(args.limit)
     return 0
