@@ -224,3 +224,12 @@ def test_filtered_search_post_filter_loses_results(faiss_run):
     assert frame.loc[(0.5, "post-filter HNSW"), "results_per_query"] == pytest.approx(5, abs=2)
     # Scanning every IVF cell with the selector is exact.
     assert frame.loc[(0.02, "IVF + IDSelector"), "recall"] == pytest.approx(1.0)
+
+
+def test_query_latency_one_at_a_time_and_batched(faiss_run):
+    base, queries, truth, indexes = faiss_run
+    run = vs.measure_query_latency(indexes, queries, nprobe=8, ef_search=32)
+    frame = run.frame.set_index("method")
+    assert set(frame.index) == {"Flat", "IVFFlat", "HNSW", "IVFPQ"}
+    assert (frame["single_p99_ms"] >= frame["single_p50_ms"]).all()
+    assert (frame[["batch_qps", "single_qps"]] > 0).all().all()

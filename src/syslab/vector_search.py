@@ -50,6 +50,7 @@ __all__ = [
     "measure_faiss",
     "measure_filtered_search",
     "measure_index",
+    "measure_query_latency",
     "plot_brute_force_scaling",
     "plot_distance_contrast",
     "plot_filtered_search",
@@ -967,6 +968,78 @@ def measure_faiss(
         "n_queries": int(queries.shape[0]),
         "k": int(k),
     }
+    return experiment.Run.create(pd.DataFrame(rows), summary, faiss=indexes.version)
+
+
+def measure_query_latency(
+    indexes: FaissIndexes,
+    queries: np.ndarray,
+    *,
+    k: int = 10,
+    nprobe: int = 16,
+    ef_search: int = 64,
+) -> experiment.Run:
+    """One query at a time against the whole batch at once, for each FAISS index.
+
+    A service answers queries as they arrive, one call each; a benchmark often sends them all in
+    one call, where FAISS shares work across queries (one matrix product for Flat). This measures
+    both on ``indexes.n_threads`` threads: the batch's throughput, and the latency of each single
+    query.
+
+    Parameters
+    ----------
+    indexes : FaissIndexes
+    queries : array_like, shape (n_queries, n_dims)
+        At most 10,000 queries.
+    k : int
+        Neighbours wanted.
+    nprobe, ef_search : int
+        IVF cells scanned and HNSW candidate list.
+
+    Returns
+    -------
+    experiment.Run
+        Frame: one row per index: ``method``, ``batch_qps`` (whole batch in one call),
+        ``single_qps`` (one call per query), ``single_p50_ms`` and ``single_p99_ms`` (latency of
+        one query). Summary: ``faiss_version``, ``n_threads``.
+    """
+    validate.instance("indexes", indexes, FaissIndexes)
+    queries = _as_matrix("queries", queries, max_rows=10_000)
+    k = validate.bounded_int("k", k, MAX_K)
+    nprobe = validate.int_in_range("nprobe", nprobe, 1, indexes.settings["nlist"])
+    ef_search = validate.int_in_range("ef_search", ef_search, k, 10_000)
+    faiss, previous = _faiss(indexes.n_threads)
+    rows = []
+    try:
+        for method, index in indexes.indexes.items():
+            params = None
+            if method in ("IVFFlat", "IVFPQ"):
+                params = faiss.SearchParametersIVF(nprobe=nprobe)
+            elif method == "HNSW":
+                params = faiss.SearchParametersHNSW(efSearch=ef_search)
+            batch_s = timing.median_seconds(
+                lambda index=index, params=params: _faiss_search(faiss, index, queries, k, params),
+                repeats=3,
+                max_total_s=2.0,
+            )
+            single = []
+            for row in range(queries.shape[0]):
+                started = time.perf_counter()
+                _faiss_search(faiss, index, queries[row : row + 1], k, params)
+                single.append(time.perf_counter() - started)
+            single = np.asarray(single)
+            rows.append(
+                {
+                    "method": method,
+                    "batch_qps": queries.shape[0] / batch_s,
+                    "single_qps": queries.shape[0] / single.sum(),
+                    "single_p50_ms": 1000 * float(np.percentile(single, 50)),
+                    "single_p99_ms": 1000 * float(np.percentile(single, 99)),
+                }
+            )
+    finally:
+        faiss.omp_set_num_threads(previous)
+    summary = {"faiss_version": indexes.version, "n_threads": indexes.n_threads}
     return experiment.Run.create(pd.DataFrame(rows), summary, faiss=indexes.version)
 
 
