@@ -326,6 +326,7 @@ def snowflake_decode(value: int, *, epoch_ms: int = SNOWFLAKE_EPOCH_MS) -> dict[
         ``timestamp_ms`` (Unix milliseconds), ``machine_id``, ``sequence``.
     """
     v = validate.int_in_range("value", value, 0, 2**63 - 1)
+    epoch_ms = validate.non_negative_int("epoch_ms", epoch_ms)
     return {
         "timestamp_ms": (v >> (MACHINE_BITS + SEQUENCE_BITS)) + epoch_ms,
         "machine_id": (v >> SEQUENCE_BITS) & MAX_MACHINE,

@@ -260,6 +260,7 @@ def hikaricp_pool_size(core_count: int, effective_spindle_count: int = 0) -> int
 
 
 MAX_ARRIVALS = 50_000_000  # 400 MB of float64 times: the largest arrival stream a chapter may draw
+MAX_PHASES = 10_000  # rate phases in one piecewise Poisson stream
 
 
 def poisson_arrival_times_s(n: int, arrival_rate_per_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -307,8 +308,12 @@ def piecewise_poisson_arrival_times_s(
     numpy.ndarray
         Sorted arrival times in seconds from 0 to ``sum(durations_s)``, at most ``MAX_ARRIVALS``.
     """
-    rates = [validate.positive_float("rates_per_s", r) for r in rates_per_s]
-    durations = [validate.positive_float("durations_s", d) for d in durations_s]
+    rates = validate.sequence_of_floats(
+        "rates_per_s", rates_per_s, 0.0, MAX_ARRIVALS, max_length=MAX_PHASES, low_inclusive=False
+    )
+    durations = validate.sequence_of_floats(
+        "durations_s", durations_s, 0.0, MAX_ARRIVALS, max_length=MAX_PHASES, low_inclusive=False
+    )
     if not rates or len(rates) != len(durations):
         raise ValueError(
             f"rates_per_s and durations_s must have the same length >= 1, got {len(rates)} and {len(durations)}"
