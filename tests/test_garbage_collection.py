@@ -202,3 +202,9 @@ def test_allocation_triggered_pauses_keep_the_average_rate():
         gcm.simulate_stop_the_world(800.0, 5.0, 8, 50.0, 0.5, pause_trigger="weekly")
     with pytest.raises(ValueError, match="n_requests"):
         gcm.simulate_stop_the_world(800.0, 5.0, 8, 50.0, 0.5, n_requests=10**12)
+
+
+def test_cpython_measurements_refuse_huge_sizes_at_once():
+    # bad-input reproducer: live_objects=10**12 used to wait out the child's timeout.
+    with pytest.raises(ValueError, match="live_objects"):
+        gcm.measure_cpython_churn(live_objects=10**12, duration_s=0.3, ring=50, timeout_s=15.0)

@@ -36,7 +36,6 @@ CPython's collector below.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -764,14 +763,16 @@ def sweep_pause_tradeoff(
 
 
 def _run_child(args: list[str], timeout_s: float) -> tuple[dict, list[dict]]:
-    with ChildProcess("syslab.garbage_collection_child", args, timeout_s=timeout_s) as child:
-        out, err = child.process.communicate(timeout=timeout_s)
-        if child.process.returncode != 0:
-            raise RuntimeError(f"the GC child failed: {err.decode()[-800:]}")
+    life = ["--max-life-s", f"{min(timeout_s, 600.0):.1f}"]
+    with ChildProcess("syslab.children.gc_probe", life + args, timeout_s=timeout_s) as child:
+        child.expect("result", timeout_s=timeout_s)
+        events = list(child.events)
     env: dict = {}
     rows = []
-    for line in out.decode().splitlines():
-        record = json.loads(line)
+    for event in events:
+        if event.get("event") != "record":
+            continue
+        record = {k: v for k, v in event.items() if k != "event"}
         if "env" in record:
             env = record["env"]
         elif "summary" in record:
@@ -786,7 +787,7 @@ def measure_cpython_pauses(
 ) -> tuple[dict, pd.DataFrame]:
     """Time CPython's collections of each generation with N extra live tracked objects.
 
-    A child interpreter (``python -m syslab.garbage_collection_child``) builds N small
+    A child interpreter (``python -m syslab.children.gc_probe``) builds N small
     lists, times ``gc.collect(0)``, ``gc.collect(1)`` and ``gc.collect(2)`` with a
     ``gc.callbacks`` hook, then calls ``gc.freeze()`` and times ``gc.collect(2)``
     again. The child imports only the standard library, so its heap is what it built.
@@ -826,9 +827,9 @@ def measure_cpython_churn(
         The environment plus ``allocated``, and one row per automatic collection:
         ``generation``, ``pause_ms``, ``collected`` and ``at_s``.
     """
-    n = validate.non_negative_int("live_objects", live_objects)
+    n = validate.int_in_range("live_objects", live_objects, 0, 5_000_000)
     duration = validate.float_in_range("duration_s", duration_s, 0.01, 30.0)
-    ring = validate.positive_int("ring", ring)
+    ring = validate.int_in_range("ring", ring, 1, 1_000_000)
     timeout_s = validate.positive_float("timeout_s", timeout_s)
     env, rows = _run_child(["churn", str(n), str(duration), str(ring)], max(timeout_s, duration + 10))
     df = pd.DataFrame(rows, columns=["n_live", "generation", "pause_ns", "collected", "at_s"])

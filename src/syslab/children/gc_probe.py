@@ -5,18 +5,19 @@ builds and not numpy's or pandas'. Each command prints JSON lines: first an
 ``{"env": ...}`` line (Python version, thresholds read at run time), then one
 line per measured collection::
 
-    python -m syslab.garbage_collection_child pauses 10000,100000 3
-    python -m syslab.garbage_collection_child churn 100000 1.0 2000
+    python -m syslab.children.gc_probe pauses 10000,100000 3
+    python -m syslab.children.gc_probe churn 100000 1.0 2000
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from collections import deque
+
+from syslab.children import _protocol
 
 
 class _Recorder:
@@ -35,7 +36,7 @@ class _Recorder:
 
 
 def _emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
+    _protocol.announce("record", **record)
 
 
 def _environment() -> dict:
@@ -62,7 +63,20 @@ def _timed_collect(recorder: _Recorder, generation: int) -> int:
 
 
 def run_pauses(sizes: list[int], repeats: int) -> None:
-    """Time explicit collections of each generation with N extra live objects, then after gc.freeze()."""
+    """Time explicit collections of each generation with N extra live objects, then after gc.freeze().
+
+    Parameters
+    ----------
+    sizes : list of int
+        Numbers of extra live objects, one measurement each.
+    repeats : int
+        Timed collections per size and generation.
+
+    Returns
+    -------
+    None
+        Each timing is announced as a ``record`` event on stdout.
+    """
     _emit({"env": _environment()})
     recorder = _Recorder()
     gc.callbacks.append(recorder)
@@ -93,6 +107,20 @@ def run_churn(n_live: int, duration_s: float, ring: int) -> None:
 
     A ring of the ``ring`` most recent objects keeps each new object alive for a
     while, so some survive young collections and are promoted, as in a real server.
+
+    Parameters
+    ----------
+    n_live : int
+        Long-lived objects kept throughout.
+    duration_s : float
+        Seconds of allocation.
+    ring : int
+        How many of the newest objects are kept alive.
+
+    Returns
+    -------
+    None
+        Each collection is announced as a ``record`` event on stdout.
     """
     _emit({"env": _environment()})
     live = _build_live(n_live)
@@ -125,7 +153,20 @@ def run_churn(n_live: int, duration_s: float, ring: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syslab.garbage_collection_child")
+    """Run ``pauses <sizes> <repeats>`` or ``churn <n_live> <duration_s> <ring>``, then announce ``result``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(prog="python -m syslab.children.gc_probe")
+    _protocol.add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     pauses = sub.add_parser("pauses")
     pauses.add_argument("sizes", help="comma-separated numbers of extra live objects")
@@ -135,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     churn.add_argument("duration_s", type=float)
     churn.add_argument("ring", type=int)
     args = parser.parse_args(argv)
+    _protocol.start_guards(args.max_life_s)
     if args.command == "pauses":
         run_pauses([int(s) for s in args.sizes.split(",")], args.repeats)
     else:
         run_churn(args.n_live, min(args.duration_s, 30.0), args.ring)
+    _protocol.announce("result")
     return 0
 
 
