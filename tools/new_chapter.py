@@ -2,9 +2,10 @@
 
     python tools/new_chapter.py my-slug "My Chapter Title"
 
-writes ``chapters/my-slug.ipynb`` with: the title, the parameters cell (tagged
-``parameters``), the hidden Colab install cell, the setup cell (``hide-input``),
-the section headings of ../shared/CHAPTER.md's anatomy, an empty
+writes ``chapters/my-slug.ipynb`` with: the title and the first screen to fill in, the
+parameters cell (tagged ``parameters`` and ``hide-input``, its comment to the reader), the
+hidden Colab install cell, the setup cell (``hide-input``), the section headings of
+../shared/CHAPTER.md's anatomy with "The model" block, an empty
 ``syslab.test_parameters`` entry in the notebook metadata, and no outputs.
 Then fill it in (jupytext round-trips it to a percent script and back:
 ``jupytext --to py:percent chapters/my-slug.ipynb`` ...
@@ -23,10 +24,27 @@ from set_repository import colab_cell  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+FIRST_SCREEN = """\
+**The question.** (What a reader asks when they arrive with the symptom, in one sentence.)
+
+**The answer in one line.** (Glued from the chapter's result where it is one:
+{eval}`f"{recorded.headline:.1f}"`.)
+
+**What you will watch and run.** (The simulation and the real experiment, in two sentences:
+what the figures show and what runs on the reader's machine.)"""
+
+MODEL_BLOCK = """\
+:::{dropdown} The model behind the main figure
+```{literalinclude} ../src/syslab/CONCEPT.py
+:pyobject: simulate_CONCEPT
+```
+:::"""
+
 SECTIONS = [
     "## The symptom",
     "## The mechanism",
     "## Watch it happen",
+    MODEL_BLOCK,
     "## Check it against theory",
     "## Run it for real",
     "## What to do in production",
@@ -43,14 +61,16 @@ def new_notebook(title: str) -> nbformat.NotebookNode:
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["syslab"] = {"test_parameters": {}}
     nb.cells = [
-        nbformat.v4.new_markdown_cell(f"# {title}"),
+        nbformat.v4.new_markdown_cell(f"# {title}\n\n{FIRST_SCREEN}"),
         nbformat.v4.new_code_cell(
-            "# Parameters: the chapter's knobs at full size (the tests inject smaller ones).\nSEED = 7",
-            metadata={"tags": ["parameters"]},
+            "# Change these and rerun the chapter (Run ▸ Run All). Full size; the tests inject smaller values.\n"
+            "SEED = 0  # the seed behind every figure",
+            metadata={"tags": ["parameters", "hide-input"]},
         ),
         colab_cell(),
         nbformat.v4.new_code_cell(
-            "from myst_nb import glue\n\nfrom syslab import plot\n\nplot.use_style()",
+            "from syslab import claims, experiment, notebook, plot\n"
+            "from syslab.notebook import recorded  # noqa: F401\n\nplot.use_style()",
             metadata={"tags": ["hide-input"]},
         ),
         *[nbformat.v4.new_markdown_cell(section) for section in SECTIONS],
