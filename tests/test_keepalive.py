@@ -132,3 +132,11 @@ def test_http_keepalive_reuse_is_cheaper():
     summary = ka.summarize_http_reuse(ka.run_http_reuse(120))
     assert summary.loc["keep-alive", "p50_us"] < summary.loc["new connection", "p50_us"]
     assert math.isfinite(summary.loc["keep-alive", "p90_us"])
+
+
+def test_real_experiments_refuse_unbounded_durations():
+    # bad-input reproducers: both used to fail late with an unrelated error.
+    with pytest.raises(ValueError, match="idle_s"):
+        ka.run_idle_proxy(0.3, idle_s=1e12, reply_timeout_s=0.5)
+    with pytest.raises(ValueError, match="observe_s"):
+        ka.run_stopped_peer(observe_s=1e10)

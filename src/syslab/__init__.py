@@ -13,7 +13,6 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.caching` -- cache patterns and their failure modes on one workload: Zipf-popular keys in front of a slow origin
 - :mod:`syslab.commit_cost` -- what a commit costs, what a cascade costs, and checking relations outside the database
 - :mod:`syslab.concurrency` -- the cost of a connection: threads vs an event loop, readiness APIs, descriptor and port limits
-- :mod:`syslab.concurrency_child` -- the child-process side of :mod:`syslab.concurrency`'s real experiments
 - :mod:`syslab.connection_pool` -- a real connection pool over SQLite, and a load generator that measures it
 - :mod:`syslab.children.drain_server` -- child-process programs for the graceful-shutdown experiments (run with ``python -m``)
 - :mod:`syslab.engines` -- real PostgreSQL, MariaDB and Redis for experiments: a reader's URL, or a private throwaway server; version and settings read from it
@@ -21,7 +20,6 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.exactly_once` -- exactly-once effect = at-least-once delivery + idempotence: a lease model, Redis Streams, PostgreSQL and SQLite experiments
 - :mod:`syslab.fanout` -- fan-out on write (push) vs fan-out on read (pull) vs a hybrid, on a heavy-tailed follower graph
 - :mod:`syslab.garbage_collection` -- garbage collection and its pauses: a collector model, a stop-the-world latency model, CPython measured
-- :mod:`syslab.garbage_collection_child` -- the child-process side of :mod:`syslab.garbage_collection`'s measurements of CPython's collector
 - :mod:`syslab.hashring` -- consistent hashing and its hotspots: rings, jump hash, rendezvous, bounded loads, slots, ranges
 - :mod:`syslab.hpa` -- a Horizontal Pod Autoscaler you can watch being late, and the traffic shapes that make it late
 - :mod:`syslab.id_exhaustion` -- running out of AUTO_INCREMENT: integer limits, how each engine fails, burn rate and runway
@@ -45,7 +43,6 @@ processes. Importing :mod:`syslab` is cheap: chapters import submodules explicit
 - :mod:`syslab.vector_search` -- nearest-neighbour search over vectors: exact brute force, and two approximate indexes
 - :mod:`syslab.wal` -- a real write-ahead log: append-only file, a writer process that crashes, and replay
 - :mod:`syslab.websocket` -- webSocket sends vs HTTP requests: RFC 6455 framing, silent sends, idempotent POSTs, a delivery model
-- :mod:`syslab.ws_peer` -- RFC 6455 framing, and a one-connection WebSocket server run as ``python -m syslab.ws_peer``
 """
 
 __version__ = "0.1.0"

@@ -162,7 +162,7 @@ def run_stopped_peer(
     keep-alive (idle 1 s, interval 1 s, 2 probes: a dead *kernel* would be
     reported after about 3 s) and sends a WebSocket Ping every ``ping_every_s``,
     declaring the peer dead when a Pong is ``pong_deadline_s`` late. The peer
-    (``python -m syslab.ws_peer``) is stopped, then the client watches for
+    (``python -m syslab.children.ws_peer``) is stopped, then the client watches for
     ``observe_s`` seconds.
 
     Returns
@@ -179,14 +179,11 @@ def run_stopped_peer(
     keepalive_probes = validate.int_in_range("keepalive_probes", keepalive_probes, 1, 127)
     ping_every_s = validate.positive_float("ping_every_s", ping_every_s)
     pong_deadline_s = validate.positive_float("pong_deadline_s", pong_deadline_s)
-    observe_s = validate.positive_float("observe_s", observe_s)
+    observe_s = validate.float_in_range("observe_s", observe_s, 0.0, 300.0, low_inclusive=False)
     limit_s = observe_s + 15
     args = ["--max-life-s", str(limit_s)]
-    with ChildProcess("syslab.ws_peer", args, timeout_s=limit_s, stderr=subprocess.DEVNULL) as child:
-        ready = child.process.stdout.readline().decode()  # bounded: the peer exits after limit_s
-        if not ready.startswith("READY"):
-            raise RuntimeError(f"the peer did not start: {ready!r}")
-        client = WebSocketClient(int(ready.split()[1]))
+    with ChildProcess("syslab.children.ws_peer", args, timeout_s=limit_s, stderr=subprocess.DEVNULL) as child:
+        client = WebSocketClient(int(child.expect("ready", timeout_s=10.0)["port"]))
         try:
             _set_keepalive(client.sock, keepalive_idle_s, keepalive_interval_s, keepalive_probes)
             child.send_signal(signal.SIGSTOP)
@@ -401,7 +398,7 @@ def run_idle_proxy(idle_timeout_s: float = 1.0, *, idle_s: float = 1.6, reply_ti
         ``deadline_s``, ``outcome``, ``after_s``; ``df.attrs["flows_dropped"]``.
     """
     idle_timeout_s = validate.float_in_range("idle_timeout_s", idle_timeout_s, 0.2, 10.0)
-    idle_s = validate.positive_float("idle_s", idle_s)
+    idle_s = validate.float_in_range("idle_s", idle_s, 0.0, 60.0, low_inclusive=False)
     reply_timeout_s = validate.float_in_range("reply_timeout_s", reply_timeout_s, 0.1, 30.0)
     if idle_s <= idle_timeout_s:
         raise ValueError(

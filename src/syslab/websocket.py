@@ -2,7 +2,7 @@
 
 - RFC 6455 written out: :func:`accept_key`, :func:`encode_frame`, :func:`decode_frame`,
   :func:`client_handshake`, and a minimal blocking :class:`WebSocketClient`.
-- Real experiments on 127.0.0.1 (child process :mod:`syslab.ws_peer`, killed on exit):
+- Real experiments on 127.0.0.1 (child process :mod:`syslab.children.ws_peer`, killed on exit):
   :func:`run_silent_send` -- a peer frozen with SIGSTOP, a peer killed, a peer frozen
   then killed, while ``send()`` keeps returning.
 - Real HTTP path: :func:`run_idempotent_post` -- a POST with an ``Idempotency-Key``
@@ -34,8 +34,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from syslab import plot, validate
+from syslab.children._ws_frames import GUID, OPCODES, accept_key, decode_frame, encode_frame
 from syslab.processes import ChildProcess
-from syslab.ws_peer import GUID, OPCODES, accept_key, decode_frame, encode_frame
 
 __all__ = [
     "GUID",
@@ -132,7 +132,7 @@ def run_silent_send(
 ) -> pd.DataFrame:
     """What ``send()`` reports when the peer is frozen, killed, or frozen and then killed.
 
-    A child (``python -m syslab.ws_peer``) accepts one WebSocket on 127.0.0.1,
+    A child (``python -m syslab.children.ws_peer``) accepts one WebSocket on 127.0.0.1,
     prints every text message it processes and acknowledges it with
     ``{"reply_to": id}`` (the RTM pattern). The driver sends 5 messages while the
     peer runs, then:
@@ -165,7 +165,7 @@ def run_silent_send(
     processed: set[int] = set()
     acked: set[int] = set()
     args = ["--max-life-s", str(timeout_s)]
-    child = ChildProcess("syslab.ws_peer", args, timeout_s=timeout_s, stderr=subprocess.DEVNULL)
+    child = ChildProcess("syslab.children.ws_peer", args, timeout_s=timeout_s, stderr=subprocess.DEVNULL)
     client = None
     with child:
         lines: list[str] = []
@@ -221,8 +221,9 @@ def run_silent_send(
             child.kill()
             reader.join(timeout=2)
     for line in lines:
-        if line.startswith("GOT "):
-            processed.add(int(line.split()[1]))
+        event = _event(line)
+        if event.get("event") == "got":
+            processed.add(int(event["seq"]))
     df = pd.DataFrame(rows, columns=["seq", "phase", "send_ok", "error"])
     df["processed"] = df["seq"].isin(processed)
     df["acked"] = df["seq"].isin(acked)
@@ -255,14 +256,28 @@ def _collect(stream, lines: list[str]) -> None:
         return
 
 
+def _event(line: str) -> dict:
+    # One JSON line of the child protocol; anything else is ignored.
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
 def _wait_ready(lines: list[str], timeout_s: float) -> int:
+    # The parent reads the child's stdout on a thread (the frozen-peer scenario must not block
+    # on it), so it scans those lines for the protocol's "ready" event rather than calling expect.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for line in list(lines):
-            if line.startswith("READY"):
-                return int(line.split()[1])
+            event = _event(line)
+            if event.get("event") == "ready":
+                return int(event["port"])
+            if event.get("event") == "error":
+                raise RuntimeError(f"the WebSocket peer reported an error: {event.get('message')}")
         time.sleep(0.01)
-    raise RuntimeError(f"the child did not report READY within {timeout_s} s")
+    raise RuntimeError(f"the child did not report ready within {timeout_s} s")
 
 
 def _read_acks(client: WebSocketClient, acked: set[int], expected: int, timeout_s: float) -> None:

@@ -1,30 +1,17 @@
-"""RFC 6455 framing, and a one-connection WebSocket server run as ``python -m syslab.ws_peer``.
+"""RFC 6455 framing shared by both sides of the WebSocket experiments (standard library only).
 
-The framing functions (:func:`accept_key`, :func:`encode_frame`,
-:func:`decode_frame`) live here, in a module that imports only the standard
-library, so that the child process starts quickly; :mod:`syslab.websocket`
-re-exports them.
-
-Started by :func:`syslab.websocket.run_silent_send` as a child process. It listens
-on 127.0.0.1 (an ephemeral port, printed as ``READY <port>``), completes the RFC
-6455 handshake of one client, prints ``GOT <seq>`` for every text message it
-processes and answers each with an unmasked text frame ``{"reply_to": <seq>}`` --
-the application-level acknowledgement RFC 6455 itself does not have. It exits
-after ``--max-life-s`` whatever happens.
+:mod:`syslab.children.ws_peer` (the child) and :mod:`syslab.websocket` (the parent, which
+re-exports these names) use the same codec: :func:`accept_key`, :func:`encode_frame`,
+:func:`decode_frame`.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import json
-import os
-import socket
 import struct
-import sys
-import threading
-import time
+
+__all__ = ["GUID", "OPCODES", "accept_key", "decode_frame", "encode_frame"]
 
 
 def _opcode(opcode: str) -> str:
@@ -121,63 +108,3 @@ def decode_frame(buffer: bytes) -> tuple[dict, int] | None:
     frame = {"fin": bool(first & 0x80), "opcode": names.get(first & 0x0F, "reserved"), "masked": masked}
     frame["payload"] = payload
     return frame, offset + n
-
-
-def serve(max_life_s: float) -> int:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(max_life_s)
-    print(f"READY {listener.getsockname()[1]}", flush=True)
-    conn, _ = listener.accept()
-    listener.close()
-    conn.settimeout(max_life_s)
-    request = b""
-    while b"\r\n\r\n" not in request:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return 1
-        request += chunk
-    head, buffer = request.split(b"\r\n\r\n", 1)
-    key = ""
-    for line in head.decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "sec-websocket-key":
-            key = value.strip()
-    conn.sendall(
-        (
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-        ).encode("ascii")
-    )
-    while True:
-        while (parsed := decode_frame(buffer)) is not None:
-            frame, used = parsed
-            buffer = buffer[used:]
-            if frame["opcode"] == "close":
-                return 0
-            if frame["opcode"] == "ping":
-                conn.sendall(encode_frame(frame["payload"], "pong"))
-            elif frame["opcode"] == "text":
-                seq = frame["payload"].split(b" ", 1)[0].decode()
-                print(f"GOT {seq}", flush=True)
-                conn.sendall(encode_frame(json.dumps({"reply_to": int(seq)}).encode(), "text"))
-        chunk = conn.recv(1 << 16)
-        if not chunk:
-            return 0
-        buffer += chunk
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syslab.ws_peer")
-    parser.add_argument("--max-life-s", type=float, default=30.0)
-    args = parser.parse_args(argv)
-
-    def die() -> None:
-        time.sleep(args.max_life_s)
-        os._exit(99)
-
-    threading.Thread(target=die, daemon=True).start()
-    return serve(args.max_life_s)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
