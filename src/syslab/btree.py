@@ -142,9 +142,16 @@ def theory_lru_hit_ratio(buffer_pages: int, leaf_pages: int | np.ndarray) -> flo
         ``min(1, B / N)``.
     """
     b = validate.positive_int("buffer_pages", buffer_pages)
-    n = np.asarray(leaf_pages, dtype=float)
-    if np.any(n <= 0):
-        raise ValueError("leaf_pages must be > 0")
+    if isinstance(leaf_pages, (str, bytes, bool)) or leaf_pages is None:
+        raise TypeError(f"leaf_pages must be a number or an array of numbers, got {leaf_pages!r}")
+    try:
+        n = np.asarray(leaf_pages, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"leaf_pages must be a number or an array of numbers, got {leaf_pages!r}") from None
+    if n.dtype.kind == "b" or np.asarray(leaf_pages).dtype.kind not in "iuf":
+        raise TypeError(f"leaf_pages must be a number or an array of numbers, got {leaf_pages!r}")
+    if not np.all(np.isfinite(n)) or np.any(n <= 0):
+        raise ValueError(f"leaf_pages must be finite and > 0, got {leaf_pages!r}")
     result = np.minimum(1.0, b / n)
     return float(result) if result.ndim == 0 else result
 
