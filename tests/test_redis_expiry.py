@@ -263,9 +263,11 @@ def test_real_lazy_expiry_and_ttl_replies():
 @pytest.mark.real
 def test_real_del_blocks_and_unlink_does_not():
     servers = _redis_pair()
-    run = rx.measure_delete_cost(servers[10], [50_000])
+    run = rx.measure_delete_cost(servers[10], [100_000])
     by = run.frame.set_index("command")
-    assert by.loc["DEL", "server_ms"] > 10 * by.loc["UNLINK", "server_ms"]
+    # DEL frees 100,000 fields on the event loop (tens to hundreds of ms); UNLINK hands them to a thread
+    # and takes microseconds -- unless a busy box preempts the server for a few ms, hence only 3x.
+    assert by.loc["DEL", "server_ms"] > 3 * by.loc["UNLINK", "server_ms"]
     assert by.loc["DEL", "ns_per_field"] > 50  # the CPython-dict proxy said about 16 ns
     with pytest.raises(ValueError, match="n_fields"):
         rx.measure_delete_cost(servers[10], [10**9])
