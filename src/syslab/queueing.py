@@ -261,6 +261,8 @@ def hikaricp_pool_size(core_count: int, effective_spindle_count: int = 0) -> int
 
 MAX_ARRIVALS = 50_000_000  # 400 MB of float64 times: the largest arrival stream a chapter may draw
 MAX_PHASES = 10_000  # rate phases in one piecewise Poisson stream
+MAX_SWEEP_POINTS = 200  # grid points in one sweep (one simulation each)
+MAX_CV = 100.0  # coefficient of variation of a gap or service time
 
 
 def poisson_arrival_times_s(n: int, arrival_rate_per_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -354,7 +356,7 @@ def draw_gaps_s(n: int, mean_s: float, cv: float, rng: np.random.Generator) -> n
     numpy.ndarray
         float64 array of shape (n,), seconds.
     """
-    n = validate.positive_int("n", n)
+    n = validate.bounded_int("n", n, MAX_ARRIVALS)
     mean_s = validate.positive_float("mean_s", mean_s)
     cv = validate.non_negative_float("cv", cv)
     if cv == 0:
@@ -380,7 +382,7 @@ class PoolConfig:
     acquire_timeout_s: float = math.inf  # seconds a request waits for a connection
 
     def __post_init__(self) -> None:
-        validate.positive_int("size", self.size)
+        validate.bounded_int("size", self.size, MAX_SERVERS)
         validate.positive_float("acquire_timeout_s", self.acquire_timeout_s, allow_inf=True)
 
 
@@ -395,6 +397,10 @@ def _workload(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Arrival times and service times, drawn once so every engine sees the same requests."""
+    # Checked here under the caller's names (draw_gaps_s would report mean_s and cv).
+    mean_service_s = validate.positive_float("mean_service_s", mean_service_s)
+    cv_service = validate.non_negative_float("cv_service", cv_service)
+    cv_arrival = validate.non_negative_float("cv_arrival", cv_arrival)
     if arrivals_s is not None:
         arrivals = np.asarray(arrivals_s, dtype=float)
         if arrivals.ndim != 1 or arrivals.size == 0:
@@ -408,7 +414,7 @@ def _workload(
         if arrival_rate_per_s is None:
             raise ValueError("give either arrival_rate_per_s or arrivals_s")
         rate = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
-        n = validate.positive_int("n_requests", n_requests)
+        n = validate.bounded_int("n_requests", n_requests, MAX_ARRIVALS)
         arrivals = np.cumsum(draw_gaps_s(n, 1.0 / rate, cv_arrival, rng))
     if services_s is None:
         return arrivals, draw_gaps_s(n, mean_service_s, cv_service, rng)
@@ -683,6 +689,8 @@ def simulate_pool_retries(
     delay = validate.non_negative_float("retry_delay_s", retry_delay_s)
     deadline = validate.positive_float("caller_deadline_s", caller_deadline_s, allow_inf=True)
     rng = validate.rng_from_seed(seed)
+    mean_service_s = validate.positive_float("mean_service_s", mean_service_s)
+    cv_service = validate.non_negative_float("cv_service", cv_service)
     services = draw_gaps_s(arrivals.size, mean_service_s, cv_service, rng)
     timeout = config.acquire_timeout_s
     free = [0.0] * config.size  # when each connection is next free
@@ -910,7 +918,8 @@ def sweep_pool_sizes(
         "warmup_fraction", warmup_fraction, 0.0, 1.0, high_inclusive=False
     )
     rng = validate.rng_from_seed(seed)
-    n = validate.positive_int("n_requests", n_requests)
+    n = validate.bounded_int("n_requests", n_requests, MAX_ARRIVALS)
+    cv_service = validate.non_negative_float("cv_service", cv_service)
     # Every pool size sees the same requests (common random numbers).
     arrivals = np.cumsum(draw_gaps_s(n, 1.0 / lam, 1.0, rng))
     services = draw_gaps_s(n, s, cv_service, rng)
@@ -1029,12 +1038,19 @@ def sweep_kingman(
         ``ratio`` (simulated / theory).
     """
     rhos = [
-        validate.float_in_range("utilisations", u, 0, 1, low_inclusive=False, high_inclusive=False)
-        for u in utilisations
+        validate.float_in_range(f"utilisations[{i}]", u, 0, 1, low_inclusive=False, high_inclusive=False)
+        for i, u in enumerate(
+            validate.sequence_of_floats("utilisations", utilisations, 0.0, 1.0, max_length=MAX_SWEEP_POINTS)
+        )
     ]
-    cv_list = [validate.non_negative_float("cvs", c) for c in cvs]
-    if not rhos or not cv_list:
-        raise ValueError("utilisations and cvs must not be empty")
+    cv_list = validate.sequence_of_floats("cvs", cvs, 0.0, MAX_CV, max_length=MAX_SWEEP_POINTS)
+    if len(rhos) * len(cv_list) > MAX_SWEEP_POINTS:
+        raise ValueError(
+            f"utilisations x cvs must be at most {MAX_SWEEP_POINTS} points, got {len(rhos)} x {len(cv_list)}"
+        )
+    warmup_fraction = validate.float_in_range(
+        "warmup_fraction", warmup_fraction, 0.0, 1.0, high_inclusive=False
+    )
     s = validate.positive_float("mean_service_s", mean_service_s)
     seeds = _child_seeds(seed, len(rhos) * len(cv_list))
     rows = []
