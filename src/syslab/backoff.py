@@ -187,10 +187,10 @@ def simulate_occ_contention(
         last message: when the last client is done).
     """
     validate.choice("strategy", strategy, STRATEGIES)
-    n_clients = validate.positive_int("clients", clients)
-    n_runs = validate.positive_int("runs", runs)
-    base_s = validate.positive_float("base_ms", base_ms) / 1000
-    cap_s = validate.positive_float("cap_ms", cap_ms) / 1000
+    n_clients = validate.bounded_int("clients", clients, MAX_OCC_CLIENTS)
+    n_runs = validate.bounded_int("runs", runs, MAX_OCC_RUNS)
+    base_s = validate.float_in_range("base_ms", base_ms, 0.0, MAX_BACKOFF_S * 1000, low_inclusive=False) / 1000
+    cap_s = validate.float_in_range("cap_ms", cap_ms, 0.0, MAX_BACKOFF_S * 1000, low_inclusive=False) / 1000
     mean = validate.positive_float("net_mean_ms", net_mean_ms)
     sd = validate.non_negative_float("net_sd_ms", net_sd_ms)
     rng = validate.rng_from_seed(seed)
