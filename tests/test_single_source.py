@@ -48,7 +48,9 @@ def test_linked_terms_are_defined_in_the_glossary():
     linked = set(re.findall(r':\s*"([^"]+)",', terms_block))
     assert linked, "no terms found in tools/link_glossary_terms.py"
     undefined = linked - glossary_terms()
-    assert not undefined, f"link_glossary_terms.py links terms glossary.md does not define: {sorted(undefined)}"
+    assert not undefined, (
+        f"link_glossary_terms.py links terms glossary.md does not define: {sorted(undefined)}"
+    )
 
 
 def test_chapter_term_links_point_at_defined_terms():
