@@ -81,6 +81,8 @@ SPLIT_POLICIES = ("half", "innodb", "postgres")
 MAX_KEYS = 5_000_000  # keys in one simulated index (~10 s of Python per million)
 MAX_SQLITE_ROWS = 2_000_000  # rows in one real SQLite experiment
 MAX_PAYLOAD_BYTES = 10_000  # bytes of payload per SQLite row
+MAX_CHECKPOINTS = 10_000  # snapshots of the index taken during one simulation
+MAX_SWEEP_POINTS = 50  # values in one sweep (one simulation each)
 INNODB_FULL_FRACTION = 15 / 16  # InnoDB reserves 1/16 of each page
 NEG_INF = -math.inf
 
@@ -364,7 +366,7 @@ def simulate_inserts(
     """
     n = validate.bounded_int("n_keys", n_keys, MAX_KEYS)
     policy = validate.choice("policy", policy, SPLIT_POLICIES)
-    checkpoints = validate.positive_int("n_checkpoints", n_checkpoints)
+    checkpoints = validate.bounded_int("n_checkpoints", n_checkpoints, MAX_CHECKPOINTS)
     cache_size = None if buffer_pages is None else validate.positive_int("buffer_pages", buffer_pages)
     rng = validate.rng_from_seed(seed)
     keys = _keys(order, n, rng)
@@ -530,7 +532,7 @@ def simulate_churn(
     steps = validate.bounded_int("n_steps", n_steps, MAX_KEYS)
     w = validate.positive_int("window", window)
     p_stuck = validate.probability("straggler_fraction", straggler_fraction)
-    checkpoints = validate.positive_int("n_checkpoints", n_checkpoints)
+    checkpoints = validate.bounded_int("n_checkpoints", n_checkpoints, MAX_CHECKPOINTS)
     rng = validate.rng_from_seed(seed)
     keys = _keys(order, steps, rng)
     stuck = rng.random(steps) < p_stuck
@@ -591,8 +593,7 @@ def sweep_stragglers(
         One row per fraction: ``straggler_fraction``, ``leaf_pages`` (simulated, at the end),
         ``theory_leaf_pages`` (:func:`theory_churn_leaf_pages`).
     """
-    if len(fractions) == 0:
-        raise ValueError("fractions must not be empty")
+    fractions = validate.sequence_of_floats("fractions", fractions, 0.0, 1.0, max_length=MAX_SWEEP_POINTS)
     rng = validate.rng_from_seed(seed)
     rows = []
     for fraction in fractions:
