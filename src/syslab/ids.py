@@ -169,8 +169,10 @@ def uuid7_batch(
     list of uuid.UUID
         Strictly increasing.
     """
-    n = validate.positive_int("n", n)
-    rate = validate.positive_float("ids_per_ms", ids_per_ms)
+    n = validate.bounded_int("n", n, MAX_KEY_ARRAY)
+    # UUIDv7 carries 48 bits of Unix milliseconds; leave room for the n / rate ms the batch spans.
+    start_ms = validate.int_in_range("start_ms", start_ms, 0, 2**47)
+    rate = validate.float_in_range("ids_per_ms", ids_per_ms, 1e-3, 1e9)
     rng = validate.rng_from_seed(seed)
     generator = UUID7Generator(rng)
     clock = start_ms + np.floor(np.arange(n) / rate).astype(np.int64)
@@ -191,7 +193,7 @@ def uuid4_batch(n: int, *, seed: int | np.random.Generator | None = 0) -> list[u
     -------
     list of uuid.UUID
     """
-    n = validate.positive_int("n", n)
+    n = validate.bounded_int("n", n, MAX_KEY_ARRAY)
     rng = validate.rng_from_seed(seed)
     high = rng.integers(0, 2**63, size=n, dtype=np.int64).tolist()
     low = rng.integers(0, 2**63, size=n, dtype=np.int64).tolist()
