@@ -263,6 +263,7 @@ MAX_ARRIVALS = 50_000_000  # 400 MB of float64 times: the largest arrival stream
 MAX_PHASES = 10_000  # rate phases in one piecewise Poisson stream
 MAX_SWEEP_POINTS = 200  # grid points in one sweep (one simulation each)
 MAX_CV = 100.0  # coefficient of variation of a gap or service time
+MAX_CLOSED_EVENTS = 5_000_000  # events of the closed-pool Markov chain (a Python loop, ~1 s per million)
 
 
 def poisson_arrival_times_s(n: int, arrival_rate_per_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -870,6 +871,16 @@ def summarize_pool(df: pd.DataFrame, pool_size: int, warmup_s: float = 0.0) -> p
     )
 
 
+def _pool_sizes(pool_sizes: object) -> list[int]:
+    """``pool_sizes`` as a list of 1 to ``MAX_SWEEP_POINTS`` sizes, each 1 to ``MAX_SERVERS``."""
+    sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
+    if len(sizes) > MAX_SWEEP_POINTS:
+        raise ValueError(f"pool_sizes must hold at most {MAX_SWEEP_POINTS} sizes, got {len(sizes)}")
+    for i, size in enumerate(sizes):
+        validate.bounded_int(f"pool_sizes[{i}]", size, MAX_SERVERS)
+    return sizes
+
+
 def sweep_pool_sizes(
     pool_sizes: Sequence[int],
     arrival_rate_per_s: float,
@@ -911,7 +922,7 @@ def sweep_pool_sizes(
         ``p_wait_theory`` and ``mean_wait_ms_theory`` (exact only for
         ``cv_service = 1`` and no timeout; inf/1.0 where the pool is overloaded).
     """
-    sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
+    sizes = _pool_sizes(pool_sizes)
     lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     s = validate.positive_float("mean_service_s", mean_service_s)
     warmup_fraction = validate.float_in_range(
@@ -981,7 +992,7 @@ def replicate_pool(
         One row per (pool size, replication): ``pool_size``, ``replication`` and
         the columns of :func:`summarize_pool`.
     """
-    sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
+    sizes = _pool_sizes(pool_sizes)
     n_seeds = validate.bounded_int("n_seeds", n_seeds, MAX_REPLICATIONS)
     children = _child_seeds(seed, n_seeds)
     rows = []
@@ -1169,8 +1180,8 @@ def theory_closed_pool(
         the database), ``response_ms`` (their sum) and ``mean_running`` (queries
         executing at once).
     """
-    sizes = validate.sequence_of_positive_ints("pool_sizes", pool_sizes)
-    clients = validate.positive_int("clients", clients)
+    sizes = _pool_sizes(pool_sizes)
+    clients = validate.bounded_int("clients", clients, MAX_SERVERS)
     think_s = validate.positive_float("think_s", think_s)
     rows = []
     for size in sizes:
@@ -1226,10 +1237,10 @@ def simulate_closed_pool(
     pandas.DataFrame
         One row with the same columns as :func:`theory_closed_pool`.
     """
-    size = validate.positive_int("pool_size", pool_size)
-    clients = validate.positive_int("clients", clients)
+    size = validate.bounded_int("pool_size", pool_size, MAX_SERVERS)
+    clients = validate.bounded_int("clients", clients, MAX_SERVERS)
     think_s = validate.positive_float("think_s", think_s)
-    n_events = validate.positive_int("n_events", n_events)
+    n_events = validate.bounded_int("n_events", n_events, MAX_CLOSED_EVENTS)
     rng = validate.rng_from_seed(seed)
     uniforms = rng.random((n_events, 2))
     state = 0
