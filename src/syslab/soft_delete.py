@@ -58,6 +58,7 @@ __all__ = [
     "demo_table_growth",
     "demo_unique_resignup",
     "engine_settings_text",
+    "engines_record",
     "filesystem_type",
     "fit_index_cost",
     "measure_mariadb_deletes",
@@ -74,6 +75,14 @@ __all__ = [
     "summarize_engine_deletes",
     "summarize_verdicts",
     "summarize_writers",
+    "summarize_postgres_internals",
+    "internals_record",
+    "read_side_record",
+    "verdict_record",
+    "VERDICT_COLUMNS",
+    "PG_INTERNALS_COLUMNS",
+    "WRITER_COLUMNS",
+    "READ_SIDE_COLUMNS",
     "SETTINGS_SHOWN",
 ]
 
@@ -1619,3 +1628,191 @@ def summarize_writers(
         }
     )
     return out.reset_index()
+
+
+# --------------------------------------------------------------------------- the chapter's numbers
+
+#: Table headers (with units) for the chapter's engine tables.
+VERDICT_COLUMNS = {
+    "engine": "engine",
+    "method": "soft-delete variant",
+    "ratio_min_k": "soft / DELETE, fewest indexes",
+    "ratio_max_k": "soft / DELETE, most indexes",
+    "verdict": "verdict",
+}
+PG_INTERNALS_COLUMNS = {
+    "method": "method",
+    "us_per_row": "statement (µs/row)",
+    "wal_bytes_per_row": "WAL (bytes/row)",
+    "hot_share": "HOT updates (share)",
+    "entries_added_per_index_row": "new leaf items per index per row",
+    "vacuum_ms": "VACUUM (ms)",
+}
+WRITER_COLUMNS = {
+    "engine": "engine",
+    "method": "method",
+    "median_ops_per_s": "throughput (ops/s, median round)",
+    "round_spread": "highest / lowest round",
+    "p95_latency_ms": "p95 latency (ms)",
+}
+READ_SIDE_COLUMNS = {
+    "table": "removed by",
+    "total_bytes": "table + indexes (bytes)",
+    "query_ms": "query, best (ms)",
+    "rows_removed_by_filter": "rows read and dropped",
+    "rows_estimated": "rows estimated",
+    "vacuum_ms": "VACUUM (ms)",
+}
+
+
+def verdict_record(verdicts: pd.DataFrame, labels: dict) -> dict:
+    """The verdict phrases and ratios the chapter quotes, one set per engine.
+
+    Parameters
+    ----------
+    verdicts : pandas.DataFrame
+        :func:`summarize_verdicts` output.
+    labels : dict
+        Short key (``sqlite``, ``pg``, ``my``) -> engine label as in ``verdicts["engine"]``.
+
+    Returns
+    -------
+    dict
+        ``verdict_<key>``, ``ratio_<key>`` (plain soft delete, most indexes) and, where measured,
+        ``verdict_<key>_<variant>`` / ``ratio_<key>_<variant>`` for ``partial`` and ``ff90``;
+        "it was not measured here" and NaN for an engine that did not run.
+    """
+    validate.frame_columns("verdicts", verdicts, ("engine", "method", "ratio_max_k", "verdict"))
+    by = verdicts.set_index(["engine", "method"])
+    out: dict = {}
+    for key, label in labels.items():
+        for method, suffix in (("soft", ""), ("soft_partial", "_partial"), ("soft_ff90", "_ff90")):
+            present = (label, method) in by.index
+            out[f"verdict_{key}{suffix}"] = (
+                by.loc[(label, method), "verdict"] if present else "it was not measured here"
+            )
+            out[f"ratio_{key}{suffix}"] = (
+                float(by.loc[(label, method), "ratio_max_k"]) if present else float("nan")
+            )
+    return out
+
+
+def summarize_postgres_internals(frame: pd.DataFrame | None, indexes: int) -> pd.DataFrame:
+    """Median per method of :func:`measure_postgres_deletes` at one index count.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or None
+        ``measure_postgres_deletes(...).frame`` (None: PostgreSQL did not run).
+    indexes : int
+        The index count to show.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method: ``method`` and the medians of ``us_per_row``, ``wal_bytes_per_row``,
+        ``hot_share``, ``entries_added_per_index_row``, ``dead_tuples``, ``vacuum_ms`` (empty when
+        ``frame`` is None).
+    """
+    columns = ["method", *[c for c in PG_INTERNALS_COLUMNS if c != "method"], "dead_tuples"]
+    if frame is None:
+        return pd.DataFrame(columns=columns)
+    validate.frame_columns("frame", frame, ("indexes", *columns))
+    part = frame[frame["indexes"] == indexes]
+    return part.groupby("method", sort=False)[columns[1:]].median().reset_index()
+
+
+def internals_record(internals: pd.DataFrame) -> dict:
+    """The PostgreSQL numbers the chapter quotes (NaN where PostgreSQL did not run).
+
+    Parameters
+    ----------
+    internals : pandas.DataFrame
+        :func:`summarize_postgres_internals` output.
+
+    Returns
+    -------
+    dict
+        ``wal_<m>``, ``entries_<m>`` for ``delete``, ``soft``, ``ff90``, ``partial``;
+        ``hot_soft_pct``, ``hot_ff90_pct``; ``dead_delete``; ``vacuum_delete_ms``.
+    """
+    m = internals.set_index("method") if len(internals) else None
+    names = {"delete": "delete", "soft": "soft", "ff90": "soft_ff90", "partial": "soft_partial"}
+
+    def get(method: str, column: str) -> float:
+        return float(m.loc[method, column]) if m is not None and method in m.index else float("nan")
+
+    out = {f"wal_{k}": get(v, "wal_bytes_per_row") for k, v in names.items()}
+    out.update({f"entries_{k}": get(v, "entries_added_per_index_row") for k, v in names.items()})
+    out["hot_soft_pct"] = 100 * get("soft", "hot_share")
+    out["hot_ff90_pct"] = 100 * get("soft_ff90", "hot_share")
+    dead = get("delete", "dead_tuples")
+    out["dead_delete"] = int(dead) if np.isfinite(dead) else 0
+    out["vacuum_delete_ms"] = get("delete", "vacuum_ms")
+    return out
+
+
+def read_side_record(read_side: pd.DataFrame | None) -> dict:
+    """The read-side numbers the chapter quotes (NaN/0 where PostgreSQL did not run).
+
+    Parameters
+    ----------
+    read_side : pandas.DataFrame or None
+        ``measure_postgres_read_side(...).frame``.
+
+    Returns
+    -------
+    dict
+        ``read_dropped``, ``read_returned`` (rows), ``read_size_ratio``, ``read_time_ratio``
+        (soft-deleted table over the vacuumed one) and ``read_vacuum_ms``.
+    """
+    if read_side is None:
+        nan = float("nan")
+        return {
+            "read_dropped": 0,
+            "read_returned": 0,
+            "read_size_ratio": nan,
+            "read_time_ratio": nan,
+            "read_vacuum_ms": nan,
+        }
+    r = read_side.set_index("table")
+    return {
+        "read_dropped": int(r.loc["soft", "rows_removed_by_filter"]),
+        "read_returned": int(r.loc["soft", "rows_returned"]),
+        "read_size_ratio": float(r.loc["soft", "total_bytes"] / r.loc["hard", "total_bytes"]),
+        "read_time_ratio": float(r.loc["soft", "query_ms"] / r.loc["hard", "query_ms"]),
+        "read_vacuum_ms": float(r.loc["hard", "vacuum_ms"]),
+    }
+
+
+def engines_record(pg, my, mariadb_summary: dict | None = None) -> dict:
+    """Labels and settings of the engines that ran, for the prose ("not available here" otherwise).
+
+    Parameters
+    ----------
+    pg, my : syslab.engines.Engine or None
+        The PostgreSQL and MariaDB engines (None when missing).
+    mariadb_summary : dict, optional
+        ``measure_mariadb_deletes(...).summary`` (for ``innodb_change_buffering``).
+
+    Returns
+    -------
+    dict
+        ``pg_label``, ``my_label``, ``pg_settings``, ``my_settings``, ``my_change_buffering`` and
+        ``my_change_buffering_effect`` (words that are true of that setting).
+    """
+    buffering = str((mariadb_summary or {}).get("innodb_change_buffering", "unknown"))
+    if buffering == "none":
+        effect = "so every delete-mark lands on its index page within the statement"
+    elif buffering == "unknown":
+        effect = "which was not read here"
+    else:
+        effect = "so some secondary-index changes may be buffered and merged later"
+    return {
+        "pg_label": pg.label if pg else "PostgreSQL (not available here)",
+        "my_label": my.label if my else "MariaDB (not available here)",
+        "pg_settings": engine_settings_text(pg) if pg else "not measured",
+        "my_settings": engine_settings_text(my) if my else "not measured",
+        "my_change_buffering": buffering,
+        "my_change_buffering_effect": effect,
+    }
