@@ -548,9 +548,9 @@ def simulate_stop_the_world(
     """
     lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     s_mean = validate.positive_float("service_ms", service_ms) / 1000
-    c = validate.positive_int("workers", workers)
-    p_mean = validate.non_negative_float("pause_ms", pause_ms) / 1000
-    f = validate.non_negative_float("pauses_per_s", pauses_per_s)
+    c = validate.bounded_int("workers", workers, queueing.MAX_SERVERS)
+    p_mean = validate.float_in_range("pause_ms", pause_ms, 0.0, MAX_PAUSE_MS) / 1000
+    f = validate.float_in_range("pauses_per_s", pauses_per_s, 0.0, MAX_PAUSES_PER_S)
     cv_s = validate.non_negative_float("cv_service", cv_service)
     cv_p = validate.non_negative_float("cv_pause", cv_pause)
     n = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
@@ -575,6 +575,11 @@ def simulate_stop_the_world(
     if trigger == "allocation" and f > 0 and p_mean > 0:
         return _allocation_paused_queue(arrivals, services, c, lam * s_mean / f, p_mean, cv_p, rng)
     horizon = float(arrivals[-1]) * 1.5 + 10 * s_mean * n / c + 1.0
+    if f * horizon > MAX_REQUESTS:
+        raise ValueError(
+            f"pauses_per_s x the simulated span ({horizon:.3g} s, set by arrival_rate_per_s, service_ms, "
+            f"workers and n_requests) must give at most {MAX_REQUESTS:,} pauses, got {f * horizon:.3g}"
+        )
     n_pauses = int(rng.poisson(f * horizon)) if f > 0 and p_mean > 0 else 0
     starts = np.sort(rng.uniform(0.0, horizon, size=n_pauses))
     lengths = draw_gaps_s(n_pauses, p_mean, cv_p, rng) if n_pauses else np.zeros(0)
