@@ -189,8 +189,9 @@ def simulate_occ_contention(
     validate.choice("strategy", strategy, STRATEGIES)
     n_clients = validate.bounded_int("clients", clients, MAX_OCC_CLIENTS)
     n_runs = validate.bounded_int("runs", runs, MAX_OCC_RUNS)
-    base_s = validate.float_in_range("base_ms", base_ms, 0.0, MAX_BACKOFF_S * 1000, low_inclusive=False) / 1000
-    cap_s = validate.float_in_range("cap_ms", cap_ms, 0.0, MAX_BACKOFF_S * 1000, low_inclusive=False) / 1000
+    max_ms = MAX_BACKOFF_S * 1000
+    base_s = validate.float_in_range("base_ms", base_ms, 0.0, max_ms, low_inclusive=False) / 1000
+    cap_s = validate.float_in_range("cap_ms", cap_ms, 0.0, max_ms, low_inclusive=False) / 1000
     mean = validate.positive_float("net_mean_ms", net_mean_ms)
     sd = validate.non_negative_float("net_sd_ms", net_sd_ms)
     rng = validate.rng_from_seed(seed)
@@ -510,15 +511,28 @@ def summarize_fleet(timeline: pd.DataFrame, *, fraction: float = 0.99) -> pd.Ser
         ``attempts_per_device`` (mean), ``peak_attempts_per_s`` and ``total_attempts``.
     """
     frac = validate.float_in_range("fraction", fraction, 0.0, 1.0, low_inclusive=False)
+    validate.frame_columns("timeline", timeline, ["t_s", "connected", "attempts_per_s", "attempts"])
+    if "devices" not in timeline.attrs or "step_s" not in timeline.attrs:
+        raise ValueError(
+            "timeline must come from simulate_fleet_reconnect or sweep_fleet_strategies "
+            "(its attrs carry devices and step_s)"
+        )
+    if "policy" in timeline.columns and timeline["policy"].nunique() > 1:
+        raise ValueError("timeline holds several policies; pass the rows of one policy")
+    if timeline.empty:
+        raise ValueError("timeline has no rows")
     n = int(timeline.attrs["devices"])
     dt = float(timeline.attrs["step_s"])
+    timeline = timeline.reset_index(drop=True)
     reached = timeline.index[timeline["connected"] >= math.ceil(frac * n)]
     time_to = float(timeline["t_s"].iloc[reached[0]] + dt) if len(reached) else math.inf
     return pd.Series(
         {
             "time_to_fraction_s": time_to,
             "connected_fraction": float(timeline["connected"].iloc[-1] / n),
-            "attempts_per_device": float(timeline.attrs["attempts_per_device"]),
+            "attempts_per_device": float(
+                timeline.attrs.get("attempts_per_device", timeline["attempts"].sum() / n)
+            ),
             "peak_attempts_per_s": float(timeline["attempts_per_s"].max()),
             "total_attempts": int(timeline["attempts"].sum()),
         }
@@ -559,7 +573,10 @@ def sweep_fleet_strategies(
         rows.append({"policy": name, **summarize_fleet(timeline)})
         timeline.attrs = {}
         frames.append(timeline.assign(policy=name))
-    return pd.concat(frames, ignore_index=True), pd.DataFrame(rows)
+    timelines = pd.concat(frames, ignore_index=True)
+    # What summarize_fleet needs to summarize one policy's rows of this frame.
+    timelines.attrs = {"devices": int(devices), "step_s": float(step_s)}
+    return timelines, pd.DataFrame(rows)
 
 
 def theory_fixed_interval_drain_s(devices: int, burst: int, interval_s: float) -> float:
