@@ -151,6 +151,16 @@ def mqtt_keepalive_deadline_s(keepalive_s: int) -> float:
     [MQTT-3.1.2-24]: if nothing arrives within one and a half times the Keep Alive
     period, the server disconnects the client. The field is 16 bits, so at most
     65,535 s; 0 switches the mechanism off (returns ``inf``).
+
+    Parameters
+    ----------
+    keepalive_s : int
+        Keepalive s, seconds.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     k = validate.int_in_range("keepalive_s", keepalive_s, 0, MQTT_MAX_KEEPALIVE_S)
     return math.inf if k == 0 else 1.5 * k
@@ -185,6 +195,25 @@ def simulate_occ_contention(
         One row per run: ``strategy``, ``clients``, ``run``, ``calls`` (writes the
         server received: the *work*), ``failures`` and ``completion_ms`` (time of the
         last message: when the last client is done).
+
+    Parameters
+    ----------
+    strategy : str
+        Strategy.
+    clients : int
+        Clients.
+    runs : int
+        Runs.
+    base_ms : float
+        Base ms, milliseconds.
+    cap_ms : float
+        Cap ms, milliseconds.
+    net_mean_ms : float
+        Net mean ms, milliseconds.
+    net_sd_ms : float
+        Net sd ms, milliseconds.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     validate.choice("strategy", strategy, STRATEGIES)
     n_clients = validate.bounded_int("clients", clients, MAX_OCC_CLIENTS)
@@ -294,7 +323,19 @@ def _occ_run(policy: RetryPolicy, n_clients: int, mean: float, sd: float, rng: n
 
 
 def summarize_occ(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean calls and completion time per strategy and client count (the blog's two charts)."""
+    """Mean calls and completion time per strategy and client count (the blog's two charts).
+
+    Parameters
+    ----------
+    runs : pd.DataFrame
+        Runs.
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
+    """
+    validate.frame_columns("runs", runs, ["clients", "strategy", "calls", "completion_ms"])
     return (
         runs.groupby(["clients", "strategy"], sort=False)[["calls", "completion_ms"]]
         .mean()
@@ -509,6 +550,13 @@ def summarize_fleet(timeline: pd.DataFrame, *, fraction: float = 0.99) -> pd.Ser
         ``time_to_fraction_s`` (when ``fraction`` of the fleet was connected; ``inf``
         if never within the horizon), ``connected_fraction`` at the end,
         ``attempts_per_device`` (mean), ``peak_attempts_per_s`` and ``total_attempts``.
+
+    Parameters
+    ----------
+    timeline : pd.DataFrame
+        Timeline.
+    fraction : float
+        Share of the fleet that counts as done, in (0, 1].
     """
     frac = validate.float_in_range("fraction", fraction, 0.0, 1.0, low_inclusive=False)
     validate.frame_columns("timeline", timeline, ["t_s", "connected", "attempts_per_s", "attempts"])
@@ -556,6 +604,23 @@ def sweep_fleet_strategies(
     (timelines, summary)
         ``timelines``: the per-step rows of every run with a ``policy`` column;
         ``summary``: one row per policy with the columns of :func:`summarize_fleet`.
+
+    Parameters
+    ----------
+    policies : dict[str, RetryPolicy]
+        Policies.
+    broker : BrokerConfig
+        The broker's admission limits.
+    devices : int
+        Fleet size.
+    disconnect_window_s : float
+        Disconnect window s, seconds.
+    horizon_s : float
+        Horizon s, seconds.
+    step_s : float
+        Step s, seconds.
+    seed : int
+        Source of randomness (an int seed, a Generator, or None).
     """
     if not isinstance(policies, dict) or not policies:
         raise ValueError("policies must be a non-empty dict of name -> RetryPolicy")
@@ -586,6 +651,20 @@ def theory_fixed_interval_drain_s(devices: int, burst: int, interval_s: float) -
     bucket of ``burst`` tokens and nothing more: ``ceil(devices / burst)`` waves,
     ``interval_s`` apart (the first at time 0). Valid when ``interval_s`` is long
     enough for the bucket to refill between waves.
+
+    Parameters
+    ----------
+    devices : int
+        Fleet size.
+    burst : int
+        Burst.
+    interval_s : float
+        Interval s, seconds.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     n = validate.positive_int("devices", devices)
     b = validate.positive_int("burst", burst)
@@ -693,7 +772,21 @@ def plot_delay_sweep(sweep: pd.DataFrame, floor_s: float, ax: Axes | None = None
 
 
 def plot_occ_comparison(summary: pd.DataFrame, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """Work (calls) and completion time against client count, one line per strategy."""
+    """Work (calls) and completion time against client count, one line per strategy.
+
+    Parameters
+    ----------
+    summary : pd.DataFrame
+        The frame returned by the matching summarize function.
+    axes : Sequence[Axes] | None
+        Where to draw (one Axes per panel); a new figure when omitted.
+
+    Returns
+    -------
+    Sequence[Axes]
+        As described above.
+    """
+    validate.frame_columns("summary", summary, ["strategy", "clients", "mean_calls", "mean_completion_ms"])
     if axes is None:
         import matplotlib.pyplot as plt
 
