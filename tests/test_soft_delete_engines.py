@@ -57,6 +57,9 @@ def test_postgres_soft_delete_writes_plain_indexes_but_not_partial_ones(pg_run):
     assert at4.loc["soft_ff90", "hot_share"] > 0.5
     assert at4.loc["soft_ff90", "entries_added_per_index_row"] < 0.5
     # WAL: the non-HOT soft delete logs more per row than the DELETE, and more with more indexes.
+    partial = pg_run.frame[pg_run.frame["method"] == "soft_partial"].set_index("indexes")
+    # Under partial indexes only the primary key gets an entry: WAL per row does not grow with k.
+    assert partial.loc[4, "wal_bytes_per_row"] < 1.05 * partial.loc[0, "wal_bytes_per_row"]
     soft = pg_run.frame[pg_run.frame["method"] == "soft"].set_index("indexes")
     assert (
         soft.loc[4, "wal_bytes_per_row"]
