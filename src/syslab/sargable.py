@@ -491,8 +491,8 @@ def run_pattern(
 
     Returns
     -------
-    dict
-        ``pattern``, ``label``, ``plan_before``/``plan_after`` (the EXPLAIN QUERY
+    syslab.experiment.Run
+        ``summary`` (and the one row of ``frame``): ``pattern``, ``label``, ``plan_before``/``plan_after`` (the EXPLAIN QUERY
         PLAN lines joined with `` | ``), ``index_before``/``index_after`` (every
         table access is a SEARCH), ``rows_before``/``rows_after``,
         ``ms_before``/``ms_after`` (median wall time), ``setup_s``,
@@ -560,8 +560,8 @@ def run_patterns(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per pattern with the columns of :func:`run_pattern`.
+    syslab.experiment.Run
+        ``frame``: one row per pattern with the summary keys of :func:`run_pattern`.
     """
     if (
         isinstance(patterns, (Pattern, str, bytes))
