@@ -72,6 +72,8 @@ def python_command(module: str, args: Sequence[str] = ()) -> list[str]:
     """
     if not isinstance(module, str) or not module:
         raise ValueError(f"module must be a non-empty module name, got {module!r}")
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise TypeError(f"args must be a sequence of arguments (a str is not), got {args!r}")
     return [sys.executable, "-m", module, *map(str, args)]
 
 

@@ -262,7 +262,11 @@ def choice(name: str, value: object, allowed: Iterable[str]) -> str:
     -------
     str
     """
+    if isinstance(allowed, (str, bytes)):
+        raise TypeError(f"allowed must be a collection of strings, not the string {allowed!r}")
     options = tuple(allowed)
+    if not options:
+        raise ValueError("allowed must not be empty")
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
