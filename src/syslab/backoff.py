@@ -595,7 +595,7 @@ def sweep_fleet_strategies(
     disconnect_window_s: float = 0.0,
     horizon_s: float = 600.0,
     step_s: float = 0.1,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run :func:`simulate_fleet_reconnect` for several named policies on the same fleet.
 

@@ -96,6 +96,20 @@ def theory_outbound_rate_per_s(
     so ``port_high - port_low + 1`` connections can exist at once; the side that
     closes first keeps its port in TIME_WAIT for ``time_wait_s``. By Little's law
     the sustainable rate is ports / time_wait_s.
+
+    Parameters
+    ----------
+    port_low : int
+        Port low.
+    port_high : int
+        Port high.
+    time_wait_s : float
+        Time wait s, seconds.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     low = validate.int_in_range("port_low", port_low, 1, 65535)
     high = validate.int_in_range("port_high", port_high, 1, 65535)
@@ -106,7 +120,22 @@ def theory_outbound_rate_per_s(
 
 
 def theory_cycles_per_packet(clock_hz: float, cores: int, packets_per_s: float) -> float:
-    """CPU cycles available per packet: clock x cores / packet rate."""
+    """CPU cycles available per packet: clock x cores / packet rate.
+
+    Parameters
+    ----------
+    clock_hz : float
+        Clock hz.
+    cores : int
+        Cores.
+    packets_per_s : float
+        Packets per s, seconds.
+
+    Returns
+    -------
+    float
+        As described above.
+    """
     hz = validate.positive_float("clock_hz", clock_hz)
     n = validate.positive_int("cores", cores)
     rate = validate.positive_float("packets_per_s", packets_per_s)
@@ -138,6 +167,24 @@ def theory_event_loop_mean_latency_ms(
     for Poisson arrivals).
 
     Returns ``inf`` when the loop is saturated.
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Arrival rate per s, seconds.
+    cpu_ms : float
+        Cpu ms, milliseconds.
+    blocking_ms : float
+        Blocking ms, milliseconds.
+    blocking_fraction : float
+        Blocking fraction.
+    mode : str
+        Mode.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     mode = validate.choice("mode", mode, ("blocking", "offloaded"))
     lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
@@ -181,6 +228,23 @@ def simulate_event_loop(
         ``request_id``, ``arrival_s``, ``blocks`` (bool: this request makes the
         call), ``wait_ms`` (waiting for the loop), ``latency_ms`` (arrival to
         response) and ``mode``.
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Arrival rate per s, seconds.
+    cpu_ms : float
+        Cpu ms, milliseconds.
+    blocking_ms : float
+        Blocking ms, milliseconds.
+    blocking_fraction : float
+        Blocking fraction.
+    mode : str
+        Mode.
+    n_requests : int
+        Requests simulated.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     mode = validate.choice("mode", mode, ("blocking", "offloaded"))
     lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
@@ -212,6 +276,18 @@ def summarize_event_loop(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.
 
     Also ``p99_non_blocking_ms``: the p99 of the requests that made no blocking
     call themselves -- the innocent bystanders.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    warmup_fraction : float
+        Share of the earliest rows left out, in [0, 1).
+
+    Returns
+    -------
+    pd.Series
+        As described above.
     """
     if not isinstance(df, pd.DataFrame) or not {"latency_ms", "blocks"} <= set(df.columns):
         raise TypeError("df must be the DataFrame returned by simulate_event_loop")
@@ -237,7 +313,7 @@ def sweep_event_loop(
     blocking_fraction: float,
     *,
     n_requests: int = 200_000,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Both modes of :func:`simulate_event_loop` for each slow-call length, with the M/G/1 mean.
 
@@ -249,10 +325,29 @@ def sweep_event_loop(
     pandas.DataFrame
         One row per (blocking_ms, mode): the fields of :func:`summarize_event_loop`
         plus ``mean_ms_theory``.
+
+    Parameters
+    ----------
+    blocking_ms : Sequence[float]
+        Blocking ms, milliseconds.
+    arrival_rate_per_s : float
+        Arrival rate per s, seconds.
+    cpu_ms : float
+        Cpu ms, milliseconds.
+    blocking_fraction : float
+        Blocking fraction.
+    n_requests : int
+        Requests simulated.
+    seed : int
+        Source of randomness (an int seed, a Generator, or None).
     """
     lengths = validate.sequence_of_floats(
         "blocking_ms", blocking_ms, 0.0, MAX_BLOCKING_MS, max_length=MAX_SWEEP_POINTS
     )
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 2**31))
+    elif seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
     seed = validate.non_negative_int("seed", seed)
     rows = []
     for block in lengths:
@@ -282,6 +377,16 @@ def fd_budget(processes: int = 1) -> int:
     """Sockets one experiment may open: the soft RLIMIT_NOFILE minus a reserve, split by processes.
 
     Read at run time; where the limit is unlimited or unknown, 1024 is used as a modest basis.
+
+    Parameters
+    ----------
+    processes : int
+        Processes.
+
+    Returns
+    -------
+    int
+        As described above.
     """
     n = validate.positive_int("processes", processes)
     soft, _ = environment.file_descriptor_limits()
@@ -294,6 +399,16 @@ def read_ephemeral_port_range(path: str | os.PathLike = "/proc/sys/net/ipv4/ip_l
     """The (low, high) local port range the kernel picks from for ``connect()``.
 
     Returns ``(None, None)`` where the file does not exist (not Linux).
+
+    Parameters
+    ----------
+    path : str | os.PathLike
+        Path.
+
+    Returns
+    -------
+    tuple
+        As described above.
     """
     file = Path(path)
     if not file.exists():
@@ -540,6 +655,17 @@ def measure_readiness_cost(
         One row per (api, N): ``api``, ``n_connections``, ``max_fd`` (highest
         registered descriptor number), ``us_per_call`` (NaN where unsupported),
         ``ready`` (sockets reported ready: must be 1) and ``error``.
+
+    Parameters
+    ----------
+    connection_counts : Sequence[int]
+        Connection counts.
+    apis : Sequence[str]
+        Apis.
+    repeats : int
+        Timed repetitions.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     counts = validate.sequence_of_positive_ints("connection_counts", connection_counts)
     wanted = [validate.choice("apis", a, tuple(_SELECTORS)) for a in apis]
@@ -607,6 +733,13 @@ def run_emfile_child(limit: int = 256, *, timeout_s: float = 10.0) -> experiment
         and ``error`` (``"EMFILE"`` expected). On Linux ``already_open + opened ==
         limit`` and ``highest_fd == limit - 1``: descriptor numbers run from 0 to
         limit - 1.
+
+    Parameters
+    ----------
+    limit : int
+        Limit.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     _, hard = environment.file_descriptor_limits()
     high = hard if hard > 0 else 65536
@@ -629,6 +762,13 @@ def sample_outbound_ports(n_connections: int = 200, *, timeout_s: float = 10.0) 
     pandas.DataFrame
         ``local_port`` per connection, and ``in_range`` (bool): inside the range
         :func:`read_ephemeral_port_range` reports (True everywhere if it is unknown).
+
+    Parameters
+    ----------
+    n_connections : int
+        Number of connections.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     n = validate.int_in_range("n_connections", n_connections, 1, max(1, fd_budget(2)))
     timeout_s = validate.positive_float("timeout_s", timeout_s)
@@ -680,6 +820,21 @@ def measure_loop_stall(
     pandas.DataFrame
         ``mode``, ``task``, ``tick``, ``lateness_ms`` (how long after its
         scheduled time each wake-up happened).
+
+    Parameters
+    ----------
+    n_tasks : int
+        Number of tasks.
+    tick_ms : float
+        Tick ms, milliseconds.
+    block_ms : float
+        Block ms, milliseconds.
+    n_blocks : int
+        Number of blocks.
+    duration_s : float
+        Duration s, seconds.
+    mode : str
+        Mode.
     """
     mode = validate.choice("mode", mode, ("blocking", "offloaded"))
     n_tasks = validate.int_in_range("n_tasks", n_tasks, 1, 10_000)
@@ -733,7 +888,18 @@ def measure_loop_stall(
 
 
 def summarize_loop_stall(df: pd.DataFrame) -> pd.DataFrame:
-    """p50, p99 and max wake-up lateness (ms) per mode of :func:`measure_loop_stall` runs."""
+    """p50, p99 and max wake-up lateness (ms) per mode of :func:`measure_loop_stall` runs.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
+    """
     if not isinstance(df, pd.DataFrame) or not {"mode", "lateness_ms"} <= set(df.columns):
         raise TypeError("df must be the DataFrame returned by measure_loop_stall")
     grouped = df.groupby("mode")["lateness_ms"]
@@ -750,7 +916,20 @@ def summarize_loop_stall(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_server_memory(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Resident memory of each server against open connections (output of :func:`run_servers`)."""
+    """Resident memory of each server against open connections (output of :func:`run_servers`).
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    ax : Axes | None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    Axes
+        As described above.
+    """
     ax = axes_or_new(ax)
     for i, (mode, group) in enumerate(df.groupby("mode")):
         ax.plot(group["n_connections"], group["rss_kb"] / 1024, marker="o", color=f"C{i}", label=mode)
@@ -759,7 +938,20 @@ def plot_server_memory(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def plot_readiness_cost(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Microseconds per readiness call against registered sockets (:func:`measure_readiness_cost`)."""
+    """Microseconds per readiness call against registered sockets (:func:`measure_readiness_cost`).
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    ax : Axes | None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    Axes
+        As described above.
+    """
     ax = axes_or_new(ax)
     for i, (api, group) in enumerate(df.groupby("api", sort=False)):
         ok = group.dropna(subset=["us_per_call"])
@@ -774,6 +966,18 @@ def plot_event_loop(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> 
     """Left: p99 of the requests that made no slow call; right: mean latency, simulated vs M/G/1.
 
     ``sweep`` is the output of :func:`sweep_event_loop`. Returns the two axes.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        The frame returned by the matching sweep function.
+    axes : Sequence[Axes] | None
+        Where to draw (one Axes per panel); a new figure when omitted.
+
+    Returns
+    -------
+    Sequence[Axes]
+        As described above.
     """
     if axes is None:
         import matplotlib.pyplot as plt

@@ -144,6 +144,18 @@ def theory_live_objects(mix: LifetimeMix, at_allocation: float | None = None) ->
     started (``at_allocation``), objects of class k alive number
     ``w_k m_k (1 - exp(-t / m_k))``: a run shorter than a few of the longest mean
     lifetimes has not reached the steady state.
+
+    Parameters
+    ----------
+    mix : LifetimeMix
+        Mix.
+    at_allocation : float | None
+        At allocation.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     _check_mix(mix)
     pairs = zip(mix.weights, mix.mean_lifetimes, strict=True)
@@ -159,6 +171,18 @@ def theory_nursery_survival(mix: LifetimeMix, nursery_objects: int) -> float:
     The nursery holds the last N allocations, aged 1..N at the collection, and an
     object of class k survives age a with probability exp(-a / m_k):
     ``sum_k w_k * (1/N) * sum_{a=1..N} exp(-a/m_k)``, summed in closed form.
+
+    Parameters
+    ----------
+    mix : LifetimeMix
+        Mix.
+    nursery_objects : int
+        Nursery objects.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     _check_mix(mix)
     n = validate.positive_int("nursery_objects", nursery_objects)
@@ -177,6 +201,20 @@ def theory_mark_sweep_work_per_allocation_ns(cost: CollectorCost, gogc: float, l
     about L objects and sweeps ``L (1 + g)``. Per allocation:
     ``(mark_ns L + sweep_ns L (1 + g) + fixed) / (L g)``. Doubling GOGC roughly
     halves the marking work and doubles the memory: the space-time trade-off.
+
+    Parameters
+    ----------
+    cost : CollectorCost
+        Cost.
+    gogc : float
+        Gogc.
+    live_objects : float
+        Live objects.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     if not isinstance(cost, CollectorCost):
         raise TypeError(f"cost must be a CollectorCost, got {type(cost).__name__}")
@@ -195,6 +233,20 @@ def theory_pause_mean_latency_ms(service_ms: float, pause_ms: float, pauses_per_
     while it runs for S, ``f S`` pauses start, each adding P. So
     ``E[latency] = S + fP/(1 + fP) * P/2 + f S P`` (exact when workers never queue
     and S is constant or independent of the pauses).
+
+    Parameters
+    ----------
+    service_ms : float
+        Service ms, milliseconds.
+    pause_ms : float
+        Pause ms, milliseconds.
+    pauses_per_s : float
+        Pauses per s, seconds.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     s = validate.positive_float("service_ms", service_ms) / 1000
     p = validate.non_negative_float("pause_ms", pause_ms) / 1000
@@ -226,6 +278,17 @@ def allocate_objects(
     pandas.DataFrame
         ``object_id``, ``lifetime_class`` (int), ``death`` (float, allocation clock:
         when its incoming reference is dropped) and ``parent`` (int, -1 for a root).
+
+    Parameters
+    ----------
+    mix : LifetimeMix
+        Mix.
+    n_objects : int
+        Number of objects.
+    parent_window : int
+        Parent window.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     _check_mix(mix)
     n = validate.bounded_int("n_objects", n_objects, MAX_ALLOCATIONS)
@@ -357,6 +420,21 @@ def simulate_mark_sweep(
         ``collector`` ("mark-sweep"), ``kind`` ("full"), ``at_allocation``,
         ``heap_objects``, ``live_objects``, ``freed_objects``, ``marked``, ``swept``,
         ``copied`` (0) and ``pause_us``.
+
+    Parameters
+    ----------
+    mix : LifetimeMix
+        Mix.
+    n_allocations : int
+        Number of allocations.
+    gogc : float
+        Gogc.
+    min_heap_objects : int
+        Min heap objects.
+    cost : CollectorCost
+        Cost.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     n_allocations = validate.bounded_int("n_allocations", n_allocations, MAX_ALLOCATIONS)
     objects = allocate_objects(mix, n_allocations, seed=seed)
@@ -409,6 +487,23 @@ def simulate_generational(
     pandas.DataFrame
         As :func:`simulate_mark_sweep`, with ``collector`` "generational" and ``kind``
         "minor" or "major"; ``heap_objects`` is the size of the collected space.
+
+    Parameters
+    ----------
+    mix : LifetimeMix
+        Mix.
+    n_allocations : int
+        Number of allocations.
+    nursery_objects : int
+        Nursery objects.
+    gogc : float
+        Gogc.
+    min_old_objects : int
+        Min old objects.
+    cost : CollectorCost
+        Cost.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     n_allocations = validate.bounded_int("n_allocations", n_allocations, MAX_ALLOCATIONS)
     objects = allocate_objects(mix, n_allocations, seed=seed)
@@ -449,6 +544,15 @@ def summarize_collections(
         Indexed by ``collector`` and ``kind``: ``collections``, ``mean_live``,
         ``p50_pause_us``, ``p99_pause_us``, ``max_pause_us``, ``total_pause_ms``
         and ``work_ns_per_allocation`` (total pause / allocations in the window).
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    n_allocations : int
+        Number of allocations.
+    warmup_fraction : float
+        Share of the earliest rows left out, in [0, 1).
     """
     if not isinstance(df, pd.DataFrame) or not {"collector", "kind", "pause_us", "at_allocation"} <= set(
         df.columns
@@ -545,6 +649,31 @@ def simulate_stop_the_world(
         One row per request: ``arrival_s`` (wall clock), ``wait_ms`` (queueing, in
         running time), ``service_ms``, ``paused_ms`` (pause time the request sat
         through) and ``latency_ms`` (wall-clock arrival to response).
+
+    Parameters
+    ----------
+    arrival_rate_per_s : float
+        Arrival rate per s, seconds.
+    service_ms : float
+        Service ms, milliseconds.
+    workers : int
+        Concurrent requests per server.
+    pause_ms : float
+        Pause ms, milliseconds.
+    pauses_per_s : float
+        Pauses per s, seconds.
+    cv_service : float
+        Cv service.
+    cv_pause : float
+        Cv pause.
+    n_requests : int
+        Requests simulated.
+    pause_trigger : str
+        Pause trigger.
+    spike : tuple[float, float, float] | None
+        Spike.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
     s_mean = validate.positive_float("service_ms", service_ms) / 1000
@@ -676,7 +805,20 @@ def _allocation_paused_queue(
 
 
 def summarize_latency(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.Series:
-    """Mean, p50, p99 and p99.9 latency (ms) and the share of requests that sat through a pause."""
+    """Mean, p50, p99 and p99.9 latency (ms) and the share of requests that sat through a pause.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    warmup_fraction : float
+        Share of the earliest rows left out, in [0, 1).
+
+    Returns
+    -------
+    pd.Series
+        As described above.
+    """
     if not isinstance(df, pd.DataFrame) or not {"latency_ms", "paused_ms"} <= set(df.columns):
         raise TypeError("df must be the DataFrame returned by simulate_stop_the_world")
     frac = validate.float_in_range("warmup_fraction", warmup_fraction, 0.0, 1.0, high_inclusive=False)
@@ -701,7 +843,7 @@ def sweep_pauses(
     workers: int,
     *,
     n_requests: int = 200_000,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """:func:`simulate_stop_the_world` for each (pause length, pause rate) pair, same requests each time.
 
@@ -712,6 +854,23 @@ def sweep_pauses(
         running time paused, f x P), the fields of :func:`summarize_latency`, and
         ``mean_ms_theory`` (the no-queueing formula: a lower bound once requests
         queue behind a pause).
+
+    Parameters
+    ----------
+    pause_ms : Sequence[float]
+        Pause ms, milliseconds.
+    pauses_per_s : Sequence[float]
+        Pauses per s, seconds.
+    arrival_rate_per_s : float
+        Arrival rate per s, seconds.
+    service_ms : float
+        Service ms, milliseconds.
+    workers : int
+        Concurrent requests per server.
+    n_requests : int
+        Requests simulated.
+    seed : int
+        Source of randomness (an int seed, a Generator, or None).
     """
     lengths = validate.sequence_of_floats(
         "pause_ms", pause_ms, 0.0, MAX_PAUSE_MS, max_length=MAX_SWEEP_POINTS, low_inclusive=False
@@ -721,6 +880,10 @@ def sweep_pauses(
     )
     if not lengths or len(lengths) != len(rates):
         raise ValueError("pause_ms and pauses_per_s must be non-empty and of equal length")
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 2**31))
+    elif seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
     seed = validate.non_negative_int("seed", seed)
     rows = []
     for p, f in zip(lengths, rates, strict=True):
@@ -747,12 +910,34 @@ def sweep_pause_tradeoff(
     workers: int,
     *,
     n_requests: int = 200_000,
-    seed: int = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Same total GC time, different pause lengths: each pause rate is ``gc_overhead / pause length``.
 
     ``gc_overhead`` is the share of running time spent paused (f x P). Returns the
     rows of :func:`sweep_pauses`.
+
+    Parameters
+    ----------
+    pause_ms : Sequence[float]
+        Pause ms, milliseconds.
+    gc_overhead : float
+        Gc overhead.
+    arrival_rate_per_s : float
+        Arrival rate per s, seconds.
+    service_ms : float
+        Service ms, milliseconds.
+    workers : int
+        Concurrent requests per server.
+    n_requests : int
+        Requests simulated.
+    seed : int
+        Source of randomness (an int seed, a Generator, or None).
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
     """
     lengths = validate.sequence_of_floats(
         "pause_ms", pause_ms, 0.0, MAX_PAUSE_MS, max_length=MAX_SWEEP_POINTS, low_inclusive=False
@@ -804,6 +989,15 @@ def measure_cpython_pauses(
         ``gc.get_threshold()``, ``tracked_at_start``) and one row per timed
         collection: ``n_live``, ``tracked`` (objects the collector tracks),
         ``kind`` ("gen0", "gen1", "gen2", "gen2 frozen") and ``pause_ms``.
+
+    Parameters
+    ----------
+    live_objects : Sequence[int]
+        Live objects.
+    repeats : int
+        Timed repetitions.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     sizes = validate.sequence_of_positive_ints("live_objects", live_objects)
     if max(sizes) > 5_000_000:
@@ -831,6 +1025,17 @@ def measure_cpython_churn(
     (dict, pandas.DataFrame)
         The environment plus ``allocated``, and one row per automatic collection:
         ``generation``, ``pause_ms``, ``collected`` and ``at_s``.
+
+    Parameters
+    ----------
+    live_objects : int
+        Live objects.
+    duration_s : float
+        Duration s, seconds.
+    ring : int
+        Ring.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     n = validate.int_in_range("live_objects", live_objects, 0, 5_000_000)
     duration = validate.float_in_range("duration_s", duration_s, 0.01, 30.0)
@@ -857,13 +1062,27 @@ def _sawtooth(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_collections(
     df: pd.DataFrame, axes: Sequence[Axes] | None = None, *, window: tuple[float, float] | None = None
-):
+) -> Sequence[Axes]:
     """Left: occupancy of the collected space over time (sawtooth); right: pause CCDF per collector/kind.
 
     ``df`` concatenates :func:`simulate_mark_sweep` and :func:`simulate_generational`
     output. The left panel shows the whole heap of the mark-sweep collector and the old
     generation of the generational one, for collections inside ``window`` (first and last
     allocation); the right panel uses every collection. Returns both axes.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    axes : Sequence[Axes] | None
+        Where to draw (one Axes per panel); a new figure when omitted.
+    window : tuple[float, float] | None
+        Window.
+
+    Returns
+    -------
+    None
+        As described above.
     """
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
@@ -901,6 +1120,18 @@ def plot_pause_tradeoff(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """p50, p99 and p99.9 latency against pause length at a fixed GC overhead.
 
     ``sweep`` is the output of :func:`sweep_pause_tradeoff`.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        The frame returned by the matching sweep function.
+    ax : Axes | None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    Axes
+        As described above.
     """
     ax = axes_or_new(ax)
     for column, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
@@ -913,7 +1144,20 @@ def plot_pause_tradeoff(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def plot_cpython_pauses(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Median pause per kind against live objects (:func:`measure_cpython_pauses`), log-log."""
+    """Median pause per kind against live objects (:func:`measure_cpython_pauses`), log-log.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    ax : Axes | None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    Axes
+        As described above.
+    """
     ax = axes_or_new(ax)
     medians = df.groupby(["kind", "n_live"])["pause_ms"].median().reset_index()
     for i, (kind, group) in enumerate(medians.groupby("kind")):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from syslab import experiment, plot, validate
 from syslab.processes import ChildProcess
@@ -67,7 +68,22 @@ PROC_FILES = {
 
 
 def theory_keepalive_detection_s(idle_s: float, interval_s: float, probes: int) -> float:
-    """Time from the last data to a dead peer being reported: ``idle + probes * interval`` seconds."""
+    """Time from the last data to a dead peer being reported: ``idle + probes * interval`` seconds.
+
+    Parameters
+    ----------
+    idle_s : float
+        Idle s, seconds.
+    interval_s : float
+        Interval s, seconds.
+    probes : int
+        Probes.
+
+    Returns
+    -------
+    float
+        As described above.
+    """
     idle_s = validate.positive_float("idle_s", idle_s)
     interval_s = validate.positive_float("interval_s", interval_s)
     probes = validate.positive_int("probes", probes)
@@ -82,6 +98,20 @@ def theory_retransmission_timeout_s(
     The kernel converts ``tcp_retries2`` into a time as if the retransmission
     timeout started at ``TCP_RTO_MIN`` (200 ms) and doubled up to ``TCP_RTO_MAX``
     (120 s): the sum of ``retries + 1`` backed-off timeouts. For 15 that is 924.6 s.
+
+    Parameters
+    ----------
+    retries : int
+        Retries.
+    rto_min_s : float
+        Rto min s, seconds.
+    rto_max_s : float
+        Rto max s, seconds.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     retries = validate.int_in_range("retries", retries, 0, 255)
     rto_min_s = validate.positive_float("rto_min_s", rto_min_s)
@@ -97,6 +127,11 @@ def system_defaults() -> pd.DataFrame:
 
     Returns a table with ``setting``, ``value`` (int, or None where the file is
     missing, e.g. no conntrack module or not Linux) and ``path``.
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
     """
     rows = []
     for name, path in PROC_FILES.items():
@@ -116,6 +151,17 @@ def keepalive_options(idle_s: int = 30, interval_s: int = 10, probes: int = 3, u
     pandas.DataFrame
         ``option``, ``default`` (on a fresh socket), ``requested``, ``read_back``.
         Options the platform lacks are reported as unsupported, not skipped silently.
+
+    Parameters
+    ----------
+    idle_s : int
+        Idle s, seconds.
+    interval_s : int
+        Interval s, seconds.
+    probes : int
+        Probes.
+    user_timeout_ms : int
+        User timeout ms, milliseconds.
     """
     idle_s = validate.int_in_range("idle_s", idle_s, 1, 32767)
     interval_s = validate.int_in_range("interval_s", interval_s, 1, 32767)
@@ -171,6 +217,21 @@ def run_stopped_peer(
         ``keepalive_detection_theory_s``, ``keepalive_error`` (the socket error
         TCP keep-alive raised, or ``""``), ``heartbeat_detected_after_s`` (NaN if
         never), ``observed_s``.
+
+    Parameters
+    ----------
+    keepalive_idle_s : int
+        Keepalive idle s, seconds.
+    keepalive_interval_s : int
+        Keepalive interval s, seconds.
+    keepalive_probes : int
+        Keepalive probes.
+    ping_every_s : float
+        Ping every s, seconds.
+    pong_deadline_s : float
+        Pong deadline s, seconds.
+    observe_s : float
+        Observe s, seconds.
     """
     from syslab.websocket import WebSocketClient, encode_frame
 
@@ -396,6 +457,15 @@ def run_idle_proxy(idle_timeout_s: float = 1.0, *, idle_s: float = 1.6, reply_ti
     pandas.DataFrame
         One row per scenario: ``scenario``, ``tcp_keepalive``, ``heartbeat_s``,
         ``deadline_s``, ``outcome``, ``after_s``; ``df.attrs["flows_dropped"]``.
+
+    Parameters
+    ----------
+    idle_timeout_s : float
+        Idle timeout s, seconds.
+    idle_s : float
+        Idle s, seconds.
+    reply_timeout_s : float
+        Reply timeout s, seconds.
     """
     idle_timeout_s = validate.float_in_range("idle_timeout_s", idle_timeout_s, 0.2, 10.0)
     idle_s = validate.float_in_range("idle_s", idle_s, 0.0, 60.0, low_inclusive=False)
@@ -462,6 +532,18 @@ def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> pd.Data
 
     Returns one row per request: ``mode`` (``new connection``/``keep-alive``),
     ``i``, ``latency_us``. The modes alternate in blocks so drift hits both.
+
+    Parameters
+    ----------
+    n_requests : int
+        Requests simulated.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
     """
     n_requests = validate.int_in_range("n_requests", n_requests, 2, 100_000)
     timeout_s = validate.positive_float("timeout_s", timeout_s)
@@ -497,7 +579,18 @@ def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> pd.Data
 
 
 def summarize_http_reuse(df: pd.DataFrame) -> pd.DataFrame:
-    """Median and p90 latency per mode, microseconds (the first 10 requests of each mode are warm-up)."""
+    """Median and p90 latency per mode, microseconds (the first 10 requests of each mode are warm-up).
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
+    """
     steady = df[df["i"] >= min(10, int(df["i"].max()) // 2)]
     return (
         steady.groupby("mode")["latency_us"]
@@ -657,7 +750,21 @@ def measure_idle_race(
 
 @dataclass(frozen=True)
 class IdleRaceConfig:
-    """A load balancer reusing pooled connections to a backend with its own idle timeout."""
+    """A load balancer reusing pooled connections to a backend with its own idle timeout.
+
+    Attributes
+    ----------
+    requests_per_s_per_conn : float
+        Poisson request rate on one pooled connection, per second.
+    backend_idle_timeout_s, lb_idle_timeout_s : float
+        Idle timeouts of the backend and of the load balancer, seconds.
+    fin_delay_ms : float
+        Width of the race window: from the backend's close to the balancer seeing it, ms.
+    n_connections : int
+        Pooled connections simulated.
+    duration_s : float
+        Simulated time per connection, seconds.
+    """
 
     requests_per_s_per_conn: float = 0.2  # request rate on one pooled connection (Poisson)
     backend_idle_timeout_s: float = 5.0  # the backend closes a connection idle this long (Node: 5 s)
@@ -687,7 +794,9 @@ MAX_IDLE_RACE_POINTS = 50  # backend timeouts in one sweep
 MAX_IDLE_TIMEOUT_S = 86_400.0  # an idle timeout, seconds (a day)
 
 
-def simulate_idle_race(config: IdleRaceConfig = IdleRaceConfig(), seed=7) -> pd.DataFrame:
+def simulate_idle_race(
+    config: IdleRaceConfig = IdleRaceConfig(), seed: int | np.random.Generator | None = 0
+) -> pd.DataFrame:
     """Every request the LB sends on a pooled connection, and whether it hits the backend's close.
 
     A request follows an idle gap since the previous one on the same connection.
@@ -703,6 +812,13 @@ def simulate_idle_race(config: IdleRaceConfig = IdleRaceConfig(), seed=7) -> pd.
     -------
     pandas.DataFrame
         One row per request: ``conn``, ``gap_s``, ``outcome``.
+
+    Parameters
+    ----------
+    config : IdleRaceConfig
+        The model's parameters.
+    seed : object
+        Source of randomness (an int seed, a Generator, or None).
     """
     if not isinstance(config, IdleRaceConfig):
         raise TypeError(f"config must be an IdleRaceConfig, got {type(config).__name__}")
@@ -724,6 +840,16 @@ def theory_idle_race_rate(config: IdleRaceConfig = IdleRaceConfig()) -> float:
     """Share of requests that get a 502: ``e^{-r Tb} (1 - e^{-r d})`` if ``Tb <= Tlb``, else 0.
 
     That is ``P(Tb <= gap < Tb + d)`` for an exponential gap with rate ``r``.
+
+    Parameters
+    ----------
+    config : IdleRaceConfig
+        The model's parameters.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     if not isinstance(config, IdleRaceConfig):
         raise TypeError(f"config must be an IdleRaceConfig, got {type(config).__name__}")
@@ -735,9 +861,26 @@ def theory_idle_race_rate(config: IdleRaceConfig = IdleRaceConfig()) -> float:
 
 
 def sweep_idle_race(
-    backend_timeouts_s: Sequence[float], config: IdleRaceConfig = IdleRaceConfig(), seed: int = 7
+    backend_timeouts_s: Sequence[float],
+    config: IdleRaceConfig = IdleRaceConfig(),
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
-    """502s per million requests vs the backend's idle timeout (simulation and theory)."""
+    """502s per million requests vs the backend's idle timeout (simulation and theory).
+
+    Parameters
+    ----------
+    backend_timeouts_s : Sequence[float]
+        Backend timeouts s, seconds.
+    config : IdleRaceConfig
+        The model's parameters.
+    seed : int
+        Source of randomness (an int seed, a Generator, or None).
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
+    """
     from dataclasses import replace
 
     values = validate.sequence_of_floats(
@@ -749,6 +892,10 @@ def sweep_idle_race(
         low_inclusive=False,
     )
     validate.instance("config", config, IdleRaceConfig)
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 2**31))
+    elif seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
     seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(values))
     rows = []
     for value, child in zip(values, seeds, strict=True):
@@ -766,8 +913,23 @@ def sweep_idle_race(
     return pd.DataFrame(rows)
 
 
-def plot_idle_race(sweep: pd.DataFrame, lb_idle_timeout_s: float, ax=None):
-    """502s per million requests vs backend idle timeout, with the LB's timeout marked."""
+def plot_idle_race(sweep: pd.DataFrame, lb_idle_timeout_s: float, ax: Axes | None = None) -> Axes:
+    """502s per million requests vs backend idle timeout, with the LB's timeout marked.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        The frame returned by the matching sweep function.
+    lb_idle_timeout_s : float
+        Lb idle timeout s, seconds.
+    ax : object
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    None
+        As described above.
+    """
     ax = plot.axes_or_new(ax)
     ax.plot(sweep["backend_idle_timeout_s"], sweep["per_million"] + 0.1, "o", label="simulated (+0.1)")
     ax.plot(sweep["backend_idle_timeout_s"], sweep["theory_per_million"] + 0.1, "k--", label="theory (+0.1)")

@@ -86,6 +86,18 @@ def build_proxy_v2_header(src: tuple[str, int], dst: tuple[str, int]) -> bytes:
     a 2-byte big-endian length of what follows; then source address, destination
     address, source port, destination port. For IPv4 that is 12 + 1 + 1 + 2 + 12 =
     28 bytes; for IPv6, 52.
+
+    Parameters
+    ----------
+    src : tuple[str, int]
+        Src.
+    dst : tuple[str, int]
+        Dst.
+
+    Returns
+    -------
+    bytes
+        As described above.
     """
     src_ip, dst_ip = ipaddress.ip_address(src[0]), ipaddress.ip_address(dst[0])
     if src_ip.version != dst_ip.version:
@@ -111,6 +123,11 @@ def parse_proxy_v2_header(data: bytes) -> tuple[dict[str, object], int]:
     ------
     ValueError
         If the signature, version or length is wrong, or ``data`` is too short.
+
+    Parameters
+    ----------
+    data : bytes
+        Data.
     """
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -503,6 +520,19 @@ def measure_proxy_costs(
     pandas.DataFrame
         One row per (mode, repeat): ``mode``, ``repeat``, ``p50_us``, ``p99_us`` and
         ``proxy_cpu_us`` (CPU time of the proxy's thread per request).
+
+    Parameters
+    ----------
+    configs : dict[str, ProxyConfig | None]
+        Configs.
+    requests : int
+        Requests.
+    repeats : int
+        Timed repetitions.
+    backends : int
+        Backends.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     if not isinstance(configs, dict) or not configs:
         raise ValueError("configs must be a non-empty dict of name -> ProxyConfig or None")
@@ -579,6 +609,33 @@ def simulate_scale_out(
     pandas.DataFrame
         One row per (second, backend) that exists: ``t_s``, ``backend``, ``rps``,
         ``utilisation``, ``mean_wait_ms`` (``inf`` when overloaded) and ``connections``.
+
+    Parameters
+    ----------
+    mode : str
+        Mode.
+    connections : int
+        Connections.
+    mean_rps_per_connection : float
+        Mean rps per connection.
+    backends_before : int
+        Backends before.
+    backends_after : int
+        Backends after.
+    scale_out_s : float
+        Scale out s, seconds.
+    duration_s : float
+        Duration s, seconds.
+    max_connection_age_s : float | None
+        Max connection age s, seconds.
+    service_time_s : float
+        Service time s, seconds.
+    workers : int
+        Concurrent requests per server.
+    l4_placement : str
+        L4 placement.
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None).
     """
     validate.choice("mode", mode, ("l4", "l7"))
     placement = validate.choice("l4_placement", l4_placement, ("flow_hash", "least_connections"))
@@ -775,7 +832,20 @@ def summarize_request_balancing(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def summarize_scale_out(run: pd.DataFrame, scale_out_s: float) -> pd.Series:
-    """After the scale-out: share of load on the new backends, busiest utilisation, idle backends."""
+    """After the scale-out: share of load on the new backends, busiest utilisation, idle backends.
+
+    Parameters
+    ----------
+    run : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    scale_out_s : float
+        Scale out s, seconds.
+
+    Returns
+    -------
+    pd.Series
+        As described above.
+    """
     after = run[run["t_s"] >= scale_out_s]
     per_backend = after.groupby("backend")["rps"].mean()
     n_new = int(per_backend.index.max() + 1 - run.loc[run["t_s"] < scale_out_s, "backend"].nunique())
@@ -792,7 +862,22 @@ def summarize_scale_out(run: pd.DataFrame, scale_out_s: float) -> pd.Series:
 
 
 def plot_scale_out(run: pd.DataFrame, ax: Axes | None = None, *, scale_out_s: float | None = None) -> Axes:
-    """Requests per second on each backend against time (10 s averages)."""
+    """Requests per second on each backend against time (10 s averages).
+
+    Parameters
+    ----------
+    run : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+    ax : Axes | None
+        Where to draw; a new figure when omitted.
+    scale_out_s : float | None
+        Scale out s, seconds.
+
+    Returns
+    -------
+    Axes
+        As described above.
+    """
     ax = axes_or_new(ax)
     for backend, group in run.groupby("backend"):
         smooth = group.set_index("t_s")["rps"].rolling(10, min_periods=1).mean()

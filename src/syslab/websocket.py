@@ -59,7 +59,31 @@ __all__ = [
 
 
 def client_handshake(host: str, port: int, key: str, path: str = "/") -> bytes:
-    """The opening GET of RFC 6455 §4.1 (version 13)."""
+    """The opening GET of RFC 6455 §4.1 (version 13).
+
+    Parameters
+    ----------
+    host : str
+        Host.
+    port : int
+        Port.
+    key : str
+        Key.
+    path : str
+        Path.
+
+    Returns
+    -------
+    bytes
+        As described above.
+    """
+    # Header injection and garbage lines are refused here, not written to the socket.
+    for name, value in (("host", host), ("key", key), ("path", path)):
+        if not isinstance(value, str) or not value or not value.isascii() or any(c in value for c in "\r\n \t"):
+            raise ValueError(f"{name} must be a non-empty ASCII string without spaces or CR/LF, got {value!r}")
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/', got {path!r}")
+    port = validate.int_in_range("port", port, 1, 65535)
     return (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -71,6 +95,13 @@ class WebSocketClient:
 
     ``send_text`` returns as soon as the kernel has taken the bytes -- exactly
     what every WebSocket library's ``send()`` means, and all it can mean.
+
+    Parameters
+    ----------
+    port : int
+        The server's port on 127.0.0.1.
+    timeout_s : float
+        Socket timeout for the handshake and reads, seconds.
     """
 
     def __init__(self, port: int, *, timeout_s: float = 5.0) -> None:
@@ -90,9 +121,11 @@ class WebSocketClient:
             raise ConnectionError(f"bad handshake response: {head[:80]!r}")
 
     def frame(self, text: str) -> bytes:
+        """One masked text frame carrying ``text`` (a client must mask, RFC 6455 section 5.3)."""
         return encode_frame(text.encode(), "text", mask_key=os.urandom(4))
 
     def send_text(self, text: str) -> None:
+        """Send one text message; returns once the kernel has the bytes, not once the peer has them."""
         self.sock.sendall(self.frame(text))
 
     def recv_frame(self, timeout_s: float) -> dict | None:
@@ -115,6 +148,7 @@ class WebSocketClient:
         return frame
 
     def close(self) -> None:
+        """Close the socket (errors ignored)."""
         with contextlib.suppress(OSError):
             self.sock.close()
 
@@ -155,6 +189,19 @@ def run_silent_send(
         or ``""``), ``processed`` (the peer printed it), ``acked`` (a ``reply_to``
         came back). ``df.attrs`` holds ``scenario``, ``buffered_bytes`` and the
         socket buffer sizes read at run time.
+
+    Parameters
+    ----------
+    scenario : str
+        Scenario.
+    message_bytes : int
+        Message bytes, bytes.
+    max_messages : int
+        Max messages.
+    n_after_death : int
+        Number of after death.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     scenario = validate.choice("scenario", scenario, ["frozen", "frozen_then_killed", "killed"])
     message_bytes = validate.int_in_range("message_bytes", message_bytes, 16, 1 << 20)
@@ -303,7 +350,18 @@ def _read_proc(path: str) -> str:
 
 
 def summarize_silent_send(df: pd.DataFrame) -> dict:
-    """Counts for one :func:`run_silent_send` run: sends that returned, were processed, were acked."""
+    """Counts for one :func:`run_silent_send` run: sends that returned, were processed, were acked.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        The frame returned by the matching simulate/run function.
+
+    Returns
+    -------
+    dict
+        As described above.
+    """
     ok = df["send_ok"]
     failed = df[~ok & (df["phase"] == "dead")]
     dead_ok = df[ok & (df["phase"] == "dead")]
@@ -374,6 +432,17 @@ def run_idempotent_post(
         name), ``message_id``. ``df.attrs["rows"]`` is the number of rows in the
         table afterwards, ``df.attrs["commits"]`` the server's commits and
         ``df.attrs["sqlite"]`` the SQLite version.
+
+    Parameters
+    ----------
+    use_key : bool
+        Use key.
+    responses_lost : int
+        Responses lost.
+    max_attempts : int
+        Max attempts.
+    timeout_s : float
+        Limit for the whole experiment, seconds.
     """
     if not isinstance(use_key, bool):
         raise TypeError(f"use_key must be a bool, got {use_key!r}")
@@ -436,6 +505,12 @@ MAX_MESSAGES = 20_000_000  # messages in one delivery simulation (a few float co
 @dataclass(frozen=True)
 class DeliveryConfig:
     """Messages between two users whose connections drop now and then.
+
+    Attributes
+    ----------
+    message_rate_per_s, duration_s, drops_per_hour, ping_interval_s, pong_timeout_s, reconnect_s,
+    base_latency_s, http_timeout_s, resync_s, outage_share, outage_mean_s :
+        See the comment beside each field (units in the names).
 
     Each client's WebSocket alternates: up for an exponential time (mean
     ``3600 / drops_per_hour`` s), then *dead but undetected* until the next
@@ -620,6 +695,16 @@ def theory_delivery_loss(config: DeliveryConfig = DeliveryConfig()) -> float:
     dead (share ``E[dead]/T``); the receiver loses a push while dead or
     reconnecting (share ``(E[dead] + reconnect)/T``). Independent connections:
     ``loss = 1 - (1 - p_s)(1 - p_r)``.
+
+    Parameters
+    ----------
+    config : DeliveryConfig
+        The model's parameters.
+
+    Returns
+    -------
+    float
+        As described above.
     """
     if not isinstance(config, DeliveryConfig):
         raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
@@ -714,12 +799,33 @@ def plot_delivery(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def sweep_delivery_loss(
-    drops_per_hour_values, config: DeliveryConfig = DeliveryConfig(), seed=7
+    drops_per_hour_values,
+    config: DeliveryConfig = DeliveryConfig(),
+    seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
-    """Loss share of both designs and the closed form, one row per drop rate (one run each)."""
+    """Loss share of both designs and the closed form, one row per drop rate (one run each).
+
+    Parameters
+    ----------
+    drops_per_hour_values : object
+        Drops per hour values.
+    config : DeliveryConfig
+        The model's parameters.
+    seed : object
+        Source of randomness (an int seed, a Generator, or None).
+
+    Returns
+    -------
+    pd.DataFrame
+        As described above.
+    """
     if not isinstance(config, DeliveryConfig):
         raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
     values = [validate.positive_float("drops_per_hour_values", v) for v in drops_per_hour_values]
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 2**31))
+    elif seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
     seeds = np.random.SeedSequence(validate.non_negative_int("seed", seed)).spawn(len(values))
     rows = []
     for value, child_seed in zip(values, seeds, strict=True):
@@ -737,8 +843,21 @@ def sweep_delivery_loss(
     return pd.DataFrame(rows)
 
 
-def plot_loss_sweep(sweep: pd.DataFrame, ax=None):
-    """Share of messages lost vs connection drops per hour: simulation, closed form, and REST at zero."""
+def plot_loss_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Share of messages lost vs connection drops per hour: simulation, closed form, and REST at zero.
+
+    Parameters
+    ----------
+    sweep : pd.DataFrame
+        The frame returned by the matching sweep function.
+    ax : object
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    None
+        As described above.
+    """
     ax = plot.axes_or_new(ax)
     ax.plot(sweep["drops_per_hour"], 100 * sweep["ws_loss_share"], "o", label="WebSocket only (simulated)")
     ax.plot(sweep["drops_per_hour"], 100 * sweep["theory_loss_share"], "k--", label="WebSocket only (theory)")
