@@ -79,8 +79,9 @@ def client_handshake(host: str, port: int, key: str, path: str = "/") -> bytes:
     """
     # Header injection and garbage lines are refused here, not written to the socket.
     for name, value in (("host", host), ("key", key), ("path", path)):
-        if not isinstance(value, str) or not value or not value.isascii() or any(c in value for c in "\r\n \t"):
-            raise ValueError(f"{name} must be a non-empty ASCII string without spaces or CR/LF, got {value!r}")
+        ok = isinstance(value, str) and value.isascii() and value.isprintable() and " " not in value
+        if not ok or not value:
+            raise ValueError(f"{name} must be non-empty printable ASCII with no spaces, got {value!r}")
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")
     port = validate.int_in_range("port", port, 1, 65535)
