@@ -262,3 +262,39 @@ def test_bad_inputs():
 
 def test_filesystem_type_is_a_string():
     assert isinstance(soft_delete.filesystem_type(), str) and soft_delete.filesystem_type()
+
+
+def test_bad_input_reproducers_from_the_review():
+    import sqlite3
+
+    # bad-input.md: each of these crashed with an internal error or ran unbounded.
+    with pytest.raises(ValueError, match="conn"):
+        soft_delete.add_indexes(sqlite3.connect(":memory:"), 2, "full")  # no accounts table
+    closed = sqlite3.connect(":memory:")
+    closed.close()
+    with pytest.raises(ValueError, match="conn"):
+        soft_delete.build_accounts_table(closed, np.zeros((2, 2), dtype=int))
+    with pytest.raises(TypeError, match="index_counts"):
+        soft_delete.BenchmarkConfig(n_rows=2000, n_ops=200, index_counts=None, repeats=1)
+    with pytest.raises(TypeError, match="index_counts"):
+        soft_delete.BenchmarkConfig(index_counts=4)
+    frame = pd.DataFrame({"indexes": [0], "method": ["delete"], "us_per_op": [1.0], "rows_per_s": [1e6]})
+    with pytest.raises(ValueError, match="runs"):
+        soft_delete.summarize_benchmark(frame.iloc[:0])
+    with pytest.raises(ValueError, match="runs"):
+        soft_delete.plot_benchmark(frame.iloc[:0])
+    with pytest.raises(ValueError, match="sessions_per_account"):
+        soft_delete.demo_cascade(sessions_per_account=10**12)
+    with pytest.raises(ValueError, match="n_rows"):
+        soft_delete.demo_partial_index_plans(n_rows=10**12)
+    with pytest.raises(ValueError, match="n_rows"):
+        soft_delete.BenchmarkConfig(n_rows=10**9)
+    with pytest.raises(ValueError, match="ops_per_thread"):
+        soft_delete.run_concurrent_writers(ops_per_thread=10**9)
+    with pytest.raises(ValueError, match="timeout_s"):
+        soft_delete.run_concurrent_writers(timeout_s=1e12)
+
+
+def test_plot_benchmark_rejects_a_foreign_fit(bench):
+    with pytest.raises(ValueError, match="fit"):
+        soft_delete.plot_benchmark(bench, fit=pd.Series(dtype=float))

@@ -120,15 +120,17 @@ class BenchmarkConfig:
     repeats: int = 3
 
     def __post_init__(self) -> None:
-        validate.positive_int("n_rows", self.n_rows)
-        validate.positive_int("n_ops", self.n_ops)
+        validate.int_in_range("n_rows", self.n_rows, 1, MAX_DEMO_ROWS)
+        validate.int_in_range("n_ops", self.n_ops, 1, MAX_DEMO_ROWS)
         if self.n_ops > self.n_rows:
             raise ValueError(f"n_ops must be <= n_rows ({self.n_rows}), got {self.n_ops}")
-        if isinstance(self.index_counts, (str, bytes)) or len(self.index_counts) == 0:
+        if not isinstance(self.index_counts, Sequence) or isinstance(self.index_counts, (str, bytes)):
+            raise TypeError(f"index_counts must be a sequence of integers 0..32, got {self.index_counts!r}")
+        if len(self.index_counts) == 0:
             raise ValueError("index_counts must be a non-empty sequence of integers >= 0")
         for i, k in enumerate(self.index_counts):
             validate.int_in_range(f"index_counts[{i}]", k, 0, 32)
-        validate.positive_int("repeats", self.repeats)
+        validate.int_in_range("repeats", self.repeats, 1, 20)
 
 
 def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
@@ -146,8 +148,7 @@ def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
     None
         The table has ``id`` (1..n), ``email``, ``c0 .. c{m-1}`` and ``deleted_at`` (all NULL).
     """
-    if not isinstance(conn, sqlite3.Connection):
-        raise TypeError(f"conn must be a sqlite3.Connection, got {type(conn).__name__}")
+    _check_sqlite_conn(conn)
     values = np.asarray(values)
     if values.ndim != 2 or values.shape[0] == 0 or not np.issubdtype(values.dtype, np.integer):
         raise ValueError("values must be a non-empty 2-D array of integers (rows x columns)")
@@ -160,6 +161,15 @@ def build_accounts_table(conn: sqlite3.Connection, values: np.ndarray) -> None:
             f"INSERT INTO accounts VALUES ({placeholders}, NULL)",
             ((i + 1, f"player{i + 1}@example.com", *row) for i, row in enumerate(values.tolist())),
         )
+
+
+def _check_sqlite_conn(conn: object) -> None:
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(f"conn must be a sqlite3.Connection, got {type(conn).__name__}")
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError as error:
+        raise ValueError(f"conn must be an open connection: {error}") from error
 
 
 def add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
@@ -178,8 +188,14 @@ def add_indexes(conn: sqlite3.Connection, k: int, kind: str) -> None:
     -------
     None
     """
+    _check_sqlite_conn(conn)
     k = validate.int_in_range("k", k, 0, 32)
     kind = validate.choice("kind", kind, ("full", "partial"))
+    found = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'"
+    ).fetchone()[0]
+    if not found:
+        raise ValueError("conn must hold an accounts table (make it with build_accounts_table)")
     where = " WHERE deleted_at IS NULL" if kind == "partial" else ""
     with conn:
         for i in range(k):
@@ -294,6 +310,8 @@ def summarize_benchmark(runs: pd.DataFrame) -> pd.DataFrame:
     needed = {"indexes", "method", "us_per_op", "rows_per_s"}
     if not isinstance(runs, pd.DataFrame) or not needed <= set(runs.columns):
         raise ValueError(f"runs must be a DataFrame from run_benchmark with columns {sorted(needed)}")
+    if not set(METHODS) <= set(runs["method"]):
+        raise ValueError(f"runs must hold rows for every method {sorted(METHODS)}")
     med = runs.groupby(["indexes", "method"])["us_per_op"].median().unstack("method")
     table = pd.DataFrame(
         {
@@ -404,16 +422,16 @@ def run_concurrent_writers(
     import threading
 
     n_threads = validate.int_in_range("n_threads", n_threads, 1, 32)
-    per = validate.positive_int("ops_per_thread", ops_per_thread)
+    per = validate.int_in_range("ops_per_thread", ops_per_thread, 1, 10_000)
     indexes = validate.int_in_range("indexes", indexes, 0, 32)
-    n_rows = validate.positive_int("n_rows", n_rows)
+    n_rows = validate.int_in_range("n_rows", n_rows, 1, MAX_DEMO_ROWS)
     if n_threads * per > n_rows:
         raise ValueError(f"n_threads * ops_per_thread must be <= n_rows ({n_rows})")
-    rounds = validate.positive_int("rounds", rounds)
+    rounds = validate.int_in_range("rounds", rounds, 1, 10)
     if not isinstance(wal, bool):
         raise TypeError(f"wal must be a bool, got {type(wal).__name__}")
     durability = "WAL, synchronous=NORMAL" if wal else "rollback journal, synchronous=FULL"
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.1, MAX_TIMEOUT_S)
     rng = validate.rng_from_seed(seed)
     ids = (rng.choice(n_rows, size=n_threads * per, replace=False) + 1).tolist()
     folder = Path(tempfile.mkdtemp(prefix="syslab-softdelete-"))
@@ -793,6 +811,11 @@ def plot_benchmark(runs: pd.DataFrame, fit: pd.Series | None = None, ax: Axes | 
     """
     if not isinstance(runs, pd.DataFrame) or not {"indexes", "method", "us_per_op"} <= set(runs.columns):
         raise ValueError("runs must be a DataFrame from run_benchmark")
+    if not set(METHODS) <= set(runs["method"]):
+        raise ValueError(f"runs must hold rows for every method {sorted(METHODS)}")
+    needed_fit = {"soft_mean_us", *(f"{p}_{m}_us" for p in ("a", "b") for m in ("delete", "soft_partial"))}
+    if fit is not None and (not isinstance(fit, pd.Series) or not needed_fit <= set(fit.index)):
+        raise ValueError("fit must be the Series from fit_index_cost")
     ax = axes_or_new(ax)
     med = runs.groupby(["method", "indexes"])["us_per_op"].median()
     styles = {
