@@ -270,7 +270,8 @@ def scale_up_limit(period_start_replicas: int, config: HPAConfig) -> int:
     int
         The most replicas allowed.
     """
-    start = validate.non_negative_int("period_start_replicas", period_start_replicas)
+    start = validate.int_in_range("period_start_replicas", period_start_replicas, 0, MAX_REPLICAS)
+    validate.instance("config", config, HPAConfig)
     by_pods = start + config.scale_up_pods
     by_percent = int(math.ceil(start * (1 + config.scale_up_percent / 100) - 1e-9))
     return max(by_pods, by_percent)
@@ -294,8 +295,9 @@ def theory_fastest_scale_up(start: int, target: int, config: HPAConfig = HPAConf
     pandas.DataFrame
         One row per sync: ``sync``, ``t_s`` and ``replicas``.
     """
-    n = validate.positive_int("start", start)
-    goal = validate.positive_int("target", target)
+    n = validate.bounded_int("start", start, MAX_REPLICAS)
+    goal = validate.bounded_int("target", target, MAX_REPLICAS)
+    validate.instance("config", config, HPAConfig)
     rows = [{"sync": 0, "t_s": 0.0, "replicas": n}]
     period = max(config.sync_period_s, config.scale_up_period_s)
     for sync in range(1, 10_000):
@@ -908,6 +910,7 @@ def with_defaults(config: HPAConfig, **changes: object) -> HPAConfig:
     -------
     HPAConfig
     """
+    validate.instance("config", config, HPAConfig)
     return replace(config, **changes)
 
 
