@@ -358,6 +358,7 @@ def draw_gaps_s(n: int, mean_s: float, cv: float, rng: np.random.Generator) -> n
         float64 array of shape (n,), seconds.
     """
     n = validate.bounded_int("n", n, MAX_ARRIVALS)
+    validate.instance("rng", rng, np.random.Generator)
     mean_s = validate.positive_float("mean_s", mean_s)
     cv = validate.non_negative_float("cv", cv)
     if cv == 0:
@@ -1180,6 +1181,7 @@ def theory_closed_pool(
         the database), ``response_ms`` (their sum) and ``mean_running`` (queries
         executing at once).
     """
+    validate.instance("db", db, ContentionDatabase)
     sizes = _pool_sizes(pool_sizes)
     clients = validate.bounded_int("clients", clients, MAX_SERVERS)
     think_s = validate.positive_float("think_s", think_s)
@@ -1237,6 +1239,7 @@ def simulate_closed_pool(
     pandas.DataFrame
         One row with the same columns as :func:`theory_closed_pool`.
     """
+    validate.instance("db", db, ContentionDatabase)
     size = validate.bounded_int("pool_size", pool_size, MAX_SERVERS)
     clients = validate.bounded_int("clients", clients, MAX_SERVERS)
     think_s = validate.positive_float("think_s", think_s)

@@ -258,6 +258,7 @@ def theory_active_expire_rate_per_s(stale_fraction: float, config: ExpireConfig 
         Keys expired per second (inf when the loop never stops on its own).
     """
     settings = config if config is not None else ExpireConfig()
+    validate.instance("config", settings, ExpireConfig)
     p = validate.probability("stale_fraction", stale_fraction)
     params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
     n = params["keys_per_loop"]
@@ -288,6 +289,7 @@ def theory_equilibrium_stale_fraction(expiring_per_s: float, config: ExpireConfi
         ``capped`` (bool).
     """
     settings = config if config is not None else ExpireConfig()
+    validate.instance("config", settings, ExpireConfig)
     rate = validate.positive_float("expiring_per_s", expiring_per_s)
     params = effort_parameters(settings.active_expire_effort, settings.hz, settings.algorithm)
     low, high = 0.0, 1.0
