@@ -99,6 +99,13 @@ def build_proxy_v2_header(src: tuple[str, int], dst: tuple[str, int]) -> bytes:
     bytes
         As described above.
     """
+    for name, end in (("src", src), ("dst", dst)):
+        if not isinstance(end, (tuple, list)) or len(end) != 2 or not isinstance(end[0], str):
+            raise TypeError(f"{name} must be an (ip address str, port) pair, got {end!r}")
+        try:
+            ipaddress.ip_address(end[0])
+        except ValueError:
+            raise ValueError(f"{name} must start with an IPv4 or IPv6 address, got {end[0]!r}") from None
     src_ip, dst_ip = ipaddress.ip_address(src[0]), ipaddress.ip_address(dst[0])
     if src_ip.version != dst_ip.version:
         raise ValueError(f"src and dst must be the same IP version, got {src[0]!r} and {dst[0]!r}")
