@@ -259,6 +259,24 @@ class ProxyConfig:
 
     def __post_init__(self) -> None:
         validate.choice("mode", self.mode, ("l4", "l7"))
+        if not isinstance(self.proxy_protocol, bool):
+            raise TypeError(f"proxy_protocol must be a bool, got {self.proxy_protocol!r}")
+        for name in ("sticky_cookie", "header_route"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise TypeError(f"{name} must be a non-empty str or None, got {value!r}")
+        for name in ("path_routes", "host_routes"):
+            routes = getattr(self, name)
+            ok = isinstance(routes, (tuple, list)) and all(
+                isinstance(r, (tuple, list)) and len(r) == 2 and isinstance(r[0], str) and _is_int(r[1])
+                for r in routes
+            )
+            if not ok:
+                raise TypeError(f"{name} must be a tuple of (str, backend index) pairs, got {routes!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 async def _start_proxy(config: ProxyConfig, backends: Sequence[int]) -> asyncio.base_events.Server:
