@@ -976,6 +976,11 @@ def measure_postgres_deletes(
         cur.execute(f"SET statement_timeout = {int(timeout_s * 1000)}")
         cur.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
         cur.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        # Warm-up, not timed: the first statements in a fresh database load catalogs and caches.
+        _pg_create(cur, "warm_up", min(n_rows, 2_000), 1, "full", 100)
+        cur.execute("UPDATE warm_up SET deleted_at = now() WHERE id = ANY(%s)", (ids[:100],))
+        cur.execute("DELETE FROM warm_up WHERE id = ANY(%s)", (ids[:100],))
+        cur.execute("DROP TABLE warm_up")
         for repeat in range(repeats):
             for k in counts:
                 for method, (verb, kind, fillfactor) in PG_METHODS.items():
@@ -1100,6 +1105,12 @@ def measure_mariadb_deletes(
             cur.execute(f"SET SESSION max_statement_time = {float(timeout_s)}")
             cur.execute("SELECT @@innodb_change_buffering")
             change_buffering = str(cur.fetchone()[0])
+            # Warm-up, not timed: the first statements in a fresh database open files and caches.
+            _mariadb_create(cur, "warm_up", min(n_rows, 2_000), 1)
+            cur.execute("UPDATE warm_up SET deleted_at = NOW() WHERE id <= 100")
+            cur.execute("DELETE FROM warm_up WHERE id <= 100")
+            cur.execute("DROP TABLE warm_up")
+            conn.commit()
             for repeat in range(repeats):
                 for k in counts:
                     for method, verb in MARIADB_METHODS.items():
