@@ -222,6 +222,16 @@ def lru_hit_ratios(keys: np.ndarray, capacities: list, warmup: int = 0) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def _float_array(name: str, values: object) -> np.ndarray:
+    """``values`` as a float array; a str, None or non-numeric items are refused by ``name``."""
+    if isinstance(values, (str, bytes)) or values is None:
+        raise TypeError(f"{name} must be an array of numbers, got {values!r}")
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers, got {type(values).__name__}") from None
+
+
 def theory_lru_hit_ratio(popularity: np.ndarray, capacity: int) -> float:
     """Che's approximation of an LRU cache's hit ratio under independent requests (Che et al. 2002).
 
@@ -240,7 +250,9 @@ def theory_lru_hit_ratio(popularity: np.ndarray, capacity: int) -> float:
     float
         Hit ratio in [0, 1].
     """
-    p = np.asarray(popularity, dtype=float)
+    p = _float_array("popularity", popularity)
+    if p.size > MAX_KEYS:
+        raise ValueError(f"popularity must hold at most {MAX_KEYS:,} keys, got {p.size:,}")
     if p.ndim != 1 or p.size == 0 or np.any(p < 0) or not math.isclose(p.sum(), 1.0, rel_tol=1e-6):
         raise ValueError("popularity must be a 1-d array of probabilities summing to 1")
     c = validate.positive_int("capacity", capacity)
@@ -801,7 +813,7 @@ def simulate_shard_load(
     pandas.DataFrame
         One row per shard: ``shard``, ``load_per_s``, ``holds_hottest`` (bool), ``mitigation``.
     """
-    p = np.asarray(popularity, dtype=float)
+    p = _float_array("popularity", popularity)
     if p.ndim != 1 or p.size == 0 or p.size > MAX_KEYS or not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ValueError(
             f"popularity must be a 1-d array of at most {MAX_KEYS:,} finite, non-negative probabilities"
@@ -949,6 +961,7 @@ def plot_latency_cdf(runs: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("runs", runs, ["pattern", "is_write", "latency_ms"])
     ax = axes_or_new(ax)
     for name, run in runs.groupby("pattern", sort=False):
         values = run.loc[~run["is_write"], "latency_ms"].to_numpy()
@@ -973,6 +986,7 @@ def plot_origin_rate(series: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("series", series, ["strategy", "t_s", "origin_per_s"])
     ax = axes_or_new(ax)
     for name, run in series.groupby("strategy", sort=False):
         ax.step(run["t_s"], run["origin_per_s"], where="post", label=name)
@@ -994,6 +1008,7 @@ def plot_shard_load(loads: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("loads", loads, ["mitigation", "load_per_s"])
     ax = axes_or_new(ax)
     groups = list(loads.groupby("mitigation", sort=False))
     width = 0.8 / max(len(groups), 1)
