@@ -54,6 +54,7 @@ MAX_ALLOCATIONS = 10_000_000  # objects in one simulated heap (4 columns of 8 by
 MAX_SWEEP_POINTS = 50  # (pause length, pause rate) pairs in one sweep
 MAX_PAUSE_MS = 60_000.0  # one stop-the-world pause, milliseconds
 MAX_PAUSES_PER_S = 1_000.0  # collections per second of running time
+MAX_CV = 5.0  # coefficient of variation of a service time or a pause
 
 __all__ = [
     "CollectorCost",
@@ -97,6 +98,10 @@ class LifetimeMix:
     mean_lifetimes: tuple[float, ...] = (200.0, 20_000.0, 1_000_000.0)  # allocations
 
     def __post_init__(self) -> None:
+        for name in ("weights", "mean_lifetimes"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+                raise TypeError(f"{name} must be a sequence of numbers, got {value!r}")
         if len(self.weights) != len(self.mean_lifetimes) or not self.weights:
             raise ValueError("weights and mean_lifetimes must be non-empty and of equal length")
         for w in self.weights:
@@ -680,8 +685,9 @@ def simulate_stop_the_world(
     c = validate.bounded_int("workers", workers, queueing.MAX_SERVERS)
     p_mean = validate.float_in_range("pause_ms", pause_ms, 0.0, MAX_PAUSE_MS) / 1000
     f = validate.float_in_range("pauses_per_s", pauses_per_s, 0.0, MAX_PAUSES_PER_S)
-    cv_s = validate.non_negative_float("cv_service", cv_service)
-    cv_p = validate.non_negative_float("cv_pause", cv_pause)
+    # Beyond a CV of 5 the gamma draws underflow to 0 s (shape 1/CV^2 < 0.04).
+    cv_s = validate.float_in_range("cv_service", cv_service, 0.0, MAX_CV)
+    cv_p = validate.float_in_range("cv_pause", cv_pause, 0.0, MAX_CV)
     n = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
     trigger = validate.choice("pause_trigger", pause_trigger, ("time", "allocation"))
     rng = validate.rng_from_seed(seed)
@@ -1086,6 +1092,7 @@ def plot_collections(
     """
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+    validate.frame_columns("df", df, ["collector", "kind", "at_allocation", "pause_us"])
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -1133,6 +1140,7 @@ def plot_pause_tradeoff(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Axes
         As described above.
     """
+    validate.frame_columns("sweep", sweep, ["pause_ms", "p50_ms", "p99_ms", "p999_ms"])
     ax = axes_or_new(ax)
     for column, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
         ax.plot(sweep["pause_ms"], sweep[column], marker="o", label=name)
@@ -1158,6 +1166,7 @@ def plot_cpython_pauses(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Axes
         As described above.
     """
+    validate.frame_columns("df", df, ["kind", "n_live", "pause_ms"])
     ax = axes_or_new(ax)
     medians = df.groupby(["kind", "n_live"])["pause_ms"].median().reset_index()
     for i, (kind, group) in enumerate(medians.groupby("kind")):
