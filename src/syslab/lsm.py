@@ -696,6 +696,10 @@ def sweep_size_ratio(
     ratios = validate.sequence_of_positive_ints("size_ratios", size_ratios)
     if len(ratios) > 50:
         raise ValueError(f"size_ratios must hold at most 50 values, got {len(ratios)}")
+    for i, ratio in enumerate(ratios):
+        validate.int_in_range(f"size_ratios[{i}]", ratio, 2, 1000)
+    if isinstance(policies, (str, bytes)) or not isinstance(policies, (tuple, list)) or not policies:
+        raise TypeError(f"policies must be a non-empty tuple of policy names, got {policies!r}")
     for policy in policies:
         validate.choice("policies", policy, POLICIES)
     rng = validate.rng_from_seed(seed)
