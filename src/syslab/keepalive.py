@@ -930,6 +930,8 @@ def plot_idle_race(sweep: pd.DataFrame, lb_idle_timeout_s: float, ax: Axes | Non
     None
         As described above.
     """
+    validate.frame_columns("sweep", sweep, ["backend_idle_timeout_s", "per_million", "theory_per_million"])
+    lb_idle_timeout_s = validate.positive_float("lb_idle_timeout_s", lb_idle_timeout_s)
     ax = plot.axes_or_new(ax)
     ax.plot(sweep["backend_idle_timeout_s"], sweep["per_million"] + 0.1, "o", label="simulated (+0.1)")
     ax.plot(sweep["backend_idle_timeout_s"], sweep["theory_per_million"] + 0.1, "k--", label="theory (+0.1)")

@@ -1304,6 +1304,9 @@ def plot_erlang_vs_simulation(sweep: pd.DataFrame, ax: Axes | None = None) -> Ax
     matplotlib.axes.Axes
         The left axis (P(wait)); the mean wait is on its twin.
     """
+    validate.frame_columns(
+        "sweep", sweep, ["pool_size", "p_wait", "p_wait_theory", "mean_wait_ms", "mean_wait_ms_theory"]
+    )
     ax = axes_or_new(ax)
     stable = sweep[sweep["p_wait_theory"] < 1]
     ax.plot(stable["pool_size"], stable["p_wait_theory"], color="C0", label="P(wait), Erlang C")
@@ -1376,6 +1379,9 @@ def plot_kingman(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns(
+        "sweep", sweep, ["cv_service", "utilisation", "mean_wait_ms", "mean_wait_ms_theory"]
+    )
     ax = axes_or_new(ax)
     for i, (cv, group) in enumerate(sweep.groupby("cv_service")):
         color = f"C{i}"
@@ -1416,6 +1422,7 @@ def plot_closed_pool(table: pd.DataFrame, axes: Sequence[Axes] | None = None) ->
     numpy.ndarray
         The two Axes (throughput, response time).
     """
+    validate.frame_columns("table", table, ["pool_size", "throughput_per_s", "pool_wait_ms", "query_ms"])
     if axes is None:
         import matplotlib.pyplot as plt
 
