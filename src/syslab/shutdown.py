@@ -778,6 +778,11 @@ def summarize_termination(df: pd.DataFrame) -> dict:
     dict
         ``served``, ``refused``, ``killed`` counts and ``sigkill`` (bool).
     """
+    validate.frame_columns("df", df, ["outcome", "end_s"])
+    if "exit_s" not in df.attrs or "sigkill" not in df.attrs:
+        raise ValueError("df must come from simulate_termination (its attrs carry exit_s and sigkill)")
+    if not set(df["outcome"].astype(str)) <= set(OUTCOMES):
+        raise ValueError(f"df['outcome'] must hold only {OUTCOMES}")
     codes = df["outcome"].map({name: code for code, name in enumerate(OUTCOMES)}).to_numpy(dtype=np.int8)
     sim = {"end_s": df["end_s"].to_numpy(), "outcome": codes, **df.attrs}
     return _summary(sim)
@@ -969,6 +974,7 @@ def plot_race(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("sweep", sweep, ["prestop_s", "refused", "theory_refused"])
     ax = plot.axes_or_new(ax)
     ax.plot(sweep["prestop_s"], sweep["refused"], "o", alpha=0.25, label="one termination (simulated)")
     mean = sweep.groupby("prestop_s")[["refused", "theory_refused"]].mean()
@@ -991,6 +997,7 @@ def plot_grace(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("sweep", sweep, ["grace_s", "killed", "theory_killed"])
     ax = plot.axes_or_new(ax)
     mean = sweep.groupby("grace_s")[["killed", "theory_killed"]].mean()
     ax.plot(sweep["grace_s"], sweep["killed"] + 0.1, "o", alpha=0.25, label="one termination (+0.1)")
