@@ -1204,6 +1204,8 @@ def plot_stale_memory(runs: pd.DataFrame, ax: Axes | None = None, key_bytes: int
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("runs", runs, ["label", "t_s", "stale_keys"])
+    key_bytes = validate.positive_int("key_bytes", key_bytes)
     ax = axes_or_new(ax)
     for name, run in runs.groupby("label", sort=False):
         ax.plot(run["t_s"], run["stale_keys"] * key_bytes / 1e6, label=name)
@@ -1224,6 +1226,7 @@ def plot_eviction(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    validate.frame_columns("table", table, ["policy", "capacity", "hit_ratio"])
     ax = axes_or_new(ax)
     for name, run in table.groupby("policy", sort=False):
         ax.plot(run["capacity"], run["hit_ratio"], marker="o", label=name)
