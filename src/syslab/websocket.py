@@ -363,6 +363,7 @@ def summarize_silent_send(df: pd.DataFrame) -> dict:
     dict
         As described above.
     """
+    validate.frame_columns("df", df, ["send_ok", "phase", "processed", "acked", "error"])
     ok = df["send_ok"]
     failed = df[~ok & (df["phase"] == "dead")]
     dead_ok = df[ok & (df["phase"] == "dead")]
@@ -859,6 +860,9 @@ def plot_loss_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     None
         As described above.
     """
+    validate.frame_columns(
+        "sweep", sweep, ["drops_per_hour", "ws_loss_share", "theory_loss_share", "rest_loss_share"]
+    )
     ax = plot.axes_or_new(ax)
     ax.plot(sweep["drops_per_hour"], 100 * sweep["ws_loss_share"], "o", label="WebSocket only (simulated)")
     ax.plot(sweep["drops_per_hour"], 100 * sweep["theory_loss_share"], "k--", label="WebSocket only (theory)")
