@@ -21,18 +21,19 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 COLAB_TAG = "colab-install"
 
+# ruff format leaves this exact text unchanged, so formatting a chapter never breaks the match.
 COLAB_CELL_TEMPLATE = """\
-# Colab opens this notebook without the repository around it: install the book's library first.
+# Colab opens this notebook without the repository around it: install the book's library first
+# (about a minute; pip shows its progress). It comes from the branch the book is published from.
 try:
     import syslab  # noqa: F401
 except ImportError:
     import subprocess
     import sys
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "syslab @ git+{url}"],
-        check=True,
-    )"""
+    package = "syslab @ git+{url}@{ref}"
+    print(f"Installing {{package}} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--progress-bar", "on", package], check=True)"""
 
 
 def repository_url() -> str:
@@ -44,9 +45,16 @@ def repository_url() -> str:
     return match.group(1).strip("'\"")
 
 
-def colab_cell_source(url: str | None = None) -> str:
-    """The exact source of the Colab install cell for ``url`` (default: _config.yml's)."""
-    return COLAB_CELL_TEMPLATE.format(url=url or repository_url())
+def repository_branch() -> str:
+    """``repository.branch`` from _config.yml (the branch the book is published from)."""
+    text = (ROOT / "_config.yml").read_text()
+    match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+branch:\s*(\S+)", text, re.MULTILINE)
+    return match.group(1).strip("'\"") if match else "main"
+
+
+def colab_cell_source(url: str | None = None, ref: str | None = None) -> str:
+    """The exact source of the Colab install cell for ``url`` at ``ref`` (default: _config.yml's)."""
+    return COLAB_CELL_TEMPLATE.format(url=url or repository_url(), ref=ref or repository_branch())
 
 
 def colab_cell() -> nbformat.NotebookNode:
