@@ -979,6 +979,9 @@ def plot_event_loop(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> 
     Sequence[Axes]
         As described above.
     """
+    validate.frame_columns(
+        "sweep", sweep, ["mode", "blocking_ms", "p99_non_blocking_ms", "mean_ms", "mean_ms_theory"]
+    )
     if axes is None:
         import matplotlib.pyplot as plt
 
