@@ -78,7 +78,12 @@ FAISS_KINDS = ("Flat", "IVFFlat", "HNSW", "IVFPQ")
 
 
 def _as_matrix(name: str, values: object, *, max_rows: int = MAX_VECTORS) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float32)
+    if isinstance(values, (str, bytes)) or values is None:
+        raise TypeError(f"{name} must be a 2-D array of numbers, got {values!r}")
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a 2-D array of numbers, got {type(values).__name__}") from None
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (rows are vectors), got shape {array.shape}")
     if array.shape[0] > max_rows or array.shape[1] > MAX_DIMS:
