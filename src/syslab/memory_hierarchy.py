@@ -487,7 +487,7 @@ def plot_access_cost(
         raise TypeError(f"column must be a column name (str), got {column!r}")
     validate.frame_columns("measured", measured, ["size_bytes", column])
     if os_caches is not None:
-        validate.frame_columns("os_caches", os_caches, ["size_bytes"])
+        validate.frame_columns("os_caches", os_caches, ["level", "size_bytes"])
     ax = axes_or_new(ax)
     ax.plot(measured["size_bytes"] / 1024, measured[column], marker="o", label=name)
     if os_caches is not None:
