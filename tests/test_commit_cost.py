@@ -59,7 +59,9 @@ def test_fsync_and_commit_rates():
     fsync = fsync_run.frame
     assert fsync_run.summary["filesystem"] and fsync_run.summary["median_latency_s"] >= 0
     assert len(fsync) >= 1 and (fsync["latency_s"] >= 0).all()
-    rates = cc.measure_commit_rates(n_rows=400, batch_rows=200, journal_modes=["WAL"], max_s_per_case=0.3).frame
+    rates = cc.measure_commit_rates(
+        n_rows=400, batch_rows=200, journal_modes=["WAL"], max_s_per_case=0.3
+    ).frame
     full = rates[rates["synchronous"] == "FULL"].set_index("rows_per_tx")["rows_per_s"]
     # Qualitative on any disk, even tmpfs: 200 rows per transaction beats 1 per transaction.
     assert full.loc[200] > 2 * full.loc[1]

@@ -135,6 +135,9 @@ def test_ruff_is_clean():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     result = subprocess.run(
-        [ruff, "format", "--check", "src", "tests", "tools"], cwd=ROOT, capture_output=True, text=True
+        [ruff, "format", "--check", "src", "tests", "tools", "chapters"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
