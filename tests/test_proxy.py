@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syslab import proxy, queueing
+from syslab import experiment, proxy, queueing
 from syslab.proxy import ProxyConfig
 
 # ------------------------------------------------------------------ PROXY v2
@@ -63,8 +63,8 @@ def test_proxy_v2_rejects_garbage():
 
 @pytest.mark.real
 def test_l4_pins_one_connection_and_l7_spreads_it():
-    l4 = proxy.run_balancing_experiment(ProxyConfig("l4"), 300)
-    l7 = proxy.run_balancing_experiment(ProxyConfig("l7"), 300)
+    l4 = proxy.run_balancing_experiment(ProxyConfig("l4"), 300).frame
+    l7 = proxy.run_balancing_experiment(ProxyConfig("l7"), 300).frame
     assert l4["backend"].nunique() == 1
     # Round robin per request: exactly 100 each (the research notes' 1/3 +- 0.02 is met exactly).
     assert l7["backend"].value_counts().tolist() == [100, 100, 100]
@@ -72,28 +72,45 @@ def test_l4_pins_one_connection_and_l7_spreads_it():
 
 @pytest.mark.real
 def test_client_ip_preservation_both_ways():
-    l7 = proxy.run_balancing_experiment(ProxyConfig("l7"), 5)
+    l7 = proxy.run_balancing_experiment(ProxyConfig("l7"), 5).frame
     assert (l7["x_forwarded_for"] == "127.0.0.1").all()
-    l4 = proxy.run_balancing_experiment(ProxyConfig("l4", proxy_protocol=True), 5)
+    l4 = proxy.run_balancing_experiment(ProxyConfig("l4", proxy_protocol=True), 5).frame
     # The backend sees the proxy's socket as its peer, and the client's in the PROXY header:
     # two different source ports on 127.0.0.1.
     source = l4["proxy_v2_source"].iloc[0]
     assert source.startswith("127.0.0.1:") and source != l4["backend_peer"].iloc[0]
-    plain = proxy.run_balancing_experiment(ProxyConfig("l4"), 5)
+    plain = proxy.run_balancing_experiment(ProxyConfig("l4"), 5).frame
     assert (plain["x_forwarded_for"] == "").all() and (plain["proxy_v2_source"] == "").all()
 
 
 @pytest.mark.real
 def test_sticky_cookie_and_routes():
-    sticky = proxy.run_balancing_experiment(ProxyConfig("l7", sticky_cookie="SYSLAB_BACKEND"), 30)
+    sticky = proxy.run_balancing_experiment(ProxyConfig("l7", sticky_cookie="SYSLAB_BACKEND"), 30).frame
     assert sticky["backend"].nunique() == 1
     config = ProxyConfig(
         "l7", path_routes=(("/static", 2),), host_routes=(("api.example", 1),), header_route="X-Canary"
     )
     routed = proxy.run_balancing_experiment(
         config, [("/static/a.css", {}), ("/x", {"host": "api.example"}), ("/y", {"X-Canary": "0"})]
-    )
+    ).frame
     assert routed["backend"].tolist() == [2, 1, 0]
+
+
+@pytest.mark.real
+def test_real_experiments_return_runs_with_their_summary():
+    run = proxy.run_balancing_experiment(ProxyConfig("l7"), 12)
+    assert isinstance(run, experiment.Run)
+    assert run.summary["n_requests"] == 12 and run.summary["backends_used"] == 3
+    assert run.summary["p50_latency_ms"] == pytest.approx(run.frame["latency_ms"].median())
+    direct = proxy.run_balancing_experiment(None, 3)
+    assert direct.summary["proxy_cpu_ms_per_request"] == 0.0
+    costs = proxy.measure_proxy_costs({"direct": None, "L4": ProxyConfig("l4")}, requests=10, repeats=2)
+    assert isinstance(costs, experiment.Run)
+    assert costs.frame[["mode", "repeat"]].value_counts().size == 4
+    assert costs.summary["p50_us[L4]"] == pytest.approx(
+        costs.frame.loc[costs.frame["mode"] == "L4", "p50_us"].median()
+    )
+    assert costs.summary["proxy_cpu_us[direct]"] == 0.0 < costs.summary["proxy_cpu_us[L4]"]
 
 
 # ------------------------------------------------------------------ simulation

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import environment, hashing, queueing, validate
+from syslab import experiment, hashing, queueing, validate
 from syslab.plot import axes_or_new, label
 
 # Bounds from what a 2-core machine simulates within a chapter's 30 s.
@@ -90,14 +90,14 @@ def build_proxy_v2_header(src: tuple[str, int], dst: tuple[str, int]) -> bytes:
     Parameters
     ----------
     src : tuple[str, int]
-        Src.
+        The client's (IP address, TCP port 0-65535): the connection's source.
     dst : tuple[str, int]
-        Dst.
+        The balancer's (IP address, TCP port 0-65535), same IP version as ``src``.
 
     Returns
     -------
     bytes
-        As described above.
+        The header to send before the relayed bytes: 28 bytes for IPv4, 52 for IPv6.
     """
     for name, end in (("src", src), ("dst", dst)):
         if not isinstance(end, (tuple, list)) or len(end) != 2 or not isinstance(end[0], str):
@@ -134,7 +134,7 @@ def parse_proxy_v2_header(data: bytes) -> tuple[dict[str, object], int]:
     Parameters
     ----------
     data : bytes
-        Data.
+        The first bytes a backend read from a connection (header plus anything after it).
     """
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -452,7 +452,7 @@ def run_balancing_experiment(
     backends: int = 3,
     work_ms: float = 0.0,
     timeout_s: float = 30.0,
-) -> pd.DataFrame:
+) -> experiment.Run:
     """Send requests over one keep-alive connection through a proxy (or directly) to local backends.
 
     Parameters
@@ -471,12 +471,14 @@ def run_balancing_experiment(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per request: ``request``, ``path``, ``backend``, ``latency_ms``,
+    experiment.Run
+        ``frame``: one row per request: ``request``, ``path``, ``backend``, ``latency_ms``,
         ``backend_peer`` (the address the backend saw), ``x_forwarded_for`` and
         ``proxy_v2_source`` (client address recovered from the PROXY header).
-        ``df.attrs`` has ``proxy_cpu_ms_per_request`` (CPU time of the proxy's
-        thread per request; 0 without a proxy) and ``environment``.
+        ``summary``: ``n_requests``, ``backends_used`` (distinct backends that answered),
+        ``p50_latency_ms`` and ``p99_latency_ms`` (client-side, milliseconds) and
+        ``proxy_cpu_ms_per_request`` (CPU time of the proxy's thread per request, milliseconds;
+        0 without a proxy).
     """
     if config is not None and not isinstance(config, ProxyConfig):
         raise TypeError(f"config must be a ProxyConfig or None, got {type(config).__name__}")
@@ -522,9 +524,14 @@ def run_balancing_experiment(
             if loop is not None:
                 loop.close()
     df = pd.DataFrame(rows)
-    df.attrs["proxy_cpu_ms_per_request"] = cpu_ms / max(1, len(df))
-    df.attrs["environment"] = environment.describe()
-    return df
+    summary = {
+        "n_requests": len(df),
+        "backends_used": int(df["backend"].nunique()),
+        "p50_latency_ms": float(df["latency_ms"].median()),
+        "p99_latency_ms": float(df["latency_ms"].quantile(0.99)),
+        "proxy_cpu_ms_per_request": cpu_ms / max(1, len(df)),
+    }
+    return experiment.Run.create(df, summary=summary)
 
 
 def measure_proxy_costs(
@@ -534,30 +541,33 @@ def measure_proxy_costs(
     repeats: int = 3,
     backends: int = 3,
     timeout_s: float = 60.0,
-) -> pd.DataFrame:
+) -> experiment.Run:
     """Latency and proxy CPU per request for several proxy set-ups, repeated and interleaved.
 
     Each repeat runs every configuration once (interleaved, so a noisy moment on the
     machine hits all of them alike).
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per (mode, repeat): ``mode``, ``repeat``, ``p50_us``, ``p99_us`` and
-        ``proxy_cpu_us`` (CPU time of the proxy's thread per request).
-
     Parameters
     ----------
     configs : dict[str, ProxyConfig | None]
-        Configs.
+        The set-ups to compare, by display name (``None``: the client talks to a backend directly).
     requests : int
-        Requests.
+        Requests per run of one set-up, on one keep-alive connection.
     repeats : int
-        Timed repetitions.
+        Timed repetitions of every set-up.
     backends : int
-        Backends.
+        Local backend servers behind each proxy.
     timeout_s : float
-        Limit for the whole experiment, seconds.
+        Limit for each run of one set-up, seconds.
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per (mode, repeat): ``mode``, ``repeat``, ``p50_us``, ``p99_us``
+        (client-side latency, microseconds) and ``proxy_cpu_us`` (CPU time of the proxy's
+        thread per request, microseconds). ``summary``: ``n_requests``, ``n_repeats`` and,
+        per set-up name, the median over repeats of each: ``p50_us[<name>]``,
+        ``p99_us[<name>]`` and ``proxy_cpu_us[<name>]``.
     """
     if not isinstance(configs, dict) or not configs:
         raise ValueError("configs must be a non-empty dict of name -> ProxyConfig or None")
@@ -571,12 +581,18 @@ def measure_proxy_costs(
                 {
                     "mode": name,
                     "repeat": repeat,
-                    "p50_us": float(run["latency_ms"].median() * 1000),
-                    "p99_us": float(run["latency_ms"].quantile(0.99) * 1000),
-                    "proxy_cpu_us": float(run.attrs["proxy_cpu_ms_per_request"] * 1000),
+                    "p50_us": float(run.frame["latency_ms"].median() * 1000),
+                    "p99_us": float(run.frame["latency_ms"].quantile(0.99) * 1000),
+                    "proxy_cpu_us": float(run.summary["proxy_cpu_ms_per_request"] * 1000),
                 }
             )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    medians = frame.groupby("mode", sort=False)[["p50_us", "p99_us", "proxy_cpu_us"]].median()
+    summary: dict[str, object] = {"n_requests": n, "n_repeats": reps}
+    for name, row in medians.iterrows():
+        for column, value in row.items():
+            summary[f"{column}[{name}]"] = float(value)
+    return experiment.Run.create(frame, summary=summary)
 
 
 async def _thread_cpu_s() -> float:
@@ -864,12 +880,14 @@ def summarize_scale_out(run: pd.DataFrame, scale_out_s: float) -> pd.Series:
     run : pd.DataFrame
         The frame returned by the matching simulate/run function.
     scale_out_s : float
-        Scale out s, seconds.
+        When the new backends joined, seconds from the start; only ``t_s >= scale_out_s`` counts.
 
     Returns
     -------
     pd.Series
-        As described above.
+        ``new_backend_share`` and ``fair_share`` (0-1: measured and ideal share of requests on
+        the new backends), ``max_utilisation`` and ``min_utilisation`` (0-1, busiest and idlest
+        backend's mean) and ``idle_backends`` (count with 0 requests per second).
     """
     after = run[run["t_s"] >= scale_out_s]
     per_backend = after.groupby("backend")["rps"].mean()
@@ -896,12 +914,12 @@ def plot_scale_out(run: pd.DataFrame, ax: Axes | None = None, *, scale_out_s: fl
     ax : Axes | None
         Where to draw; a new figure when omitted.
     scale_out_s : float | None
-        Scale out s, seconds.
+        When the new backends joined, seconds: drawn as a dotted vertical line (omitted: none).
 
     Returns
     -------
     Axes
-        As described above.
+        The axes drawn on: one line per backend (requests per second against time in seconds).
     """
     ax = axes_or_new(ax)
     for backend, group in run.groupby("backend"):
