@@ -667,6 +667,22 @@ def _bson_element(key: str, value: object) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__} as BSON")
 
 
+def _id_array(ids: object) -> np.ndarray:
+    """``ids`` as int64, at most ``MAX_ROARING_IDS``; a str, None or non-integers refused as ``ids``."""
+    if isinstance(ids, (str, bytes)) or ids is None:
+        raise TypeError(f"ids must be a sequence of integers, got {ids!r}")
+    try:
+        raw = np.asarray(ids)
+        array = raw.astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"ids must be a sequence of integers, got {type(ids).__name__}") from None
+    if raw.size and raw.dtype.kind not in "iu":
+        raise TypeError(f"ids must hold integers, got dtype {raw.dtype}")
+    if array.size > MAX_ROARING_IDS:
+        raise ValueError(f"ids must hold at most {MAX_ROARING_IDS:,} ids, got {array.size:,}")
+    return array
+
+
 def request_sizes(ids: Sequence[int], *, uuid_ids: bool = False) -> dict:
     """What each store would receive for "readings of these devices", and whether it exceeds the limit.
 
@@ -685,7 +701,7 @@ def request_sizes(ids: Sequence[int], *, uuid_ids: bool = False) -> dict:
         (``{"device_id": {"$in": [...]}}``); ``sqlite_variables`` (bound parameters for one statement);
         and one boolean ``*_exceeded`` per store against its documented default.
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    ids = _id_array(ids)
     if ids.ndim != 1:
         raise ValueError("ids must be a one-dimensional sequence of integers")
     n = int(ids.size)
@@ -732,8 +748,8 @@ def limit_table(
     pandas.DataFrame
         One row per (store, id kind): ``store``, ``ids``, ``request``, ``limit``, ``unit``, ``request_over_limit``.
     """
-    n_ids = validate.positive_int("n_ids", n_ids)
-    id_space = validate.positive_int("id_space", id_space)
+    n_ids = validate.bounded_int("n_ids", n_ids, MAX_ROARING_IDS)
+    id_space = validate.bounded_int("id_space", id_space, MAX_ID_SPACE)
     if n_ids > id_space:
         raise ValueError(f"n_ids ({n_ids}) must be <= id_space ({id_space})")
     rng = validate.rng_from_seed(seed)
@@ -961,7 +977,7 @@ def roaring_size_bytes(ids: Sequence[int] | np.ndarray) -> int:
     int
         Bytes of the model bitmap.
     """
-    values = np.unique(np.asarray(ids, dtype=np.int64))
+    values = np.unique(_id_array(ids))
     if values.size and (values[0] < 0 or values[-1] >= 2**32):
         raise ValueError("ids must lie in [0, 2**32)")
     if values.size == 0:
