@@ -109,7 +109,7 @@ def theory_outbound_rate_per_s(
     Returns
     -------
     float
-        As described above.
+        Sustainable new connections per second (connections/s) to one destination.
     """
     low = validate.int_in_range("port_low", port_low, 1, 65535)
     high = validate.int_in_range("port_high", port_high, 1, 65535)
@@ -134,7 +134,7 @@ def theory_cycles_per_packet(clock_hz: float, cores: int, packets_per_s: float) 
     Returns
     -------
     float
-        As described above.
+        CPU cycles available per packet (cycles).
     """
     hz = validate.positive_float("clock_hz", clock_hz)
     n = validate.positive_int("cores", cores)
@@ -184,7 +184,7 @@ def theory_event_loop_mean_latency_ms(
     Returns
     -------
     float
-        As described above.
+        Mean request latency in milliseconds (``inf`` when the loop is saturated).
     """
     mode = validate.choice("mode", mode, ("blocking", "offloaded"))
     lam = validate.positive_float("arrival_rate_per_s", arrival_rate_per_s)
@@ -287,7 +287,7 @@ def summarize_event_loop(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.
     Returns
     -------
     pd.Series
-        As described above.
+        ``mean_ms``, ``p50_ms``, ``p99_ms``, ``p999_ms`` and ``p99_non_blocking_ms`` (milliseconds).
     """
     if not isinstance(df, pd.DataFrame) or not {"latency_ms", "blocks"} <= set(df.columns):
         raise TypeError("df must be the DataFrame returned by simulate_event_loop")
@@ -386,7 +386,7 @@ def fd_budget(processes: int = 1) -> int:
     Returns
     -------
     int
-        As described above.
+        Sockets (file descriptors) each process may open, >= 0.
     """
     n = validate.positive_int("processes", processes)
     soft, _ = environment.file_descriptor_limits()
@@ -408,7 +408,7 @@ def read_ephemeral_port_range(path: str | os.PathLike = "/proc/sys/net/ipv4/ip_l
     Returns
     -------
     tuple
-        As described above.
+        ``(low, high)`` local port numbers (inclusive), or ``(None, None)``.
     """
     file = Path(path)
     if not file.exists():
@@ -638,7 +638,7 @@ def measure_readiness_cost(
     *,
     repeats: int = 200,
     timeout_s: float = 20.0,
-) -> pd.DataFrame:
+) -> experiment.Run:
     """Time one readiness check with N idle sockets registered and exactly one ready.
 
     For each N, opens N connected socket pairs (``socket.socketpair``), registers
@@ -651,10 +651,13 @@ def measure_readiness_cost(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per (api, N): ``api``, ``n_connections``, ``max_fd`` (highest
+    syslab.experiment.Run
+        ``frame``: one row per (api, N): ``api``, ``n_connections``, ``max_fd`` (highest
         registered descriptor number), ``us_per_call`` (NaN where unsupported),
-        ``ready`` (sockets reported ready: must be 1) and ``error``.
+        ``ready`` (sockets reported ready: must be 1) and ``error``. ``summary``:
+        ``fd_budget`` (socket pairs the descriptor limit allowed), ``repeats``,
+        ``max_connections`` (largest N measured) and ``n_unsupported`` (rows where the
+        API could not watch the descriptors, e.g. ``select`` past ``FD_SETSIZE``).
 
     Parameters
     ----------
@@ -695,7 +698,16 @@ def measure_readiness_cost(
             for a, b in pairs:
                 a.close()
                 b.close()
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return experiment.Run.create(
+        frame,
+        {
+            "fd_budget": int(budget),
+            "repeats": int(repeats),
+            "max_connections": int(max(counts)),
+            "n_unsupported": int(frame["us_per_call"].isna().sum()) if len(frame) else 0,
+        },
+    )
 
 
 def _time_selector(api: str, cls: type, pairs: list, repeats: int, max_fd: int) -> dict:
@@ -804,7 +816,7 @@ def measure_loop_stall(
     n_blocks: int = 3,
     duration_s: float = 1.0,
     mode: str = "blocking",
-) -> pd.DataFrame:
+) -> experiment.Run:
     """Run a real asyncio loop with ``n_tasks`` timers and one task that makes a slow call.
 
     Every task wakes every ``tick_ms`` and records how late it woke. A separate
@@ -817,9 +829,11 @@ def measure_loop_stall(
 
     Returns
     -------
-    pandas.DataFrame
-        ``mode``, ``task``, ``tick``, ``lateness_ms`` (how long after its
-        scheduled time each wake-up happened).
+    syslab.experiment.Run
+        ``frame``: one row per wake-up: ``mode``, ``task``, ``tick``, ``lateness_ms``
+        (how long after its scheduled time each wake-up happened). ``summary``:
+        ``mode``, ``n_tasks``, ``block_ms``, ``n_blocks``, and the wake-up lateness
+        ``p50_ms``, ``p99_ms`` and ``max_ms`` (milliseconds).
 
     Parameters
     ----------
@@ -884,7 +898,19 @@ def measure_loop_stall(
         raise failure[0]
     df = pd.DataFrame(records, columns=["task", "tick", "lateness_ms"])
     df.insert(0, "mode", mode)
-    return df
+    lateness = df["lateness_ms"].to_numpy()
+    return experiment.Run.create(
+        df,
+        {
+            "mode": mode,
+            "n_tasks": int(n_tasks),
+            "block_ms": float(block_s * 1000),
+            "n_blocks": int(n_blocks),
+            "p50_ms": float(np.percentile(lateness, 50)) if lateness.size else float("nan"),
+            "p99_ms": float(np.percentile(lateness, 99)) if lateness.size else float("nan"),
+            "max_ms": float(lateness.max()) if lateness.size else float("nan"),
+        },
+    )
 
 
 def summarize_loop_stall(df: pd.DataFrame) -> pd.DataFrame:
@@ -898,7 +924,7 @@ def summarize_loop_stall(df: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        As described above.
+        One row per ``mode`` (index): ``p50_ms``, ``p99_ms``, ``max_ms`` wake-up lateness (milliseconds).
     """
     if not isinstance(df, pd.DataFrame) or not {"mode", "lateness_ms"} <= set(df.columns):
         raise TypeError("df must be the DataFrame returned by measure_loop_stall")
@@ -928,7 +954,7 @@ def plot_server_memory(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
-        As described above.
+        The axes drawn on: resident memory (MiB) against open connections.
     """
     ax = axes_or_new(ax)
     for i, (mode, group) in enumerate(df.groupby("mode")):
@@ -950,7 +976,7 @@ def plot_readiness_cost(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
-        As described above.
+        The axes drawn on: microseconds per call against registered sockets (log-log).
     """
     ax = axes_or_new(ax)
     for i, (api, group) in enumerate(df.groupby("api", sort=False)):
@@ -977,7 +1003,7 @@ def plot_event_loop(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> 
     Returns
     -------
     Sequence[Axes]
-        As described above.
+        The two axes drawn on (left, right); latencies in milliseconds.
     """
     validate.frame_columns(
         "sweep", sweep, ["mode", "blocking_ms", "p99_non_blocking_ms", "mean_ms", "mean_ms_theory"]
