@@ -167,7 +167,8 @@ def test_bad_inputs():
 
 @pytest.mark.real
 def test_cpython_pauses_grow_with_live_objects_and_freeze_removes_them():
-    env, df = gcm.measure_cpython_pauses([20_000, 400_000], repeats=2)
+    run = gcm.measure_cpython_pauses([20_000, 400_000], repeats=2)
+    env, df = run.summary, run.frame
     assert env["python"] == sys.version.split()[0]
     assert tuple(env["threshold"]) == gc.get_threshold()  # same interpreter, read at run time
     med = df.groupby(["kind", "n_live"])["pause_ms"].median()
@@ -181,7 +182,8 @@ def test_cpython_pauses_grow_with_live_objects_and_freeze_removes_them():
 
 @pytest.mark.real
 def test_cpython_collects_young_more_often_than_old():
-    env, df = gcm.measure_cpython_churn(50_000, duration_s=0.3, ring=100)
+    run = gcm.measure_cpython_churn(50_000, duration_s=0.3, ring=100)
+    env, df = run.summary, run.frame
     counts = df["generation"].value_counts()
     assert env["allocated"] > 0
     assert counts.get(0, 0) > counts.get(2, 0)

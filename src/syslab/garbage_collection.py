@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import queueing, validate
+from syslab import experiment, queueing, validate
 from syslab.plot import axes_or_new, label
 from syslab.processes import ChildProcess
 from syslab.queueing import PoolConfig, draw_gaps_s, simulate_pool
@@ -160,7 +160,7 @@ def theory_live_objects(mix: LifetimeMix, at_allocation: float | None = None) ->
     Returns
     -------
     float
-        As described above.
+        Expected live objects (a count): steady state, or at ``at_allocation`` allocations.
     """
     _check_mix(mix)
     pairs = zip(mix.weights, mix.mean_lifetimes, strict=True)
@@ -187,7 +187,7 @@ def theory_nursery_survival(mix: LifetimeMix, nursery_objects: int) -> float:
     Returns
     -------
     float
-        As described above.
+        Expected share (0-1) of the nursery's objects still alive when it is collected.
     """
     _check_mix(mix)
     n = validate.positive_int("nursery_objects", nursery_objects)
@@ -219,7 +219,7 @@ def theory_mark_sweep_work_per_allocation_ns(cost: CollectorCost, gogc: float, l
     Returns
     -------
     float
-        As described above.
+        Collector work per allocated object, nanoseconds.
     """
     if not isinstance(cost, CollectorCost):
         raise TypeError(f"cost must be a CollectorCost, got {type(cost).__name__}")
@@ -251,7 +251,7 @@ def theory_pause_mean_latency_ms(service_ms: float, pause_ms: float, pauses_per_
     Returns
     -------
     float
-        As described above.
+        Mean request latency with pauses and no queueing, milliseconds.
     """
     s = validate.positive_float("service_ms", service_ms) / 1000
     p = validate.non_negative_float("pause_ms", pause_ms) / 1000
@@ -823,7 +823,7 @@ def summarize_latency(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.Ser
     Returns
     -------
     pd.Series
-        As described above.
+        ``mean_ms``, ``p50_ms``, ``p99_ms``, ``p999_ms`` (milliseconds) and ``paused_share`` (0-1).
     """
     if not isinstance(df, pd.DataFrame) or not {"latency_ms", "paused_ms"} <= set(df.columns):
         raise TypeError("df must be the DataFrame returned by simulate_stop_the_world")
@@ -943,7 +943,7 @@ def sweep_pause_tradeoff(
     Returns
     -------
     pd.DataFrame
-        As described above.
+        One row per pause length, with the columns of :func:`sweep_pauses` (latencies in ms).
     """
     lengths = validate.sequence_of_floats(
         "pause_ms", pause_ms, 0.0, MAX_PAUSE_MS, max_length=MAX_SWEEP_POINTS, low_inclusive=False
@@ -978,9 +978,14 @@ def _run_child(args: list[str], timeout_s: float) -> tuple[dict, list[dict]]:
     return env, rows
 
 
+def _child_summary(env: dict) -> dict:
+    """The child's records as a Run summary: plain values, the GC thresholds as a tuple."""
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in env.items()}
+
+
 def measure_cpython_pauses(
     live_objects: Sequence[int], *, repeats: int = 3, timeout_s: float = 60.0
-) -> tuple[dict, pd.DataFrame]:
+) -> experiment.Run:
     """Time CPython's collections of each generation with N extra live tracked objects.
 
     A child interpreter (``python -m syslab.children.gc_probe``) builds N small
@@ -990,11 +995,12 @@ def measure_cpython_pauses(
 
     Returns
     -------
-    (dict, pandas.DataFrame)
-        The child's environment (``python`` version, ``threshold`` from
-        ``gc.get_threshold()``, ``tracked_at_start``) and one row per timed
-        collection: ``n_live``, ``tracked`` (objects the collector tracks),
-        ``kind`` ("gen0", "gen1", "gen2", "gen2 frozen") and ``pause_ms``.
+    syslab.experiment.Run
+        ``summary``: the child's interpreter (``python`` version, ``implementation``,
+        ``threshold``, a tuple of three ints from ``gc.get_threshold()``, ``has_freeze``,
+        ``tracked_at_start``: objects tracked before it built anything). ``frame``: one
+        row per timed collection: ``n_live``, ``tracked`` (objects the collector tracks),
+        ``kind`` ("gen0", "gen1", "gen2", "gen2 frozen") and ``pause_ms`` (milliseconds).
 
     Parameters
     ----------
@@ -1013,12 +1019,12 @@ def measure_cpython_pauses(
     env, rows = _run_child(["pauses", ",".join(map(str, sizes)), str(repeats)], timeout_s)
     df = pd.DataFrame(rows)
     df["pause_ms"] = df.pop("pause_ns") / 1e6
-    return env, df
+    return experiment.Run.create(df, _child_summary(env))
 
 
 def measure_cpython_churn(
     live_objects: int, *, duration_s: float = 0.5, ring: int = 100, timeout_s: float = 30.0
-) -> tuple[dict, pd.DataFrame]:
+) -> experiment.Run:
     """Let CPython's collector run by itself while a program allocates cyclic garbage.
 
     The child keeps ``live_objects`` long-lived objects, then for ``duration_s``
@@ -1028,9 +1034,12 @@ def measure_cpython_churn(
 
     Returns
     -------
-    (dict, pandas.DataFrame)
-        The environment plus ``allocated``, and one row per automatic collection:
-        ``generation``, ``pause_ms``, ``collected`` and ``at_s``.
+    syslab.experiment.Run
+        ``summary``: the child's interpreter (as in :func:`measure_cpython_pauses`) plus
+        ``allocated`` (cyclic structures allocated), ``duration_s`` (seconds) and
+        ``live_kept`` (long-lived objects). ``frame``: one row per automatic collection:
+        ``n_live``, ``generation``, ``pause_ms`` (milliseconds), ``collected`` (objects
+        freed) and ``at_s`` (seconds).
 
     Parameters
     ----------
@@ -1050,7 +1059,7 @@ def measure_cpython_churn(
     env, rows = _run_child(["churn", str(n), str(duration), str(ring)], max(timeout_s, duration + 10))
     df = pd.DataFrame(rows, columns=["n_live", "generation", "pause_ns", "collected", "at_s"])
     df["pause_ms"] = df.pop("pause_ns") / 1e6
-    return env, df
+    return experiment.Run.create(df, _child_summary(env))
 
 
 # ------------------------------------------------------------------------- plots
@@ -1087,8 +1096,8 @@ def plot_collections(
 
     Returns
     -------
-    None
-        As described above.
+    Sequence[Axes]
+        The two axes drawn on: occupancy (objects) over allocations, and the pause CCDF (ms).
     """
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
@@ -1138,7 +1147,7 @@ def plot_pause_tradeoff(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
-        As described above.
+        The axes drawn on: latency (ms) against pause length (ms), log-log.
     """
     validate.frame_columns("sweep", sweep, ["pause_ms", "p50_ms", "p99_ms", "p999_ms"])
     ax = axes_or_new(ax)
@@ -1164,7 +1173,7 @@ def plot_cpython_pauses(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
-        As described above.
+        The axes drawn on: median pause (ms) against live objects added, log-log.
     """
     validate.frame_columns("df", df, ["kind", "n_live", "pause_ms"])
     ax = axes_or_new(ax)
