@@ -41,6 +41,8 @@ MAX_CONNECTIONS = 100_000  # long-lived connections in one scale-out simulation
 MAX_BACKENDS = 1_000  # backends behind one balancer
 MAX_DURATION_S = 86_400.0  # one simulated day, second by second
 MAX_REQUESTS = 2_000_000  # requests in one per-request balancing simulation
+MAX_REAL_REQUESTS = 20_000  # real HTTP requests through the proxy in one experiment (~1 ms each)
+MAX_REAL_TIMEOUT_S = 300.0  # one real proxy experiment, set-up included
 
 __all__ = [
     "BALANCING_POLICIES",
@@ -482,16 +484,20 @@ def run_balancing_experiment(
     """
     if config is not None and not isinstance(config, ProxyConfig):
         raise TypeError(f"config must be a ProxyConfig or None, got {type(config).__name__}")
-    if isinstance(requests, int):
-        count = validate.positive_int("requests", requests)
+    if isinstance(requests, int) and not isinstance(requests, bool):
+        count = validate.bounded_int("requests", requests, MAX_REAL_REQUESTS)
         plan = [(f"/item/{i}", dict(TYPICAL_HEADERS)) for i in range(count)]
     else:
+        if isinstance(requests, (str, bytes)) or not isinstance(requests, Sequence):
+            raise TypeError(f"requests must be a count or a sequence of paths, got {requests!r}")
+        if len(requests) > MAX_REAL_REQUESTS:
+            raise ValueError(f"requests must hold at most {MAX_REAL_REQUESTS:,}, got {len(requests):,}")
         plan = [(r, {}) if isinstance(r, str) else (r[0], dict(r[1])) for r in requests]
         if not plan:
             raise ValueError("requests must not be empty")
     n_backends = validate.int_in_range("backends", backends, 1, 64)
-    work_s = validate.non_negative_float("work_ms", work_ms) / 1000
-    limit = validate.positive_float("timeout_s", timeout_s)
+    work_s = validate.float_in_range("work_ms", work_ms, 0.0, 1_000.0) / 1000
+    limit = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_REAL_TIMEOUT_S, low_inclusive=False)
     with_v2 = bool(config and config.mode == "l4" and config.proxy_protocol)
     servers_loop = _LoopThread("syslab-backends")
     proxy_loop = _LoopThread("syslab-proxy") if config is not None else None
