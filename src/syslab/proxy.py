@@ -895,6 +895,10 @@ def summarize_scale_out(run: pd.DataFrame, scale_out_s: float) -> pd.Series:
         the new backends), ``max_utilisation`` and ``min_utilisation`` (0-1, busiest and idlest
         backend's mean) and ``idle_backends`` (count with 0 requests per second).
     """
+    validate.frame_columns("run", run, ["t_s", "backend", "rps", "utilisation"])
+    scale_out_s = validate.non_negative_float("scale_out_s", scale_out_s)
+    if run.empty or not (run["t_s"] >= scale_out_s).any():
+        raise ValueError(f"run has no rows at or after scale_out_s={scale_out_s:g}")
     after = run[run["t_s"] >= scale_out_s]
     per_backend = after.groupby("backend")["rps"].mean()
     n_new = int(per_backend.index.max() + 1 - run.loc[run["t_s"] < scale_out_s, "backend"].nunique())
@@ -927,6 +931,9 @@ def plot_scale_out(run: pd.DataFrame, ax: Axes | None = None, *, scale_out_s: fl
     Axes
         The axes drawn on: one line per backend (requests per second against time in seconds).
     """
+    validate.frame_columns("run", run, ["t_s", "backend", "rps"])
+    if scale_out_s is not None:
+        scale_out_s = validate.non_negative_float("scale_out_s", scale_out_s)
     ax = axes_or_new(ax)
     for backend, group in run.groupby("backend"):
         smooth = group.set_index("t_s")["rps"].rolling(10, min_periods=1).mean()
