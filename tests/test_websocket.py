@@ -135,16 +135,19 @@ def test_delivery_bad_input():
 
 @pytest.mark.real
 def test_frozen_peer_sends_succeed_and_are_delivered_late():
-    summary = ws.summarize_silent_send(ws.run_silent_send("frozen", message_bytes=4096, max_messages=5000))
+    run = ws.run_silent_send("frozen", message_bytes=4096, max_messages=5000)
+    summary = ws.summarize_silent_send(run.frame)
     assert summary["sent_while_stopped"] > 0  # send() kept returning while the peer was stopped
     assert summary["processed"] == summary["sends_ok"]  # after SIGCONT every one of them arrived
+    assert run.summary["sent_while_stopped"] == summary["sent_while_stopped"]
+    # 4096-byte payload: 2 header + 2 extended length + 4 mask bytes per frame.
+    assert summary["buffered_bytes"] == summary["sent_while_stopped"] * (4096 + 8)
+    assert run.summary["client_sndbuf_bytes"] > 0
 
 
 @pytest.mark.real
 def test_frozen_then_killed_peer_loses_every_successful_send():
-    summary = ws.summarize_silent_send(
-        ws.run_silent_send("frozen_then_killed", message_bytes=4096, max_messages=5000)
-    )
+    summary = ws.run_silent_send("frozen_then_killed", message_bytes=4096, max_messages=5000).summary
     assert summary["sent_while_stopped"] > 0
     assert summary["ok_but_never_processed"] == summary["sent_while_stopped"]
     assert summary["acked"] == 5  # only the messages sent while it ran were acknowledged
@@ -152,7 +155,7 @@ def test_frozen_then_killed_peer_loses_every_successful_send():
 
 @pytest.mark.real
 def test_killed_peer_first_send_succeeds_then_fails():
-    df = ws.run_silent_send("killed", n_after_death=6)
+    df = ws.run_silent_send("killed", n_after_death=6).frame
     dead = df[df["phase"] == "dead"]
     assert bool(dead["send_ok"].iloc[0])  # the kernel accepted it; the peer answered with a reset
     assert not dead["send_ok"].iloc[1:].all()  # a later send reports the broken connection
@@ -163,6 +166,8 @@ def test_killed_peer_first_send_succeeds_then_fails():
 def test_idempotency_key_leaves_exactly_one_row():
     with_key = ws.run_idempotent_post(True)
     without_key = ws.run_idempotent_post(False)
-    assert with_key.attrs["rows"] == 1 and with_key.attrs["commits"] == 2
-    assert without_key.attrs["rows"] == 2
-    assert with_key["outcome"].iloc[-1] == "200" and with_key["outcome"].iloc[0] != "200"
+    assert with_key.summary["rows"] == 1 and with_key.summary["commits"] == 2
+    assert without_key.summary["rows"] == 2
+    outcomes = with_key.frame["outcome"]
+    assert outcomes.iloc[-1] == "200" and outcomes.iloc[0] != "200"
+    assert with_key.summary["attempts"] == len(with_key.frame) == 2

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import plot, validate
+from syslab import experiment, plot, validate
 from syslab.children._ws_frames import GUID, OPCODES, accept_key, decode_frame, encode_frame
 from syslab.processes import ChildProcess
 
@@ -64,18 +64,19 @@ def client_handshake(host: str, port: int, key: str, path: str = "/") -> bytes:
     Parameters
     ----------
     host : str
-        Host.
+        The server's host name or address for the ``Host`` header (printable ASCII, no spaces).
     port : int
-        Port.
+        The server's TCP port, 1-65535.
     key : str
-        Key.
+        ``Sec-WebSocket-Key``: base64 of 16 random bytes, fresh per connection.
     path : str
-        Path.
+        The request target, starting with ``/``.
 
     Returns
     -------
     bytes
-        As described above.
+        The ASCII request (request line and headers, CRLF line ends, blank line at the end) to
+        write to the socket before any frame.
     """
     # Header injection and garbage lines are refused here, not written to the socket.
     for name, value in (("host", host), ("key", key), ("path", path)):
@@ -164,7 +165,7 @@ def run_silent_send(
     max_messages: int = 20_000,
     n_after_death: int = 8,
     timeout_s: float = 20.0,
-) -> pd.DataFrame:
+) -> experiment.Run:
     """What ``send()`` reports when the peer is frozen, killed, or frozen and then killed.
 
     A child (``python -m syslab.children.ws_peer``) accepts one WebSocket on 127.0.0.1,
@@ -182,27 +183,29 @@ def run_silent_send(
         SIGKILL the running peer, then send ``n_after_death`` messages 50 ms apart:
         the first "succeeds", a later one fails.
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per send: ``seq``, ``phase`` (``alive``, ``stopped``, ``dead``),
-        ``send_ok`` (``send`` returned without error), ``error`` (exception name
-        or ``""``), ``processed`` (the peer printed it), ``acked`` (a ``reply_to``
-        came back). ``df.attrs`` holds ``scenario``, ``buffered_bytes`` and the
-        socket buffer sizes read at run time.
-
     Parameters
     ----------
     scenario : str
-        Scenario.
+        ``"frozen"``, ``"frozen_then_killed"`` or ``"killed"`` (see above).
     message_bytes : int
-        Message bytes, bytes.
+        Size of each text message's payload, bytes (16 to 1 MiB).
     max_messages : int
-        Max messages.
+        Most sends while the peer is stopped (1 to 1,000,000); the kernel buffers fill first.
     n_after_death : int
-        Number of after death.
+        Sends after the peer was killed, 50 ms apart (1 to 100).
     timeout_s : float
         Limit for the whole experiment, seconds.
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per send: ``scenario``, ``seq``, ``phase`` (``alive``, ``stopped``,
+        ``dead``), ``send_ok`` (``send`` returned without error), ``error`` (exception name or
+        ``""``), ``frame_bytes`` (the masked frame's size on the wire, bytes), ``processed``
+        (the peer printed it), ``acked`` (a ``reply_to`` came back). ``summary``: the counts
+        of :func:`summarize_silent_send`, ``message_bytes``, ``client_sndbuf_bytes`` (the
+        client socket's send buffer, bytes) and ``tcp_rmem`` / ``tcp_wmem`` (the kernel's
+        min/default/max TCP buffer sizes in bytes, as read from ``/proc``).
     """
     scenario = validate.choice("scenario", scenario, ["frozen", "frozen_then_killed", "killed"])
     message_bytes = validate.int_in_range("message_bytes", message_bytes, 16, 1 << 20)
@@ -273,23 +276,29 @@ def run_silent_send(
         if event.get("event") == "got":
             processed.add(int(event["seq"]))
     df = pd.DataFrame(rows, columns=["seq", "phase", "send_ok", "error"])
+    df.insert(0, "scenario", scenario)
+    df["frame_bytes"] = [_frame_bytes(len(_message(seq, message_bytes))) for seq in df["seq"]]
     df["processed"] = df["seq"].isin(processed)
     df["acked"] = df["seq"].isin(acked)
-    sent_while_stopped = df[(df["phase"] == "stopped") & df["send_ok"]]
-    df.attrs.update(
-        scenario=scenario,
-        message_bytes=message_bytes,
-        buffered_bytes=int(len(sent_while_stopped) * (message_bytes + 14)),
-        client_sndbuf_bytes=int(sndbuf),
-        tcp_rmem=_read_proc("/proc/sys/net/ipv4/tcp_rmem"),
-        tcp_wmem=_read_proc("/proc/sys/net/ipv4/tcp_wmem"),
-    )
-    return df
+    summary = {
+        **summarize_silent_send(df),
+        "message_bytes": message_bytes,
+        "client_sndbuf_bytes": int(sndbuf),
+        "tcp_rmem": _read_proc("/proc/sys/net/ipv4/tcp_rmem"),
+        "tcp_wmem": _read_proc("/proc/sys/net/ipv4/tcp_wmem"),
+    }
+    return experiment.Run.create(df, summary=summary)
 
 
 def _message(seq: int, message_bytes: int) -> str:
     prefix = f"{seq} "
     return prefix + "x" * max(0, message_bytes - len(prefix))
+
+
+def _frame_bytes(payload_bytes: int) -> int:
+    # A masked client frame (RFC 6455 section 5.2): 2 header bytes, 0/2/8 extended-length bytes, 4 mask bytes.
+    extended = 0 if payload_bytes < 126 else 2 if payload_bytes < 65_536 else 8
+    return 2 + extended + 4 + payload_bytes
 
 
 def _row(seq: int, phase: str, ok: bool, error: str) -> dict:
@@ -356,19 +365,25 @@ def summarize_silent_send(df: pd.DataFrame) -> dict:
     Parameters
     ----------
     df : pd.DataFrame
-        The frame returned by the matching simulate/run function.
+        The ``frame`` of a :func:`run_silent_send` run.
 
     Returns
     -------
     dict
-        As described above.
+        ``scenario``; counts of sends: ``sends_ok`` (returned without error), ``processed``
+        (the peer printed them), ``acked``, ``ok_but_never_processed``, ``sent_while_stopped``,
+        ``ok_after_death``; ``first_error`` (exception name of the first failed send after
+        the peer died, or ``""``) and ``buffered_bytes`` (bytes of the frames sent while the
+        peer was stopped, held in the kernel's socket buffers).
     """
-    validate.frame_columns("df", df, ["send_ok", "phase", "processed", "acked", "error"])
+    validate.frame_columns(
+        "df", df, ["scenario", "send_ok", "phase", "processed", "acked", "error", "frame_bytes"]
+    )
     ok = df["send_ok"]
     failed = df[~ok & (df["phase"] == "dead")]
     dead_ok = df[ok & (df["phase"] == "dead")]
     return {
-        "scenario": df.attrs.get("scenario", ""),
+        "scenario": str(df["scenario"].iloc[0]) if len(df) else "",
         "sends_ok": int(ok.sum()),
         "processed": int(df["processed"].sum()),
         "acked": int(df["acked"].sum()),
@@ -376,7 +391,7 @@ def summarize_silent_send(df: pd.DataFrame) -> dict:
         "sent_while_stopped": int((ok & (df["phase"] == "stopped")).sum()),
         "ok_after_death": int(len(dead_ok)),
         "first_error": str(failed["error"].iloc[0]) if len(failed) else "",
-        "buffered_bytes": int(df.attrs.get("buffered_bytes", 0)),
+        "buffered_bytes": int(df.loc[ok & (df["phase"] == "stopped"), "frame_bytes"].sum()),
     }
 
 
@@ -419,7 +434,7 @@ class _MessageHandler(http.server.BaseHTTPRequestHandler):
 
 def run_idempotent_post(
     use_key: bool = True, *, responses_lost: int = 1, max_attempts: int = 4, timeout_s: float = 10.0
-) -> pd.DataFrame:
+) -> experiment.Run:
     """POST one chat message to a local HTTP server whose first ``responses_lost`` responses are lost.
 
     The server (``http.server`` on 127.0.0.1, a thread of this process) commits the
@@ -427,24 +442,25 @@ def run_idempotent_post(
     retries the same request (same ``Idempotency-Key`` if ``use_key``) up to
     ``max_attempts`` times, each with a per-request timeout.
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per attempt: ``attempt``, ``outcome`` (``200`` or the exception
-        name), ``message_id``. ``df.attrs["rows"]`` is the number of rows in the
-        table afterwards, ``df.attrs["commits"]`` the server's commits and
-        ``df.attrs["sqlite"]`` the SQLite version.
-
     Parameters
     ----------
     use_key : bool
-        Use key.
+        Send the same ``Idempotency-Key`` header on every attempt (``False``: no key).
     responses_lost : int
-        Responses lost.
+        How many of the server's first responses are dropped after the commit (0 to 10).
     max_attempts : int
-        Max attempts.
+        Most attempts, the first included (1 to 20).
     timeout_s : float
-        Limit for the whole experiment, seconds.
+        Per-request timeout, seconds; the attempts are bounded by ``max_attempts``.
+
+    Returns
+    -------
+    experiment.Run
+        ``frame``: one row per attempt: ``attempt``, ``outcome`` (``"200"`` or the exception
+        name), ``message_id`` (the row id the server answered, ``None`` if no answer).
+        ``summary``: ``use_key``, ``attempts``, ``rows`` (messages in the table afterwards)
+        and ``commits`` (the server's committed inserts); the SQLite version is in
+        ``environment``.
     """
     if not isinstance(use_key, bool):
         raise TypeError(f"use_key must be a bool, got {use_key!r}")
@@ -494,8 +510,8 @@ def run_idempotent_post(
         with contextlib.closing(sqlite3.connect(db_path)) as db:
             n_rows = db.execute("SELECT count(*) FROM messages").fetchone()[0]
     df = pd.DataFrame(rows, columns=["attempt", "outcome", "message_id"])
-    df.attrs.update(rows=int(n_rows), commits=int(server.commits), sqlite=sqlite3.sqlite_version)
-    return df
+    summary = {"use_key": use_key, "attempts": len(df), "rows": int(n_rows), "commits": int(server.commits)}
+    return experiment.Run.create(df, summary=summary)
 
 
 # --------------------------------------------------------------------------- model: delivery
@@ -706,7 +722,7 @@ def theory_delivery_loss(config: DeliveryConfig = DeliveryConfig()) -> float:
     Returns
     -------
     float
-        As described above.
+        Share of messages lost, 0-1 (multiply by 100 for percent).
     """
     if not isinstance(config, DeliveryConfig):
         raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
@@ -809,17 +825,19 @@ def sweep_delivery_loss(
 
     Parameters
     ----------
-    drops_per_hour_values : object
-        Drops per hour values.
+    drops_per_hour_values : iterable of float
+        Silent connection drops per client per hour to simulate, each > 0.
     config : DeliveryConfig
-        The model's parameters.
-    seed : object
+        The model's other parameters (its ``drops_per_hour`` is replaced by each value).
+    seed : int, numpy.random.Generator or None
         Source of randomness (an int seed, a Generator, or None).
 
     Returns
     -------
     pd.DataFrame
-        As described above.
+        One row per drop rate: ``drops_per_hour``, ``ws_loss_share`` (simulated) and
+        ``theory_loss_share`` (closed form) of the WebSocket-only design, ``rest_loss_share``
+        (hint + REST, 0) as shares 0-1, and ``rest_p99_s`` (its p99 delivery latency, seconds).
     """
     if not isinstance(config, DeliveryConfig):
         raise TypeError(f"config must be a DeliveryConfig, got {type(config).__name__}")
@@ -851,14 +869,14 @@ def plot_loss_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Parameters
     ----------
     sweep : pd.DataFrame
-        The frame returned by the matching sweep function.
-    ax : object
+        The frame of :func:`sweep_delivery_loss`.
+    ax : matplotlib Axes, optional
         Where to draw; a new figure when omitted.
 
     Returns
     -------
-    None
-        As described above.
+    matplotlib.axes.Axes
+        The axes drawn on: messages lost (%) against drops per client per hour (log scale).
     """
     validate.frame_columns(
         "sweep", sweep, ["drops_per_hour", "ws_loss_share", "theory_loss_share", "rest_loss_share"]
