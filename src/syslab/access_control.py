@@ -1928,7 +1928,13 @@ def run_store_consistency(
     n_groups = validate.int_in_range("n_groups", n_groups, 1, MAX_GROUPS)
     if isinstance(store_names, str) or not isinstance(store_names, Sequence):
         raise TypeError(f"store_names must be a sequence of names, got {type(store_names).__name__}")
-    lags = [validate.non_negative_int(f"lags_steps[{i}]", lag) for i, lag in enumerate(lags_steps)]
+    if isinstance(lags_steps, (str, bytes)) or not isinstance(lags_steps, (Sequence, np.ndarray)):
+        raise TypeError(f"lags_steps must be a sequence of step counts, got {lags_steps!r}")
+    if len(lags_steps) > 100:
+        raise ValueError(f"lags_steps must hold at most 100 stores, got {len(lags_steps)}")
+    lags = [
+        validate.int_in_range(f"lags_steps[{i}]", lag, 0, MAX_LAG_STEPS) for i, lag in enumerate(lags_steps)
+    ]
     names = list(store_names)
     if len(names) != len(lags) or not lags:
         raise ValueError("store_names and lags_steps must be non-empty and of the same length")
