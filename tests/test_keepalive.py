@@ -110,7 +110,7 @@ def test_options_read_back_and_defaults_read_from_proc():
 @pytest.mark.real
 @linux_only
 def test_stopped_peer_fools_keepalive_but_not_heartbeat():
-    result = ka.run_stopped_peer(observe_s=3.5)
+    result = ka.run_stopped_peer(observe_s=3.5).summary
     assert result["keepalive_error"] == ""  # the stopped peer's kernel answered every probe
     assert result["heartbeat_detected_after_s"] < 2.0  # the pong deadline (1 s) caught it
     assert result["observed_s"] > result["keepalive_detection_theory_s"]
@@ -118,7 +118,9 @@ def test_stopped_peer_fools_keepalive_but_not_heartbeat():
 
 @pytest.mark.real
 def test_idle_proxy_hangs_without_heartbeat_and_heartbeat_survives():
-    df = ka.run_idle_proxy(0.6, idle_s=1.0, reply_timeout_s=0.8)
+    run = ka.run_idle_proxy(0.6, idle_s=1.0, reply_timeout_s=0.8)
+    df = run.frame
+    assert run.summary["flows_dropped"] >= 2  # at least the two flows that only idled
     assert df.loc["nothing", "outcome"].startswith("hung")
     assert df.loc["tcp keep-alive 1 s", "outcome"].startswith(
         "hung"
@@ -129,7 +131,9 @@ def test_idle_proxy_hangs_without_heartbeat_and_heartbeat_survives():
 
 @pytest.mark.real
 def test_http_keepalive_reuse_is_cheaper():
-    summary = ka.summarize_http_reuse(ka.run_http_reuse(120))
+    run = ka.run_http_reuse(120)
+    summary = ka.summarize_http_reuse(run.frame)
+    assert run.summary["keep_alive_p50_us"] == summary.loc["keep-alive", "p50_us"]
     assert summary.loc["keep-alive", "p50_us"] < summary.loc["new connection", "p50_us"]
     assert math.isfinite(summary.loc["keep-alive", "p90_us"])
 

@@ -82,7 +82,7 @@ def theory_keepalive_detection_s(idle_s: float, interval_s: float, probes: int) 
     Returns
     -------
     float
-        As described above.
+        Seconds from the last data to the dead peer being reported.
     """
     idle_s = validate.positive_float("idle_s", idle_s)
     interval_s = validate.positive_float("interval_s", interval_s)
@@ -111,7 +111,7 @@ def theory_retransmission_timeout_s(
     Returns
     -------
     float
-        As described above.
+        Seconds of retransmission before the connection is given up (924.6 s for 15).
     """
     retries = validate.int_in_range("retries", retries, 0, 255)
     rto_min_s = validate.positive_float("rto_min_s", rto_min_s)
@@ -131,7 +131,8 @@ def system_defaults() -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        As described above.
+        Indexed by ``setting``: ``value`` (seconds for the times, a count for probes
+        and retries; None where missing) and ``path``.
     """
     rows = []
     for name, path in PROC_FILES.items():
@@ -201,7 +202,7 @@ def _set_keepalive(sock: socket.socket, idle_s: int, interval_s: int, probes: in
 def run_stopped_peer(
     *, keepalive_idle_s: int = 1, keepalive_interval_s: int = 1, keepalive_probes: int = 2,
     ping_every_s: float = 0.25, pong_deadline_s: float = 1.0, observe_s: float = 4.0,
-) -> dict:  # fmt: skip
+) -> experiment.Run:  # fmt: skip
     """SIGSTOP a WebSocket peer and see which mechanism notices.
 
     The client (``syslab.websocket.WebSocketClient``) turns on aggressive TCP
@@ -213,10 +214,11 @@ def run_stopped_peer(
 
     Returns
     -------
-    dict
-        ``keepalive_detection_theory_s``, ``keepalive_error`` (the socket error
-        TCP keep-alive raised, or ``""``), ``heartbeat_detected_after_s`` (NaN if
-        never), ``observed_s``.
+    syslab.experiment.Run
+        ``summary`` (and a one-row ``frame`` with the same columns):
+        ``keepalive_detection_theory_s`` (seconds), ``keepalive_error`` (the socket
+        error TCP keep-alive raised, or ``""``), ``heartbeat_detected_after_s``
+        (seconds after the SIGSTOP, NaN if never) and ``observed_s`` (seconds watched).
 
     Parameters
     ----------
@@ -270,7 +272,7 @@ def run_stopped_peer(
         finally:
             client.close()
             child.kill()
-    return {
+    row = {
         "keepalive_detection_theory_s": theory_keepalive_detection_s(
             keepalive_idle_s, keepalive_interval_s, keepalive_probes
         ),
@@ -278,6 +280,7 @@ def run_stopped_peer(
         "heartbeat_detected_after_s": float(detected_after),
         "observed_s": float(observed),
     }
+    return experiment.Run.create(pd.DataFrame([row]), row)
 
 
 # --------------------------------------------------------------------------- real: idle proxy
@@ -439,7 +442,9 @@ def _idle_client(port: int, scenario: dict, idle_s: float, reply_timeout_s: floa
         out.update(outcome=f"error: {type(exc).__name__}", after_s=time.monotonic() - started)
 
 
-def run_idle_proxy(idle_timeout_s: float = 1.0, *, idle_s: float = 1.6, reply_timeout_s: float = 1.5):
+def run_idle_proxy(
+    idle_timeout_s: float = 1.0, *, idle_s: float = 1.6, reply_timeout_s: float = 1.5
+) -> experiment.Run:
     """Four clients idle through a proxy that silently drops flows idle longer than ``idle_timeout_s``.
 
     Scenarios (run concurrently, each on its own flow):
@@ -454,9 +459,12 @@ def run_idle_proxy(idle_timeout_s: float = 1.0, *, idle_s: float = 1.6, reply_ti
 
     Returns
     -------
-    pandas.DataFrame
-        One row per scenario: ``scenario``, ``tcp_keepalive``, ``heartbeat_s``,
-        ``deadline_s``, ``outcome``, ``after_s``; ``df.attrs["flows_dropped"]``.
+    syslab.experiment.Run
+        ``frame``: one row per scenario, indexed by ``scenario``: ``tcp_keepalive``
+        (bool), ``heartbeat_s`` and ``deadline_s`` (seconds, 0 for none), ``outcome``
+        and ``after_s`` (seconds from the request to its outcome). ``summary``:
+        ``flows_dropped`` (flows the proxy black-holed), ``idle_timeout_s`` and
+        ``idle_s`` (seconds).
 
     Parameters
     ----------
@@ -505,8 +513,10 @@ def run_idle_proxy(idle_timeout_s: float = 1.0, *, idle_s: float = 1.6, reply_ti
     df = pd.DataFrame(
         results, columns=["scenario", "tcp_keepalive", "heartbeat_s", "deadline_s", "outcome", "after_s"]
     )
-    df.attrs["flows_dropped"] = int(dropped)
-    return df.set_index("scenario")
+    return experiment.Run.create(
+        df.set_index("scenario"),
+        {"flows_dropped": int(dropped), "idle_timeout_s": idle_timeout_s, "idle_s": idle_s},
+    )
 
 
 # --------------------------------------------------------------------------- real: HTTP reuse
@@ -527,11 +537,10 @@ class _TinyHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> pd.DataFrame:
+def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> experiment.Run:
     """Time ``n_requests`` GETs to a local HTTP/1.1 server: a new connection each vs one reused.
 
-    Returns one row per request: ``mode`` (``new connection``/``keep-alive``),
-    ``i``, ``latency_us``. The modes alternate in blocks so drift hits both.
+    The two modes alternate request by request, so drift on a shared machine hits both.
 
     Parameters
     ----------
@@ -542,8 +551,12 @@ def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> pd.Data
 
     Returns
     -------
-    pd.DataFrame
-        As described above.
+    syslab.experiment.Run
+        ``frame``: one row per request: ``mode`` (``new connection``/``keep-alive``),
+        ``i`` (request number) and ``latency_us`` (microseconds). ``summary``:
+        ``n_requests`` (requests completed per mode before ``timeout_s``) and
+        ``new_connection_p50_us`` and ``keep_alive_p50_us`` (median latency after
+        warm-up, microseconds, from :func:`summarize_http_reuse`).
     """
     n_requests = validate.int_in_range("n_requests", n_requests, 2, 100_000)
     timeout_s = validate.positive_float("timeout_s", timeout_s)
@@ -575,7 +588,16 @@ def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> pd.Data
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=["mode", "i", "latency_us"])
+    p50 = summarize_http_reuse(frame)["p50_us"] if len(frame) else pd.Series(dtype=float)
+    return experiment.Run.create(
+        frame,
+        {
+            "n_requests": int(frame["i"].nunique()),
+            "new_connection_p50_us": float(p50.get("new connection", math.nan)),
+            "keep_alive_p50_us": float(p50.get("keep-alive", math.nan)),
+        },
+    )
 
 
 def summarize_http_reuse(df: pd.DataFrame) -> pd.DataFrame:
@@ -589,7 +611,7 @@ def summarize_http_reuse(df: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        As described above.
+        One row per ``mode`` (index): ``p50_us`` and ``p90_us`` latency, microseconds.
     """
     steady = df[df["i"] >= min(10, int(df["i"].max()) // 2)]
     return (
@@ -849,7 +871,7 @@ def theory_idle_race_rate(config: IdleRaceConfig = IdleRaceConfig()) -> float:
     Returns
     -------
     float
-        As described above.
+        Share (0-1) of requests that get a 502.
     """
     if not isinstance(config, IdleRaceConfig):
         raise TypeError(f"config must be an IdleRaceConfig, got {type(config).__name__}")
@@ -879,7 +901,8 @@ def sweep_idle_race(
     Returns
     -------
     pd.DataFrame
-        As described above.
+        One row per backend timeout: ``backend_idle_timeout_s`` (s), ``requests``,
+        ``errors_502``, ``per_million`` and ``theory_per_million`` (502s per million requests).
     """
     from dataclasses import replace
 
@@ -922,13 +945,13 @@ def plot_idle_race(sweep: pd.DataFrame, lb_idle_timeout_s: float, ax: Axes | Non
         The frame returned by the matching sweep function.
     lb_idle_timeout_s : float
         Lb idle timeout s, seconds.
-    ax : object
+    ax : Axes | None
         Where to draw; a new figure when omitted.
 
     Returns
     -------
-    None
-        As described above.
+    Axes
+        The axes drawn on: 502s per million requests against the backend idle timeout (s).
     """
     validate.frame_columns("sweep", sweep, ["backend_idle_timeout_s", "per_million", "theory_per_million"])
     lb_idle_timeout_s = validate.positive_float("lb_idle_timeout_s", lb_idle_timeout_s)
