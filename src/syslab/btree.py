@@ -621,6 +621,17 @@ def sweep_stragglers(
 # =========================================================================== plots
 
 
+def _frames(name: str, frames: object, columns: Sequence[str]) -> list[pd.DataFrame]:
+    """A non-empty sequence of non-empty frames, each with ``columns``; errors name ``name[i]``."""
+    if isinstance(frames, (str, bytes, pd.DataFrame)) or not isinstance(frames, Sequence) or not frames:
+        raise TypeError(f"{name} must be a non-empty sequence of DataFrames, got {type(frames).__name__}")
+    for i, frame in enumerate(frames):
+        validate.frame_columns(f"{name}[{i}]", frame, columns)
+        if frame.empty:
+            raise ValueError(f"{name}[{i}] has no rows")
+    return list(frames)
+
+
 def plot_fill_histogram(levels: dict[str, LeafLevel], ax: Axes | None = None) -> Axes:
     """Histogram of per-leaf fill for each named leaf level.
 
@@ -635,6 +646,10 @@ def plot_fill_histogram(levels: dict[str, LeafLevel], ax: Axes | None = None) ->
     -------
     matplotlib.axes.Axes
     """
+    if not isinstance(levels, dict) or not levels:
+        raise TypeError(f"levels must be a non-empty dict of name -> LeafLevel, got {type(levels).__name__}")
+    for key, level in levels.items():
+        validate.instance(f"levels[{key!r}]", level, LeafLevel)
     ax = axes_or_new(ax)
     bins = np.linspace(0, 1, 41)
     for name, level in levels.items():
@@ -657,6 +672,7 @@ def plot_fill_history(histories: Sequence[pd.DataFrame], ax: Axes | None = None)
     -------
     matplotlib.axes.Axes
     """
+    histories = _frames("histories", histories, ["order", "policy", "inserted", "mean_fill"])
     ax = axes_or_new(ax)
     for history in histories:
         name = f"{history['order'].iloc[0]}, {history['policy'].iloc[0]}"
@@ -685,6 +701,8 @@ def plot_buffer_pool(histories: Sequence[pd.DataFrame], buffer_pages: int, ax: A
     -------
     matplotlib.axes.Axes
     """
+    histories = _frames("histories", histories, ["order", "leaf_pages", "hit_ratio"])
+    buffer_pages = validate.positive_int("buffer_pages", buffer_pages)
     ax = axes_or_new(ax)
     for history in histories:
         name = f"{history['order'].iloc[0]} keys"
@@ -713,6 +731,7 @@ def plot_churn(frames: Sequence[pd.DataFrame], ax: Axes | None = None) -> Axes:
     -------
     matplotlib.axes.Axes
     """
+    frames = _frames("frames", frames, ["order", "straggler_fraction", "step", "leaf_pages"])
     ax = axes_or_new(ax)
     for frame in frames:
         name = f"{frame['order'].iloc[0]} keys, {100 * frame['straggler_fraction'].iloc[0]:g}% never deleted"
