@@ -564,7 +564,9 @@ def run_pid1(handler: str = "none", *, wait_s: float = 1.0) -> Run:
     ok, reason = pid1_supported()
     if not ok:
         raise RuntimeError(f"cannot run the PID 1 demo: {reason}")
-    limit_s = wait_s + 15
+    # The child's watchdog is this experiment's own deadline (10 s to start, wait_s, 5 s to clean
+    # up), at most MAX_REAL_WAIT_S + 15 s: a killed kernel never leaves it running longer.
+    limit_s = min(wait_s, MAX_REAL_WAIT_S) + 15
     cmd = [
         "unshare",
         "-rpf",
