@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from syslab import experiment
 from syslab import table_swap as ts
 
 
@@ -17,16 +18,19 @@ def test_online_swap_loses_nothing_and_ends_the_outage():
         initial_rows=30_000, chunk_rows=2_000, headroom_ids=20, warmup_s=0.3, after_cutover_s=0.2
     )
     result = ts.run_online_swap(config)
+    assert isinstance(result, experiment.Run)
     s = result.summary
     assert s["rows_lost"] == 0 and s["rows_resurrected"] == 0 and s["rows_stale"] == 0
     assert s["rows_found"] == s["rows_expected"]
     # The writer kept writing during the backfill, the old table ran out (the outage),
     # and inserts after the rename got keys past the old limit.
-    assert (result.ops["phase"] == "backfill").any()
+    assert (result.frame["phase"] == "backfill").any()
     assert s["inserts_failed"] > 0
     assert s["max_id_before"] == ts.INT_MAX
     assert s["first_id_after"] == ts.INT_MAX + 1
-    assert result.chunks["rows_copied"].sum() >= 30_000 - 1_000  # the writer deletes a few
+    assert s["rows_copied"] >= 30_000 - 1_000  # the writer deletes a few
+    assert s["n_chunks"] >= 15 and s["max_chunk_ms"] > 0  # 2,000-row chunks
+    assert s["writer_ok"] == int((result.frame["outcome"] == "ok").sum())
     assert result.environment["sqlite"]
 
 
@@ -74,9 +78,5 @@ def test_bad_input_reproducers():
         ts.plot_swap_timeline(ops.iloc[:0])
     with pytest.raises(ValueError, match="measurements"):
         ts.estimate_rebuild_s(1e6, pd.DataFrame({"rows": [1.0, np.nan], "seconds": [1.0, 2.0]}))
-    with pytest.raises((TypeError, ValueError), match="ops"):
-        ts.SwapResult(
-            ops=pd.DataFrame(), chunks=pd.DataFrame(), summary=pd.Series(dtype=float), environment={}
-        )
-    with pytest.raises(TypeError, match="summary"):
-        ts.SwapResult(ops=ops, chunks=pd.DataFrame(), summary=None, environment={})
+    with pytest.raises(ValueError, match="ops"):
+        ts.plot_swap_timeline(ops.drop(columns="phase"))

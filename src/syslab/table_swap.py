@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import environment, validate
+from syslab import validate
 from syslab.experiment import Run
 from syslab.id_exhaustion import INT_MAX
 from syslab.plot import axes_or_new, label
@@ -39,7 +39,6 @@ from syslab.sqlite_tools import temporary_database
 
 __all__ = [
     "SwapConfig",
-    "SwapResult",
     "estimate_rebuild_s",
     "measure_copy_rebuild",
     "plot_swap_timeline",
@@ -220,41 +219,6 @@ class SwapConfig:
             raise TypeError("change_capture must be a bool")
 
 
-@dataclass
-class SwapResult:
-    """What :func:`run_online_swap` observed.
-
-    Attributes
-    ----------
-    ops : pandas.DataFrame
-        One row per writer statement: ``t_s`` (seconds since the writer started),
-        ``op`` (insert/update/delete), ``row_id`` (-1 for a failed insert),
-        ``outcome`` ("ok", "check_failed", "busy") and ``phase``
-        ("before", "backfill", "after").
-    chunks : pandas.DataFrame
-        One row per backfill chunk: ``chunk``, ``first_id``, ``last_id``,
-        ``rows_copied``, ``seconds``.
-    summary : pandas.Series
-        ``rows_expected``, ``rows_found``, ``rows_lost``, ``rows_resurrected``,
-        ``rows_stale`` (present with an old version), ``writer_ok``,
-        ``inserts_failed`` (the outage), ``busy``, ``backfill_s``, ``cutover_ms``
-        (write pause of the rename), ``max_id_before``, ``first_id_after``,
-        ``new_ids_above_limit``.
-    environment : dict
-    """
-
-    ops: pd.DataFrame
-    chunks: pd.DataFrame
-    summary: pd.Series
-    environment: dict
-
-    def __post_init__(self) -> None:
-        validate.frame_columns("ops", self.ops, ["t_s", "op", "outcome", "phase"])
-        validate.instance("chunks", self.chunks, pd.DataFrame)
-        validate.instance("summary", self.summary, pd.Series)
-        validate.instance("environment", self.environment, dict)
-
-
 class _Writer(threading.Thread):
     """Inserts, updates and deletes through its own connection; remembers what committed."""
 
@@ -333,9 +297,7 @@ _TRIGGERS = (
 )
 
 
-def run_online_swap(
-    config: SwapConfig | None = None, *, seed: int | np.random.Generator | None = 0
-) -> SwapResult:
+def run_online_swap(config: SwapConfig | None = None, *, seed: int | np.random.Generator | None = 0) -> Run:
     """Swap a table with a CHECK-limited key for one without, while a writer keeps writing.
 
     Steps, as pt-online-schema-change takes them:
@@ -365,7 +327,16 @@ def run_online_swap(
 
     Returns
     -------
-    SwapResult
+    experiment.Run
+        ``frame``: one row per writer statement: ``t_s`` (seconds since the writer started),
+        ``op`` (insert/update/delete), ``row_id`` (-1 for a failed insert), ``outcome``
+        ("ok", "check_failed", "busy") and ``phase`` ("before", "backfill", "after").
+        ``summary``: ``rows_expected``, ``rows_found``, ``rows_lost``, ``rows_resurrected``,
+        ``rows_stale`` (present with an old version), ``writer_ok``, ``inserts_failed`` (the
+        outage), ``busy`` (statement counts), ``backfill_s`` (seconds), ``cutover_ms`` (write
+        pause of the rename, milliseconds), ``max_id_before``, ``first_id_after``,
+        ``new_ids_above_limit``, and the backfill's ``n_chunks``, ``rows_copied`` and
+        ``max_chunk_ms`` (the longest chunk transaction, milliseconds).
     """
     config = SwapConfig() if config is None else config
     if not isinstance(config, SwapConfig):
@@ -460,26 +431,26 @@ def run_online_swap(
     ops = pd.DataFrame(writer.log, columns=["t_s", "op", "row_id", "outcome", "phase"])
     inserted_after = (ops["phase"] == "after") & (ops["op"] == "insert") & (ops["outcome"] == "ok")
     after_ids = ops.loc[inserted_after, "row_id"]
-    summary = pd.Series(
-        {
-            "rows_expected": len(expected),
-            "rows_found": len(final),
-            "rows_lost": len(lost),
-            "rows_resurrected": len(resurrected),
-            "rows_stale": len(stale),
-            "writer_ok": int((ops["outcome"] == "ok").sum()),
-            "inserts_failed": int((ops["outcome"] == "check_failed").sum()),
-            "busy": int((ops["outcome"] == "busy").sum()),
-            "backfill_s": backfill_s,
-            "cutover_ms": cutover_s * 1000,
-            "max_id_before": int(max_id_before),
-            "first_id_after": int(after_ids.min()) if len(after_ids) else -1,
-            "new_ids_above_limit": int((after_ids > config.id_limit).sum()),
-        },
-        dtype=object,
-    )
-    chunk_frame = pd.DataFrame(chunks, columns=["chunk", "first_id", "last_id", "rows_copied", "seconds"])
-    return SwapResult(ops, chunk_frame, summary, environment.describe())
+    summary = {
+        "rows_expected": len(expected),
+        "rows_found": len(final),
+        "rows_lost": len(lost),
+        "rows_resurrected": len(resurrected),
+        "rows_stale": len(stale),
+        "writer_ok": int((ops["outcome"] == "ok").sum()),
+        "inserts_failed": int((ops["outcome"] == "check_failed").sum()),
+        "busy": int((ops["outcome"] == "busy").sum()),
+        "backfill_s": float(backfill_s),
+        "cutover_ms": float(cutover_s * 1000),
+        "max_id_before": int(max_id_before),
+        "first_id_after": int(after_ids.min()) if len(after_ids) else -1,
+        "new_ids_above_limit": int((after_ids > config.id_limit).sum()),
+        # chunks: (chunk, first_id, last_id, rows_copied, seconds)
+        "n_chunks": len(chunks),
+        "rows_copied": int(sum(chunk[3] for chunk in chunks)),
+        "max_chunk_ms": float(max((chunk[4] for chunk in chunks), default=0.0) * 1000),
+    }
+    return Run.create(ops, summary=summary)
 
 
 def plot_swap_timeline(ops: pd.DataFrame, *, bin_s: float = 0.05, ax: Axes | None = None) -> Axes:
@@ -488,7 +459,7 @@ def plot_swap_timeline(ops: pd.DataFrame, *, bin_s: float = 0.05, ax: Axes | Non
     Parameters
     ----------
     ops : pd.DataFrame
-        The ``ops`` frame of :func:`run_online_swap`.
+        The ``frame`` of a :func:`run_online_swap` run (one row per writer statement).
     bin_s : float
         Width of a time bin (s).
     ax : Axes | None
@@ -499,7 +470,7 @@ def plot_swap_timeline(ops: pd.DataFrame, *, bin_s: float = 0.05, ax: Axes | Non
     matplotlib.axes.Axes
     """
     if not isinstance(ops, pd.DataFrame) or not {"t_s", "outcome", "phase"} <= set(ops.columns):
-        raise ValueError("ops must be the ops DataFrame of a SwapResult")
+        raise ValueError("ops must be the frame of a run_online_swap Run (columns t_s, outcome, phase)")
     width = validate.positive_float("bin_s", bin_s)
     ops = validate.frame_columns("ops", ops, ["t_s"])
     if ops.empty or ops["t_s"].isna().any():
