@@ -211,7 +211,8 @@ def run_silent_send(
     message_bytes = validate.int_in_range("message_bytes", message_bytes, 16, 1 << 20)
     max_messages = validate.int_in_range("max_messages", max_messages, 1, 1_000_000)
     n_after_death = validate.int_in_range("n_after_death", n_after_death, 1, 100)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    # The peer's watchdog is this deadline, so it is bounded (a killed kernel leaves nothing for long).
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_REAL_TIMEOUT_S, low_inclusive=False)
     rows: list[dict] = []
     processed: set[int] = set()
     acked: set[int] = set()
@@ -466,7 +467,7 @@ def run_idempotent_post(
         raise TypeError(f"use_key must be a bool, got {use_key!r}")
     responses_lost = validate.int_in_range("responses_lost", responses_lost, 0, 10)
     max_attempts = validate.int_in_range("max_attempts", max_attempts, 1, 20)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_REAL_TIMEOUT_S, low_inclusive=False)
     rows = []
     with tempfile.TemporaryDirectory(prefix="syslab-idem-") as tmp:
         db_path = Path(tmp) / "messages.db"
@@ -518,6 +519,7 @@ def run_idempotent_post(
 
 
 MAX_MESSAGES = 20_000_000  # messages in one delivery simulation (a few float columns each)
+MAX_REAL_TIMEOUT_S = 300.0  # one real WebSocket experiment, set-up included (and its peer's watchdog)
 
 
 @dataclass(frozen=True)
