@@ -672,8 +672,8 @@ def measure_readiness_cost(
     """
     counts = validate.sequence_of_positive_ints("connection_counts", connection_counts)
     wanted = [validate.choice("apis", a, tuple(_SELECTORS)) for a in apis]
-    repeats = validate.positive_int("repeats", repeats)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    repeats = validate.bounded_int("repeats", repeats, 1_000)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_TIMEOUT_S, low_inclusive=False)
     budget = fd_budget(2)  # two descriptors per socket pair, one process
     counts = [c for c in counts if c <= budget]
     if not counts:
@@ -756,7 +756,7 @@ def run_emfile_child(limit: int = 256, *, timeout_s: float = 10.0) -> experiment
     _, hard = environment.file_descriptor_limits()
     high = hard if hard > 0 else 65536
     limit = validate.int_in_range("limit", limit, 16, min(high, 65536))
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_TIMEOUT_S, low_inclusive=False)
     life = f"{min(timeout_s, 600.0):.1f}"
     with ChildProcess(
         "syslab.children.conc", ["--max-life-s", life, "emfile", str(limit)], timeout_s=timeout_s
@@ -783,7 +783,7 @@ def sample_outbound_ports(n_connections: int = 200, *, timeout_s: float = 10.0) 
         Limit for the whole experiment, seconds.
     """
     n = validate.int_in_range("n_connections", n_connections, 1, max(1, fd_budget(2)))
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_TIMEOUT_S, low_inclusive=False)
     low, high = read_ephemeral_port_range()
     deadline = time.monotonic() + timeout_s
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
