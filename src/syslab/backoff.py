@@ -155,12 +155,12 @@ def mqtt_keepalive_deadline_s(keepalive_s: int) -> float:
     Parameters
     ----------
     keepalive_s : int
-        Keepalive s, seconds.
+        The client's Keep Alive from its CONNECT packet, seconds (0 to 65,535; 0: off).
 
     Returns
     -------
     float
-        As described above.
+        Seconds of silence after which the server disconnects the client (``inf`` when off).
     """
     k = validate.int_in_range("keepalive_s", keepalive_s, 0, MQTT_MAX_KEEPALIVE_S)
     return math.inf if k == 0 else 1.5 * k
@@ -328,12 +328,14 @@ def summarize_occ(runs: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     runs : pd.DataFrame
-        Runs.
+        One row per simulated run with ``clients``, ``strategy``, ``calls`` and ``completion_ms``
+        (the fields of :func:`simulate_occ_contention`).
 
     Returns
     -------
     pd.DataFrame
-        As described above.
+        One row per (``clients``, ``strategy``), in first-seen order: ``mean_calls`` (write calls
+        per run) and ``mean_completion_ms`` (time until every client succeeded, milliseconds).
     """
     validate.frame_columns("runs", runs, ["clients", "strategy", "calls", "completion_ms"])
     return (
@@ -655,16 +657,17 @@ def theory_fixed_interval_drain_s(devices: int, burst: int, interval_s: float) -
     Parameters
     ----------
     devices : int
-        Fleet size.
+        Fleet size: devices that all lost their connection at once.
     burst : int
-        Burst.
+        Connections the broker's token bucket admits at once (its capacity).
     interval_s : float
-        Interval s, seconds.
+        The fixed time between a device's retries, seconds.
 
     Returns
     -------
     float
-        As described above.
+        Seconds from the first wave until the last device connects:
+        ``(ceil(devices / burst) - 1) * interval_s``.
     """
     n = validate.positive_int("devices", devices)
     b = validate.positive_int("burst", burst)
@@ -784,7 +787,8 @@ def plot_occ_comparison(summary: pd.DataFrame, axes: Sequence[Axes] | None = Non
     Returns
     -------
     Sequence[Axes]
-        As described above.
+        The two axes drawn on: write calls per run (left) and time until all done (right, ms, log
+        scale) against competing clients.
     """
     validate.frame_columns("summary", summary, ["strategy", "clients", "mean_calls", "mean_completion_ms"])
     if axes is None:
