@@ -55,6 +55,7 @@ MAX_SWEEP_POINTS = 50  # (pause length, pause rate) pairs in one sweep
 MAX_PAUSE_MS = 60_000.0  # one stop-the-world pause, milliseconds
 MAX_PAUSES_PER_S = 1_000.0  # collections per second of running time
 MAX_CV = 5.0  # coefficient of variation of a service time or a pause
+MAX_REAL_TIMEOUT_S = 600.0  # one CPython measurement in a child, set-up included (its watchdog too)
 
 __all__ = [
     "CollectorCost",
@@ -1014,8 +1015,8 @@ def measure_cpython_pauses(
     sizes = validate.sequence_of_positive_ints("live_objects", live_objects)
     if max(sizes) > 5_000_000:
         raise ValueError("live_objects above 5,000,000 would need gigabytes; keep it smaller")
-    repeats = validate.positive_int("repeats", repeats)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    repeats = validate.bounded_int("repeats", repeats, 100)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_REAL_TIMEOUT_S, low_inclusive=False)
     env, rows = _run_child(["pauses", ",".join(map(str, sizes)), str(repeats)], timeout_s)
     df = pd.DataFrame(rows)
     df["pause_ms"] = df.pop("pause_ns") / 1e6
@@ -1055,7 +1056,7 @@ def measure_cpython_churn(
     n = validate.int_in_range("live_objects", live_objects, 0, 5_000_000)
     duration = validate.float_in_range("duration_s", duration_s, 0.01, 30.0)
     ring = validate.int_in_range("ring", ring, 1, 1_000_000)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_REAL_TIMEOUT_S, low_inclusive=False)
     env, rows = _run_child(["churn", str(n), str(duration), str(ring)], max(timeout_s, duration + 10))
     df = pd.DataFrame(rows, columns=["n_live", "generation", "pause_ns", "collected", "at_s"])
     df["pause_ms"] = df.pop("pause_ns") / 1e6
