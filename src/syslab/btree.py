@@ -924,8 +924,10 @@ def run_online_index_build(
         ``sqlite``.
     """
     n = validate.bounded_int("n_rows", n_rows, MAX_SQLITE_ROWS)
-    interval = validate.positive_float("writer_interval_s", writer_interval_s)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    interval = validate.float_in_range("writer_interval_s", writer_interval_s, 0.0, 10.0, low_inclusive=False)
+    timeout_s = validate.float_in_range(
+        "timeout_s", timeout_s, 0.0, MAX_ENGINE_TIMEOUT_S, low_inclusive=False
+    )
     rng = validate.rng_from_seed(seed)
     keys = rng.integers(0, 2**62, size=n, dtype=np.int64).tolist()
     latencies: list[tuple[float, float]] = []  # (start time, latency s)

@@ -559,7 +559,7 @@ def run_http_reuse(n_requests: int = 300, *, timeout_s: float = 20.0) -> experim
         warm-up, microseconds, from :func:`summarize_http_reuse`).
     """
     n_requests = validate.int_in_range("n_requests", n_requests, 2, 100_000)
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, 600.0, low_inclusive=False)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TinyHandler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

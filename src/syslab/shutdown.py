@@ -504,7 +504,7 @@ def pid1_supported(timeout_s: float = 5.0) -> tuple[bool, str]:
     tuple of (bool, str)
         Whether it works, and the reason.
     """
-    timeout_s = validate.positive_float("timeout_s", timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", timeout_s, 0.0, MAX_REAL_WAIT_S, low_inclusive=False)
     if sys.platform != "linux":
         return False, f"PID namespaces are Linux-only (this is {sys.platform})"
     if shutil.which("unshare") is None:
