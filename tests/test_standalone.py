@@ -21,6 +21,11 @@ CHAPTER = "cache-stack"
 @pytest.mark.real
 def test_a_chapter_runs_from_an_empty_folder_against_an_installed_package(tmp_path, monkeypatch):
     site = tmp_path / "site"
+    # Install from a copy, so the build leaves no build/ folder in the checkout.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run(
         [
             sys.executable,
@@ -32,7 +37,7 @@ def test_a_chapter_runs_from_an_empty_folder_against_an_installed_package(tmp_pa
             "--no-build-isolation",
             "--target",
             str(site),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         timeout=240,
