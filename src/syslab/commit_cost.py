@@ -646,7 +646,7 @@ class EnforcerConfig:
         validate.float_in_range("race_gap_s", self.race_gap_s, 0.0, 1.0)
         validate.float_in_range("delete_interval_s", self.delete_interval_s, 0.0001, 10.0)
         validate.float_in_range("checker_interval_s", self.checker_interval_s, 0.001, 60.0)
-        validate.positive_float("timeout_s", self.timeout_s)
+        validate.float_in_range("timeout_s", self.timeout_s, 0.0, 600.0, low_inclusive=False)
 
 
 def _connect(path: Path, foreign_keys: bool) -> sqlite3.Connection:

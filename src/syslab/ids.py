@@ -516,7 +516,7 @@ def run_dual_write_migration(
     initial = validate.bounded_int("initial_rows", config.initial_rows, MAX_MIGRATION_ROWS)
     batch = validate.bounded_int("batch_rows", config.batch_rows, MAX_MIGRATION_ROWS)
     interval = validate.positive_float("writer_interval_s", config.writer_interval_s)
-    timeout_s = validate.positive_float("timeout_s", config.timeout_s)
+    timeout_s = validate.float_in_range("timeout_s", config.timeout_s, 0.0, 600.0, low_inclusive=False)
     rng = validate.rng_from_seed(seed)
     uid_rng = np.random.default_rng(int(rng.integers(0, 2**31)))
     dual_write = threading.Event()

@@ -214,7 +214,7 @@ class SwapConfig:
             raise ValueError("update_fraction + delete_fraction must be <= 1")
         validate.float_in_range("warmup_s", self.warmup_s, 0.0, 60.0)
         validate.float_in_range("after_cutover_s", self.after_cutover_s, 0.0, 60.0)
-        validate.positive_float("timeout_s", self.timeout_s)
+        validate.float_in_range("timeout_s", self.timeout_s, 0.0, 600.0, low_inclusive=False)
         if not isinstance(self.change_capture, bool):
             raise TypeError("change_capture must be a bool")
 
