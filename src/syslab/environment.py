@@ -45,6 +45,8 @@ def filesystem_type(path: str | os.PathLike | None = None) -> str:
     str
         ``"ext4"``, ``"tmpfs"``, ...; ``"unknown"`` where /proc/mounts does not exist (macOS, Windows).
     """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str, an os.PathLike or None, got {type(path).__name__}")
     target = os.path.realpath(tempfile.gettempdir() if path is None else os.fspath(path))
     try:
         lines = Path("/proc/mounts").read_text().splitlines()
