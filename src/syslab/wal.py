@@ -59,6 +59,8 @@ def write_wal_record(handle: BinaryIO, key: str, value: str) -> int:
     int
         Bytes written.
     """
+    if not callable(getattr(handle, "write", None)):
+        raise TypeError(f"handle must be a binary file opened for writing, got {type(handle).__name__}")
     record = pack_record(key, value)
     handle.write(record)
     return len(record)
