@@ -956,6 +956,7 @@ def plot_server_memory(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Axes
         The axes drawn on: resident memory (MiB) against open connections.
     """
+    validate.frame_columns("df", df, ["mode", "n_connections", "rss_kb"])
     ax = axes_or_new(ax)
     for i, (mode, group) in enumerate(df.groupby("mode")):
         ax.plot(group["n_connections"], group["rss_kb"] / 1024, marker="o", color=f"C{i}", label=mode)
@@ -978,6 +979,7 @@ def plot_readiness_cost(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Axes
         The axes drawn on: microseconds per call against registered sockets (log-log).
     """
+    validate.frame_columns("df", df, ["api", "n_connections", "us_per_call"])
     ax = axes_or_new(ax)
     for i, (api, group) in enumerate(df.groupby("api", sort=False)):
         ok = group.dropna(subset=["us_per_call"])
