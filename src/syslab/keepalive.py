@@ -613,6 +613,9 @@ def summarize_http_reuse(df: pd.DataFrame) -> pd.DataFrame:
     pd.DataFrame
         One row per ``mode`` (index): ``p50_us`` and ``p90_us`` latency, microseconds.
     """
+    validate.frame_columns("df", df, ["i", "mode", "latency_us"])
+    if df.empty:
+        raise ValueError("df holds no requests")
     steady = df[df["i"] >= min(10, int(df["i"].max()) // 2)]
     return (
         steady.groupby("mode")["latency_us"]

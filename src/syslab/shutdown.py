@@ -407,6 +407,10 @@ def summarize_drain_runs(runs: dict[str, DrainRun]) -> pd.DataFrame:
         ``journaled``, ``acked_not_journaled``, ``exit_status``, ``supervisor_sigkill``,
         ``connect_after_signal``, ``exit_after_s``.
     """
+    if not isinstance(runs, dict) or not runs:
+        raise TypeError(f"runs must be a non-empty dict of label -> DrainRun, got {type(runs).__name__}")
+    for label, run in runs.items():
+        validate.instance(f"runs[{label!r}]", run, DrainRun)
     rows = []
     for label, run in runs.items():
         req = run.requests
