@@ -1630,6 +1630,8 @@ def summarize_writers(
         One row per (engine, method): ``engine``, ``method``, ``median_ops_per_s``,
         ``round_spread`` (highest / lowest round's throughput), ``p95_latency_ms`` (median over rounds).
     """
+    if isinstance(engine_frames, (str, bytes, pd.DataFrame)) or not isinstance(engine_frames, (list, tuple)):
+        raise TypeError(f"engine_frames must be a list of DataFrames, got {type(engine_frames).__name__}")
     parts = []
     for i, frame in enumerate(engine_frames):
         validate.frame_columns(
