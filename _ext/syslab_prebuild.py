@@ -70,6 +70,9 @@ def toc_notebooks(srcdir: Path) -> list[Path]:
     return paths
 
 
+PREBUILD_CELL_TIMEOUT_S = 120
+
+
 def jobs() -> int:
     """How many notebooks run at once: ``SYSLAB_BUILD_JOBS``, else CPU count + 1 (capped)."""
     value = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
@@ -202,7 +205,10 @@ def on_builder_inited(app) -> None:
     summary = prebuild(
         Path(app.srcdir),
         Path(config.execution_cache_path),
-        timeout=int(config.execution_timeout),
+        # A cell that runs this long in the pre-execution has hung (rarely, a kernel loses a
+        # reply under load); giving up early costs less, and Sphinx then runs the chapter again
+        # itself with the full timeout.
+        timeout=min(int(config.execution_timeout), PREBUILD_CELL_TIMEOUT_S),
         allow_errors=bool(config.execution_allow_errors),
         workers=workers,
         log=logger.info,
