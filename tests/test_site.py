@@ -292,9 +292,7 @@ def test_tables_scroll_inside_their_own_box_on_a_phone(browser, site, name):
 # 2026-12-06: l4-vs-l7 8.9 px, access-control 9.7, fan-out and reconnect-storms 10.6). Their plot
 # helpers' owners narrow them (stack panels); strict, so the mark must go when a figure is fixed.
 WIDE_FIGURES = {
-    "chapters/l4-vs-l7",
     "chapters/access-control-at-scale",
-    "chapters/reconnect-storms",
 }
 
 
