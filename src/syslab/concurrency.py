@@ -297,10 +297,7 @@ def summarize_event_loop(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.
     bystanders = kept.loc[~kept["blocks"], "latency_ms"].to_numpy()
     return pd.Series(
         {
-            "mean_ms": float(lat.mean()),
-            "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)),
-            "p999_ms": float(np.percentile(lat, 99.9)),
+            **queueing.latency_percentiles_ms(lat),
             "p99_non_blocking_ms": float(np.percentile(bystanders, 99)) if bystanders.size else np.nan,
         }
     )

@@ -833,10 +833,7 @@ def summarize_latency(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.Ser
     lat = kept["latency_ms"].to_numpy()
     return pd.Series(
         {
-            "mean_ms": float(lat.mean()),
-            "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)),
-            "p999_ms": float(np.percentile(lat, 99.9)),
+            **queueing.latency_percentiles_ms(lat),
             "paused_share": float((kept["paused_ms"] > 1e-9).mean()),
         }
     )

@@ -33,6 +33,7 @@ from syslab import validate
 from syslab.plot import axes_or_new, label
 
 __all__ = [
+    "latency_percentiles_ms",
     "PoolConfig",
     "ContentionDatabase",
     "draw_gaps_s",
@@ -257,6 +258,30 @@ def hikaricp_pool_size(core_count: int, effective_spindle_count: int = 0) -> int
 
 
 # --------------------------------------------------------------------- workload
+
+
+def latency_percentiles_ms(latency_ms: np.ndarray) -> dict[str, float]:
+    """Mean, p50, p99 and p99.9 of request latencies: the summary every latency model shows.
+
+    Parameters
+    ----------
+    latency_ms : numpy.ndarray
+        Latencies in milliseconds (at least one).
+
+    Returns
+    -------
+    dict of str to float
+        ``mean_ms``, ``p50_ms``, ``p99_ms``, ``p999_ms``.
+    """
+    lat = np.asarray(latency_ms, dtype=float)
+    if lat.ndim != 1 or lat.size == 0:
+        raise ValueError(f"latency_ms must be a non-empty 1-D array, got shape {lat.shape}")
+    return {
+        "mean_ms": float(lat.mean()),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "p999_ms": float(np.percentile(lat, 99.9)),
+    }
 
 
 MAX_ARRIVALS = 50_000_000  # 400 MB of float64 times: the largest arrival stream a chapter may draw
