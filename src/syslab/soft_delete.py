@@ -1087,7 +1087,9 @@ def measure_mariadb_deletes(
     -------
     syslab.experiment.Run
         ``frame``: one row per run with ``engine``, ``indexes``, ``method`` (``delete``, ``soft``),
-        ``repeat``, ``us_per_row`` (the statement), ``commit_ms``. ``summary`` has
+        ``repeat``, ``us_per_row`` (the statement), ``redo_bytes_per_row`` (InnoDB redo log written
+        by the statement: the ``Innodb_lsn_current`` status before and after it, divided by the rows),
+        ``commit_ms``. ``summary`` has
         ``innodb_change_buffering`` (whether InnoDB may buffer secondary-index changes).
     """
     from syslab.experiment import Run
@@ -1118,14 +1120,19 @@ def measure_mariadb_deletes(
                         table = f"acc_{method}_{k}"
                         _mariadb_create(cur, table, n_rows, k)
                         conn.commit()
+                        lsn_before = _mariadb_lsn(cur)
                         started = time.perf_counter()
                         if verb == "delete":
                             cur.execute(f"DELETE FROM {table} WHERE id IN ({id_list})")
                         else:
                             cur.execute(f"UPDATE {table} SET deleted_at = NOW() WHERE id IN ({id_list})")
                         seconds = time.perf_counter() - started
+                        # Before the commit: purge cannot touch these rows until it, so the
+                        # difference is (almost only) this statement's redo.
+                        redo_bytes = _mariadb_lsn(cur) - lsn_before
+                        started = time.perf_counter()
                         conn.commit()
-                        commit_s = time.perf_counter() - started - seconds
+                        commit_s = time.perf_counter() - started
                         cur.execute(f"DROP TABLE {table}")
                         rows.append(
                             {
@@ -1134,6 +1141,7 @@ def measure_mariadb_deletes(
                                 "method": method,
                                 "repeat": repeat,
                                 "us_per_row": 1e6 * seconds / n_ops,
+                                "redo_bytes_per_row": redo_bytes / n_ops,
                                 "commit_ms": 1000 * commit_s,
                             }
                         )
@@ -1141,6 +1149,12 @@ def measure_mariadb_deletes(
             conn.close()
     summary = {"n_rows": n_rows, "n_ops": n_ops, "innodb_change_buffering": change_buffering}
     return Run.create(pd.DataFrame(rows), summary, engine=engine)
+
+
+def _mariadb_lsn(cur) -> int:
+    """InnoDB's current log sequence number (bytes of redo written since the server was created)."""
+    cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")
+    return int(cur.fetchone()[1])
 
 
 def summarize_engine_deletes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -1730,6 +1744,39 @@ def verdict_record(verdicts: pd.DataFrame, labels: dict) -> dict:
             out[f"ratio_{key}{suffix}"] = (
                 float(by.loc[(label, method), "ratio_max_k"]) if present else float("nan")
             )
+    return out
+
+
+def mariadb_redo_record(frame: pd.DataFrame | None) -> dict:
+    """InnoDB redo per removed row, DELETE against soft delete, at the fewest and most indexes.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or None
+        ``measure_mariadb_deletes(...).frame`` (None: MariaDB did not run).
+
+    Returns
+    -------
+    dict
+        Medians in bytes per row: ``redo_delete_min_k``, ``redo_delete_max_k``, ``redo_soft_min_k``,
+        ``redo_soft_max_k``, and ``redo_delete_per_index`` (the DELETE's extra redo per index per
+        row, from the two ends). NaN everywhere when ``frame`` is None.
+    """
+    keys = ("redo_delete_min_k", "redo_delete_max_k", "redo_soft_min_k", "redo_soft_max_k")
+    if frame is None:
+        return dict.fromkeys((*keys, "redo_delete_per_index"), float("nan"))
+    validate.frame_columns("frame", frame, ("indexes", "method", "redo_bytes_per_row"))
+    med = frame.groupby(["method", "indexes"])["redo_bytes_per_row"].median()
+    fewest, most = int(frame["indexes"].min()), int(frame["indexes"].max())
+    out = {
+        "redo_delete_min_k": float(med[("delete", fewest)]),
+        "redo_delete_max_k": float(med[("delete", most)]),
+        "redo_soft_min_k": float(med[("soft", fewest)]),
+        "redo_soft_max_k": float(med[("soft", most)]),
+    }
+    span = most - fewest
+    growth = out["redo_delete_max_k"] - out["redo_delete_min_k"]
+    out["redo_delete_per_index"] = growth / span if span else float("nan")
     return out
 
 
