@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from syslab import experiment, queueing, validate
+from syslab import claims, experiment, queueing, validate
 from syslab.plot import axes_or_new, label
 from syslab.processes import ChildProcess
 from syslab.queueing import PoolConfig, draw_gaps_s, simulate_pool
@@ -56,16 +56,26 @@ MAX_PAUSE_MS = 60_000.0  # one stop-the-world pause, milliseconds
 MAX_PAUSES_PER_S = 1_000.0  # collections per second of running time
 MAX_CV = 5.0  # coefficient of variation of a service time or a pause
 MAX_REAL_TIMEOUT_S = 600.0  # one CPython measurement in a child, set-up included (its watchdog too)
+MAX_SPIKE_FACTOR = 100.0  # arrival rate in a load spike, as a multiple of the base rate
+# The no-queueing check (compare_with_theory): 100 requests/s on 1000 workers with one pause per
+# second never queue while service and pauses stay within a second each.
+MAX_CHECK_SERVICE_MS = 1_000.0
+MAX_CHECK_PAUSE_MS = 1_000.0
 
 __all__ = [
     "CollectorCost",
     "LifetimeMix",
     "allocate_objects",
+    "collections_record",
+    "compare_pause_triggers",
+    "compare_with_theory",
     "mark_reachable",
+    "pause_trigger_record",
     "measure_cpython_churn",
     "measure_cpython_pauses",
     "plot_collections",
     "plot_cpython_pauses",
+    "plot_latency_histogram",
     "plot_pause_tradeoff",
     "simulate_generational",
     "simulate_mark_sweep",
@@ -699,7 +709,7 @@ def simulate_stop_the_world(
             raise TypeError("spike must be a (start_s, length_s, factor) tuple or None")
         t0 = validate.non_negative_float("spike[0] (start_s)", spike[0])
         length = validate.non_negative_float("spike[1] (length_s)", spike[1])
-        factor = validate.float_in_range("spike[2] (factor)", spike[2], 1.0, 100.0)
+        factor = validate.float_in_range("spike[2] (factor)", spike[2], 1.0, MAX_SPIKE_FACTOR)
         # Thinning: candidates at the peak rate, kept with probability rate(t) / peak.
         m = int(n * factor * 1.3) + 100
         candidates = queueing.poisson_arrival_times_s(min(m, queueing.MAX_ARRIVALS), lam * factor, rng)
@@ -839,6 +849,15 @@ def summarize_latency(df: pd.DataFrame, warmup_fraction: float = 0.05) -> pd.Ser
     )
 
 
+def _common_seed(seed: int | np.random.Generator | None) -> int:
+    """One int seed for several runs, so each run draws the same requests (common random numbers)."""
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 2**31))
+    elif seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
+    return validate.non_negative_int("seed", seed)
+
+
 def sweep_pauses(
     pause_ms: Sequence[float],
     pauses_per_s: Sequence[float],
@@ -884,11 +903,7 @@ def sweep_pauses(
     )
     if not lengths or len(lengths) != len(rates):
         raise ValueError("pause_ms and pauses_per_s must be non-empty and of equal length")
-    if isinstance(seed, np.random.Generator):
-        seed = int(seed.integers(0, 2**31))
-    elif seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**31)
-    seed = validate.non_negative_int("seed", seed)
+    seed = _common_seed(seed)
     rows = []
     for p, f in zip(lengths, rates, strict=True):
         df = simulate_stop_the_world(
@@ -951,6 +966,319 @@ def sweep_pause_tradeoff(
     return sweep_pauses(
         lengths, rates, arrival_rate_per_s, service_ms, workers, n_requests=n_requests, seed=seed
     )
+
+
+# Where the load spike of compare_pause_triggers sits, as shares of the run at the base rate, and
+# how far past its end the requests are still counted (they queued behind it), as a multiple of it.
+_SPIKE_START_SHARE = 0.3
+_SPIKE_LENGTH_SHARE = 0.15
+_SPIKE_WINDOW = 1.3
+
+
+def compare_pause_triggers(
+    service_ms: float,
+    workers: int,
+    pause_ms: float,
+    pauses_per_s: float,
+    *,
+    base_load: float = 0.5,
+    spike_factor: float = 1.8,
+    n_requests: int = 100_000,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Pauses at random against pauses that come with allocation, under a steady load and a spike.
+
+    Four runs of :func:`simulate_stop_the_world`, with the same seed (the same requests),
+    the same pause length and the same *average* pause rate:
+
+    - for each ``pause_trigger`` in ("time", "allocation"),
+    - a **steady** load at ``base_load x spike_factor`` utilisation for ``n_requests``
+      requests (the first 5% left out as warm-up), and a **spike**: ``base_load`` utilisation
+      with the arrival rate multiplied by ``spike_factor`` for 15% of the run, starting 30%
+      into it; only the requests that arrive in the spike or in the next 30% of its length
+      are summarised (they queued behind it).
+
+    Utilisation is ``arrival rate x service / workers``, so the base arrival rate is
+    ``base_load x workers / service_ms`` requests per millisecond.
+
+    Parameters
+    ----------
+    service_ms : float
+        Mean work per request, milliseconds (exponential).
+    workers : int
+        Threads serving requests; a pause freezes all of them (1 to ``queueing.MAX_SERVERS``).
+    pause_ms : float
+        Length of each pause, milliseconds (0 to ``MAX_PAUSE_MS``).
+    pauses_per_s : float
+        Average pauses per second of running time at the base load (0 to ``MAX_PAUSES_PER_S``).
+    base_load : float
+        Utilisation (share of the workers' capacity, 0-1, exclusive) before the spike.
+    spike_factor : float
+        Arrival rate in the spike as a multiple of the base rate (1 to ``MAX_SPIKE_FACTOR``);
+        ``base_load x spike_factor`` (the steady and the peak utilisation) must stay below 1.
+    n_requests : int
+        Requests per run (1 to ``MAX_REQUESTS``).
+    seed : int | np.random.Generator | None
+        Source of randomness (an int seed, a Generator, or None); one int seed serves all four
+        runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Four rows, trigger by trigger, steady before spike: ``scenario`` ("steady" or "spike"),
+        ``case`` (the load in words, e.g. "steady 90% load", "spike 50% -> 90%"), ``trigger``
+        ("time" or "allocation"), and the fields of :func:`summarize_latency`: ``mean_ms``,
+        ``p50_ms``, ``p99_ms``, ``p999_ms`` (milliseconds) and ``paused_share`` (0-1).
+    """
+    service = validate.positive_float("service_ms", service_ms)
+    c = validate.bounded_int("workers", workers, queueing.MAX_SERVERS)
+    pause = validate.float_in_range("pause_ms", pause_ms, 0.0, MAX_PAUSE_MS)
+    rate_of_pauses = validate.float_in_range("pauses_per_s", pauses_per_s, 0.0, MAX_PAUSES_PER_S)
+    load = validate.float_in_range(
+        "base_load", base_load, 0.0, 1.0, low_inclusive=False, high_inclusive=False
+    )
+    factor = validate.float_in_range("spike_factor", spike_factor, 1.0, MAX_SPIKE_FACTOR)
+    if load * factor >= 1.0:
+        raise ValueError(
+            f"base_load x spike_factor (the peak utilisation) must be below 1, got "
+            f"{load} x {factor} = {load * factor:.3g}"
+        )
+    n = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
+    seed = _common_seed(seed)
+    base_rate = load * c / service * 1000
+    span_s = n / base_rate  # about how long a run at the base rate lasts
+    spike_at, spike_s = _SPIKE_START_SHARE * span_s, _SPIKE_LENGTH_SHARE * span_s
+    cases = (
+        ("steady", f"steady {load * factor:.0%} load", None),
+        ("spike", f"spike {load:.0%} -> {load * factor:.0%}", (spike_at, spike_s, factor)),
+    )
+    same = {"n_requests": n, "seed": seed}  # the same requests in every run
+    rows = []
+    for trigger in ("time", "allocation"):
+        for scenario, case, spike in cases:
+            rate = factor * base_rate if spike is None else base_rate
+            df = simulate_stop_the_world(
+                rate, service, c, pause, rate_of_pauses, pause_trigger=trigger, spike=spike, **same
+            )
+            if spike is None:
+                summary = summarize_latency(df, 0.05)
+            else:
+                arrival = df["arrival_s"]
+                window = df[(arrival >= spike_at) & (arrival < spike_at + _SPIKE_WINDOW * spike_s)]
+                summary = summarize_latency(window, 0.0)
+            rows.append({"scenario": scenario, "case": case, "trigger": trigger, **summary})
+    return pd.DataFrame(rows)
+
+
+def pause_trigger_record(comparison: pd.DataFrame) -> dict:
+    """The ratios and verdicts the chapter quotes from :func:`compare_pause_triggers`.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        :func:`compare_pause_triggers` output (one row per scenario and trigger).
+
+    Returns
+    -------
+    dict
+        ``spike_mean_ratio`` and ``spike_p999_ratio`` (in the spike, allocation-triggered over
+        random pauses, mean and p99.9 latency), ``steady_p999_ratio`` (the same for the steady
+        p99.9), ``spike_verdict`` ("higher" / "not higher": the spike's mean latency with
+        allocation-triggered pauses against random ones) and ``steady_verdict`` ("lower" /
+        "not lower": the steady p99.9, likewise).
+    """
+    validate.frame_columns("comparison", comparison, ["scenario", "trigger", "mean_ms", "p999_ms"])
+    by = comparison.set_index(["scenario", "trigger"])
+    needed = [(s, t) for s in ("steady", "spike") for t in ("time", "allocation")]
+    missing = [pair for pair in needed if pair not in by.index]
+    if missing:
+        raise ValueError(f"comparison is missing the (scenario, trigger) rows {missing}")
+    spike, steady = by.loc["spike"], by.loc["steady"]
+    return {
+        "spike_mean_ratio": float(spike.loc["allocation", "mean_ms"] / spike.loc["time", "mean_ms"]),
+        "spike_p999_ratio": float(spike.loc["allocation", "p999_ms"] / spike.loc["time", "p999_ms"]),
+        "steady_p999_ratio": float(steady.loc["allocation", "p999_ms"] / steady.loc["time", "p999_ms"]),
+        "spike_verdict": claims.phrase(
+            spike.loc["allocation", "mean_ms"] > spike.loc["time", "mean_ms"], "higher", "not higher"
+        ),
+        "steady_verdict": claims.phrase(
+            steady.loc["allocation", "p999_ms"] < steady.loc["time", "p999_ms"], "lower", "not lower"
+        ),
+    }
+
+
+# ------------------------------------------------------------ the chapter's checks
+
+
+_CHECK_ROWS = (
+    "live objects (mark-sweep)",
+    "minor survival fraction",
+    "work per allocation (ns)",
+    "mean latency, no queueing (ms)",
+)
+
+
+def compare_with_theory(
+    runs: pd.DataFrame,
+    mix: LifetimeMix,
+    n_allocations: int,
+    *,
+    nursery_objects: int = 2_000,
+    gogc: float = 100.0,
+    cost: CollectorCost = CollectorCost(),
+    service_ms: float = 5.0,
+    pause_ms: float = 50.0,
+    n_requests: int = 200_000,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Each piece of the model against its closed form: simulated, theory and their ratio.
+
+    - **live objects**: the mark-sweep collector's live count at its collections after the
+      first quarter of the run, against :func:`theory_live_objects` at the same instants;
+    - **minor survival**: the share of the nursery that minor collections kept, against
+      :func:`theory_nursery_survival`;
+    - **work per allocation**: the mark-sweep collector's pause time per allocation after the
+      warm-up (:func:`summarize_collections`), against
+      :func:`theory_mark_sweep_work_per_allocation_ns` at its mean live count;
+    - **mean latency without queueing**: :func:`simulate_stop_the_world` with 100 requests per
+      second on 1000 workers, one pause per second and a constant service time, against
+      :func:`theory_pause_mean_latency_ms`.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        :func:`simulate_mark_sweep` and :func:`simulate_generational` output, concatenated.
+    mix : LifetimeMix
+        The lifetimes the runs allocated with.
+    n_allocations : int
+        Allocations in each run (1 to ``MAX_ALLOCATIONS``).
+    nursery_objects : int
+        The generational run's nursery, objects (must match its minor collections).
+    gogc : float
+        The runs' GOGC, percent of heap growth over the live set that triggers a collection.
+    cost : CollectorCost
+        The runs' collector costs.
+    service_ms : float
+        Work per request in the latency check, milliseconds (constant; 0 to
+        ``MAX_CHECK_SERVICE_MS``).
+    pause_ms : float
+        Pause length in the latency check, milliseconds (0 to ``MAX_CHECK_PAUSE_MS``).
+    n_requests : int
+        Requests in the latency check (1 to ``MAX_REQUESTS``).
+    seed : int | np.random.Generator | None
+        Source of randomness for the latency check (an int seed, a Generator, or None).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the check in words ("live objects (mark-sweep)", "minor survival fraction",
+        "work per allocation (ns)", "mean latency, no queueing (ms)"), with columns
+        ``simulated`` and ``theory`` (objects, a share 0-1, nanoseconds, milliseconds) and
+        ``ratio`` (simulated / theory).
+    """
+    columns = ["collector", "kind", "at_allocation", "heap_objects", "live_objects", "pause_us"]
+    validate.frame_columns("runs", runs, columns)
+    _check_mix(mix)
+    n = validate.bounded_int("n_allocations", n_allocations, MAX_ALLOCATIONS)
+    nursery = validate.positive_int("nursery_objects", nursery_objects)
+    g = validate.positive_float("gogc", gogc)
+    validate.instance("cost", cost, CollectorCost)
+    service = validate.float_in_range(
+        "service_ms", service_ms, 0.0, MAX_CHECK_SERVICE_MS, low_inclusive=False
+    )
+    pause = validate.float_in_range("pause_ms", pause_ms, 0.0, MAX_CHECK_PAUSE_MS, low_inclusive=False)
+    n_req = validate.int_in_range("n_requests", n_requests, 1, MAX_REQUESTS)
+    ms = runs[(runs["collector"] == "mark-sweep") & (runs["at_allocation"] > n / 4)]
+    minors = runs[runs["kind"] == "minor"]
+    if ms.empty or minors.empty:
+        raise ValueError(
+            "runs must hold mark-sweep collections after the first quarter of n_allocations and "
+            "minor collections (concatenate simulate_mark_sweep and simulate_generational)"
+        )
+    if (minors["heap_objects"] != nursery).any():
+        raise ValueError(
+            f"nursery_objects must be the nursery the generational run used "
+            f"({int(minors['heap_objects'].iloc[0])}), got {nursery}"
+        )
+    full = summarize_collections(runs, n).loc[("mark-sweep", "full")]
+    no_queue = simulate_stop_the_world(
+        100.0, service, 1000, pause, 1.0, cv_service=0.0, n_requests=n_req, seed=seed
+    )
+    simulated = [
+        ms["live_objects"].mean(),
+        minors["live_objects"].sum() / (nursery * len(minors)),
+        full["work_ns_per_allocation"],
+        no_queue["latency_ms"].mean(),
+    ]
+    theory = [
+        np.mean([theory_live_objects(mix, t) for t in ms["at_allocation"]]),
+        theory_nursery_survival(mix, nursery),
+        theory_mark_sweep_work_per_allocation_ns(cost, g, full["mean_live"]),
+        theory_pause_mean_latency_ms(service, pause, 1.0),
+    ]
+    checks = pd.DataFrame({"simulated": simulated, "theory": theory}, index=list(_CHECK_ROWS))
+    checks["ratio"] = checks["simulated"] / checks["theory"]
+    return checks
+
+
+def collections_record(
+    summary: pd.DataFrame, mix: LifetimeMix, *, n_allocations: int, nursery_objects: int, gogc: float
+) -> dict:
+    """The numbers the chapter quotes about its two collectors (:func:`summarize_collections`).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`summarize_collections` of the mark-sweep and generational runs together.
+    mix : LifetimeMix
+        The lifetimes the runs allocated with: three classes (temporaries, request-scoped,
+        long-lived).
+    n_allocations : int
+        Allocations in each run (1 to ``MAX_ALLOCATIONS``).
+    nursery_objects : int
+        The generational collector's nursery, objects.
+    gogc : float
+        The runs' GOGC, percent.
+
+    Returns
+    -------
+    dict
+        ``n_alloc``, ``nursery`` (ints); ``pct_temp``, ``pct_mid``, ``pct_long`` (each class's
+        share of allocations, percent) and ``life_temp``, ``life_mid``, ``life_long`` (their
+        mean lifetimes, allocations); ``gogc`` (percent); ``full_count``, ``minor_count``,
+        ``major_count`` (collections after the warm-up) and ``full_p50_us``, ``minor_p50_us``,
+        ``major_p50_us`` (their median pauses, microseconds): full from the mark-sweep
+        collector, minor and major from the generational one; ``total_ratio`` (total pause of
+        mark-sweep over that of the generational collector).
+    """
+    validate.frame_columns("summary", summary, ["collections", "p50_pause_us", "total_pause_ms"])
+    _check_mix(mix)
+    if len(mix.weights) != 3:
+        raise ValueError(
+            f"mix must have three lifetime classes (temporaries, request-scoped, long-lived), "
+            f"got {len(mix.weights)}"
+        )
+    out: dict = {
+        "n_alloc": validate.bounded_int("n_allocations", n_allocations, MAX_ALLOCATIONS),
+        "nursery": validate.positive_int("nursery_objects", nursery_objects),
+    }
+    gogc = validate.positive_float("gogc", gogc)
+    rows = {"full": ("mark-sweep", "full"), "minor": ("generational", "minor")}
+    rows["major"] = ("generational", "major")
+    missing = [pair for pair in rows.values() if pair not in summary.index]
+    if missing:
+        raise ValueError(f"summary is missing the (collector, kind) rows {missing}")
+    for i, name in enumerate(("temp", "mid", "long")):
+        out[f"pct_{name}"] = float(100 * mix.weights[i])
+    for i, name in enumerate(("temp", "mid", "long")):
+        out[f"life_{name}"] = float(mix.mean_lifetimes[i])
+    out["gogc"] = gogc
+    for kind, index in rows.items():
+        out[f"{kind}_count"] = int(summary.loc[index, "collections"])
+        out[f"{kind}_p50_us"] = float(summary.loc[index, "p50_pause_us"])
+    generational_ms = summary.loc["generational", "total_pause_ms"].sum()
+    out["total_ratio"] = float(summary.loc[("mark-sweep", "full"), "total_pause_ms"] / generational_ms)
+    return out
 
 
 # --------------------------------------------------------------- CPython, for real
@@ -1181,4 +1509,29 @@ def plot_cpython_pauses(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_xscale("log")
     ax.set_yscale("log")
     label(ax, "live tracked objects added", "collection pause (ms)", legend=True)
+    return ax
+
+
+def plot_latency_histogram(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Histogram of request latency (log-log), with the p99 and p99.9 written on it.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        :func:`simulate_stop_the_world` output.
+    ax : Axes | None
+        Where to draw; a new 6 x 3.4 inch figure when omitted.
+
+    Returns
+    -------
+    Axes
+        The axes drawn on: requests against latency (ms), log-spaced bins from 0.01 to 2000 ms.
+    """
+    validate.frame_columns("df", df, ["latency_ms", "paused_ms"])
+    ax = axes_or_new(ax, figsize=(6, 3.4))
+    s = summarize_latency(df)
+    ax.hist(df["latency_ms"], bins=np.geomspace(0.01, 2000, 70), log=True)
+    ax.set_xscale("log")
+    label(ax, "request latency (ms)", "requests")
+    ax.text(0.02, 0.9, f"p99 {s.p99_ms:.1f} ms, p99.9 {s.p999_ms:.1f} ms", transform=ax.transAxes)
     return ax
