@@ -15,6 +15,10 @@ Three kinds of function live here, side by side so tests can hold one against th
 - **real** -- CPython's own collector timed with ``gc.callbacks`` in a child process
   (:func:`measure_cpython_pauses`, :func:`measure_cpython_churn`).
 
+The chapter's tables come from them: :func:`compare_pause_triggers` (random pauses against
+pauses that come with allocation, steady load and a spike) and :func:`compare_with_theory`
+(each model against its closed form); the ``*_record`` helpers hand the prose its numbers.
+
 The object graph
 ----------------
 Allocation ``i`` happens at time ``i`` (time is counted in allocations, as GC
