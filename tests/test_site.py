@@ -288,12 +288,10 @@ def test_tables_scroll_inside_their_own_box_on_a_phone(browser, site, name):
         page.close()
 
 
-# Figures drawn wider than ~9.8 in, so their 10-pt text lands under 11 px in the column (measured
-# 2026-12-06: l4-vs-l7 8.9 px, access-control 9.7, fan-out and reconnect-storms 10.6). Their plot
-# helpers' owners narrow them (stack panels); strict, so the mark must go when a figure is fixed.
-WIDE_FIGURES = {
-    "chapters/access-control-at-scale",
-}
+# Figures drawn wider than ~9.8 in put their 10-pt text under 11 px in the column. None is left
+# (the last, access-control's two-panel figure, was stacked); a chapter listed here is expected to
+# fail (strict), so the mark must go when its figure is fixed.
+WIDE_FIGURES: set[str] = set()
 
 
 @pytest.mark.parametrize(

@@ -914,7 +914,9 @@ def _breaks(approach: str, k: int, n_groups: int, result: dict, chunk_size: int)
 
 
 def plot_approaches(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """Request size (left) and median latency (right) against permitted devices, one line per approach.
+    """Request size (top) and median latency (bottom) against permitted devices, one line per approach.
+
+    The panels are stacked so that the figure keeps the column's width and its text stays legible.
 
     Parameters
     ----------
@@ -928,10 +930,9 @@ def plot_approaches(sweep: pd.DataFrame, axes: Sequence[Axes] | None = None) -> 
         The two Axes.
     """
     sweep = validate.frame_columns("sweep", sweep, ["approach", "k_devices", "request_bytes", "ms"])
-    if axes is None:
-        import matplotlib.pyplot as plt
+    from syslab import plot as plot_module
 
-        _, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    axes = plot_module.panels(1, 2, axes, figsize=(7.0, 7.4))
     left, right = axes
     markers = "osD^v<>"
     for marker, (approach, group) in zip(markers, sweep.groupby("approach", sort=False), strict=False):
