@@ -52,7 +52,7 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
         (lambda: backoff.simulate_occ_contention("full_jitter", clients=10**12), ValueError, "clients"),
         (lambda: backoff.simulate_occ_contention("full_jitter", clients=5, runs=10**12), ValueError, "runs"),
         (lambda: ids.uuid4_batch(10**12), ValueError, "n"),
-        (lambda: btree.simulate_inserts(100, n_checkpoints=10**12), ValueError, "n_checkpoints"),
+        (lambda: btree.grow_leaf_level(100, n_checkpoints=10**12), ValueError, "n_checkpoints"),
         (
             lambda: garbage_collection.simulate_stop_the_world(1e-12, 5.0, 4, 10.0, 1.0, n_requests=100),
             ValueError,

@@ -12,7 +12,7 @@ from syslab import btree
 
 
 def test_seeded_regression():
-    history, level = btree.simulate_inserts(
+    history, level = btree.grow_leaf_level(
         20_000, order="random", capacity_keys=50, buffer_pages=50, n_checkpoints=5, seed=3
     )
     assert (level.leaf_pages, level.splits) == (565, 564)
@@ -30,7 +30,7 @@ def test_random_inserts_settle_at_ln2(capacity):
     # page and only ~600 pages we measured 0.65-0.72), so the test uses >= 1,200 pages, where the
     # seed-to-seed spread is ~0.01. +-0.02 still rejects a wrong split rule (sequential-style
     # behaviour gives 0.5 or 0.9; a 2/3-1/3 split gives ~0.62).
-    _, level = btree.simulate_inserts(120_000, order="random", capacity_keys=capacity, seed=capacity)
+    _, level = btree.grow_leaf_level(120_000, order="random", capacity_keys=capacity, seed=capacity)
     assert level.mean_fill() == pytest.approx(btree.theory_random_fill(), abs=0.02)
 
 
@@ -38,7 +38,7 @@ def test_random_inserts_settle_at_ln2(capacity):
 def test_sequential_fill_matches_policy(policy):
     # Deterministic: each full page holds exactly limit keys, so only the last page deviates.
     capacity = 160  # divisible by 16 and by 10, so 15/16 and 90% are whole pages
-    _, level = btree.simulate_inserts(50_000, order="sequential", capacity_keys=capacity, policy=policy)
+    _, level = btree.grow_leaf_level(50_000, order="sequential", capacity_keys=capacity, policy=policy)
     assert level.mean_fill() == pytest.approx(btree.theory_sequential_fill(policy), abs=0.01)
 
 
@@ -47,11 +47,11 @@ def test_buffer_pool_hit_ratio_tracks_b_over_n():
     # close to uniform, so the LRU hit ratio follows min(1, B/N). 25% relative tolerance: pages
     # differ in width (fill 50-100%), which biases hits upwards by ~5-10%; a model without the
     # cache (always hit) or one that misses on every insert would fail by far more.
-    history, _ = btree.simulate_inserts(60_000, order="random", capacity_keys=50, buffer_pages=200, seed=1)
+    history, _ = btree.grow_leaf_level(60_000, order="random", capacity_keys=50, buffer_pages=200, seed=1)
     tail = history[history["leaf_pages"] > 800]  # 4x the buffer pool and more
     # Each checkpoint averages only 1,200 inserts (binomial noise ~ +-10%), so compare the means.
     assert tail["hit_ratio"].mean() == pytest.approx(tail["theory_hit_ratio"].mean(), rel=0.15)
-    sequential, _ = btree.simulate_inserts(60_000, order="sequential", capacity_keys=50, buffer_pages=200)
+    sequential, _ = btree.grow_leaf_level(60_000, order="sequential", capacity_keys=50, buffer_pages=200)
     assert sequential["hit_ratio"].min() > 0.95
 
 
@@ -131,7 +131,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="capacity_keys"):
         btree.LeafLevel(2)
     with pytest.raises(ValueError, match="order"):
-        btree.simulate_inserts(10, order="zigzag")
+        btree.grow_leaf_level(10, order="zigzag")
     with pytest.raises(ValueError, match="straggler_fraction"):
         btree.simulate_churn(10, straggler_fraction=2)
     with pytest.raises(ValueError, match="leaf_pages"):
@@ -177,7 +177,7 @@ def test_plots_draw():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    history, level = btree.simulate_inserts(5_000, capacity_keys=20, buffer_pages=20, n_checkpoints=5)
+    history, level = btree.grow_leaf_level(5_000, capacity_keys=20, buffer_pages=20, n_checkpoints=5)
     btree.plot_fill_history([history])
     btree.plot_buffer_pool([history], 20)
     btree.plot_fill_histogram({"random": level})

@@ -77,7 +77,7 @@ def _problems_of_function(qualified: str, func) -> list[str]:
             problems.append(f"{qualified}: a plot helper returns Axes, got {returns}")
     if name.startswith(("run_", "measure_")) and "Run" not in returns:
         problems.append(f"{qualified}: a real experiment returns experiment.Run, got {returns}")
-    if name.startswith("simulate_") and "DataFrame" not in returns:
+    if name.startswith("simulate_") and returns not in ("pd.DataFrame", "pandas.DataFrame", "DataFrame"):
         problems.append(f"{qualified}: a simulation returns a tidy DataFrame, got {returns}")
     return problems
 

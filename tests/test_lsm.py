@@ -11,12 +11,12 @@ from syslab import lsm
 
 
 def test_seeded_regression():
-    tree, events = lsm.simulate_lsm(
+    tree, events = lsm.build_lsm_tree(
         lsm.LSMConfig(memtable_entries=1000), n_writes=50_000, key_space=20_000, seed=5
     )
     assert (tree.entries_written, tree.disk_entries(), len(events)) == (193227, 20167, 68)
     config = lsm.LSMConfig(policy="tiered", memtable_entries=1000)
-    tree, events = lsm.simulate_lsm(config, n_writes=50_000, key_space=20_000, seed=5)
+    tree, events = lsm.build_lsm_tree(config, n_writes=50_000, key_space=20_000, seed=5)
     assert (tree.entries_written, tree.disk_entries(), len(events)) == (87996, 39248, 55)
 
 
@@ -26,7 +26,7 @@ def test_unique_keys_match_counting_model_exactly(policy, n):
     # With no overwrites, merges never shrink runs, so the simulation's write amplification must
     # equal the size-only count exactly (tolerance: floating point only).
     config = lsm.LSMConfig(policy=policy, memtable_entries=1000, size_ratio=4, l0_trigger=2)
-    tree, _ = lsm.simulate_lsm(config, n_writes=n, seed=1)
+    tree, _ = lsm.build_lsm_tree(config, n_writes=n, seed=1)
     model = lsm.theory_amplification(policy, n, 1000, 4, 2)
     assert tree.entries_written / n == pytest.approx(model["write_amp_count"], rel=1e-12)
     assert lsm.summarize_amplification(tree, n)["space_amp"] == 1.0
@@ -34,7 +34,7 @@ def test_unique_keys_match_counting_model_exactly(policy, n):
 
 def test_tiered_write_amp_is_number_of_levels():
     # 300 flushes, T = 10: tiers of 10 and 100 flushes -> every entry written 3 times.
-    tree, _ = lsm.simulate_lsm(
+    tree, _ = lsm.build_lsm_tree(
         lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=300_000, seed=2
     )
     assert tree.entries_written / 300_000 == pytest.approx(3.0)
@@ -42,15 +42,15 @@ def test_tiered_write_amp_is_number_of_levels():
 
 def test_leveled_below_textbook_bound_and_above_tiered():
     n = 200_000
-    leveled, _ = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=1000), n_writes=n, seed=3)
-    tiered, _ = lsm.simulate_lsm(lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=n, seed=3)
+    leveled, _ = lsm.build_lsm_tree(lsm.LSMConfig(memtable_entries=1000), n_writes=n, seed=3)
+    tiered, _ = lsm.build_lsm_tree(lsm.LSMConfig(policy="tiered", memtable_entries=1000), n_writes=n, seed=3)
     bound = lsm.theory_amplification("leveled", n, 1000, 10, 4)["write_amp_textbook"]
     assert tiered.entries_written < leveled.entries_written < bound * n
 
 
 def test_lookups_return_latest_write_and_filters_save_reads():
     config = lsm.LSMConfig(memtable_entries=500, l0_trigger=2, size_ratio=3)
-    tree, _ = lsm.simulate_lsm(config, n_writes=20_000, key_space=5_000, seed=4)
+    tree, _ = lsm.build_lsm_tree(config, n_writes=20_000, key_space=5_000, seed=4)
     reads = lsm.simulate_reads(tree, 4_000, 5_000, seed=5)
     # Truth by brute force: replay the same writes into a dict.
     rng = np.random.default_rng(4)
@@ -88,7 +88,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="size_ratio"):
         lsm.LSMConfig(size_ratio=1)
     with pytest.raises(ValueError, match="n_writes"):
-        lsm.simulate_lsm(n_writes=0)
+        lsm.build_lsm_tree(n_writes=0)
     with pytest.raises(TypeError, match="config"):
         lsm.LSMTree(config="leveled")
     with pytest.raises(ValueError, match="live_keys"):
@@ -108,7 +108,7 @@ def test_sweep_and_plots():
     assert tiered.loc[8, "write_amp"] < tiered.loc[2, "write_amp"]
     assert tiered.loc[8, "mean_runs"] > tiered.loc[2, "mean_runs"]
     ax = lsm.plot_size_ratio_sweep(sweep)
-    _, events = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=500), n_writes=5_000, seed=1)
+    _, events = lsm.build_lsm_tree(lsm.LSMConfig(memtable_entries=500), n_writes=5_000, seed=1)
     lsm.plot_amplification({"leveled": events}, ax=None)
     plt.close("all")
     assert ax.get_xlabel() == "size ratio T"
@@ -122,7 +122,7 @@ def test_bounds_on_sizes():
     with pytest.raises(ValueError, match="level"):
         tree.level_capacity(-1)
     with pytest.raises(ValueError, match="n_writes"):
-        lsm.simulate_lsm(n_writes=10**12)
+        lsm.build_lsm_tree(n_writes=10**12)
     with pytest.raises(ValueError, match="n_lookups"):
         lsm.simulate_reads(tree, 10**12, 10)
     with pytest.raises(ValueError, match="n_writes"):
@@ -159,7 +159,7 @@ def test_rocksdb_counts_flush_and_compaction_bytes():
 
 
 def test_bad_input_names_the_parameter():
-    tree, _ = lsm.simulate_lsm(lsm.LSMConfig(memtable_entries=100), n_writes=1000, key_space=300, seed=1)
+    tree, _ = lsm.build_lsm_tree(lsm.LSMConfig(memtable_entries=100), n_writes=1000, key_space=300, seed=1)
     reads = lsm.simulate_reads(tree, 100, 300, seed=1)
     with pytest.raises(ValueError, match="reads"):
         lsm.summarize_amplification(tree, lsm.live_keys(tree), reads.iloc[:0])

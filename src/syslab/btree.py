@@ -14,7 +14,7 @@ where:
   left page ``fillfactor`` full (90 by default; PostgreSQL's ``nbtsplitloc.c``).
 
 Random inserts then settle near ln 2 = 69% fill (Yao 1978); sequential ones
-give 50%, 15/16 or 90% depending on the policy. :func:`simulate_inserts`
+give 50%, 15/16 or 90% depending on the policy. :func:`grow_leaf_level`
 also runs an LRU buffer pool over the leaf pages an insert touches, to show
 why random keys stop fitting in memory long before sequential ones do.
 :func:`simulate_churn` adds deletes: a queue-like table with a sliding window
@@ -64,7 +64,7 @@ __all__ = [
     "run_sqlite_bloat",
     "run_sqlite_inserts",
     "simulate_churn",
-    "simulate_inserts",
+    "grow_leaf_level",
     "simulate_late_arrivals",
     "summarize_leaves",
     "summarize_queue_facts",
@@ -325,7 +325,7 @@ def _keys(order: str, n: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"order must be 'sequential' or 'random', got {order!r}")
 
 
-def simulate_inserts(
+def grow_leaf_level(
     n_keys: int,
     *,
     order: str = "random",
@@ -336,7 +336,9 @@ def simulate_inserts(
     n_checkpoints: int = 50,
     seed: int | np.random.Generator | None = 0,
 ) -> tuple[pd.DataFrame, LeafLevel]:
-    """Insert ``n_keys`` keys into an empty leaf level; record fill and buffer-pool hits as it grows.
+    """The growth history and final state of a leaf level after ``n_keys`` inserts into an empty one.
+
+    Records fill and buffer-pool hits as the level grows.
 
     Parameters
     ----------
@@ -664,7 +666,7 @@ def plot_fill_history(histories: Sequence[pd.DataFrame], ax: Axes | None = None)
     Parameters
     ----------
     histories : sequence of pandas.DataFrame
-        Histories from :func:`simulate_inserts` (``keys``, ``mean_fill``, ``order``, ``policy``).
+        Histories from :func:`grow_leaf_level` (``keys``, ``mean_fill``, ``order``, ``policy``).
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure if omitted.
 
@@ -691,7 +693,7 @@ def plot_buffer_pool(histories: Sequence[pd.DataFrame], buffer_pages: int, ax: A
     Parameters
     ----------
     histories : sequence of pandas.DataFrame
-        Histories from :func:`simulate_inserts` (``leaf_pages``, ``hit_ratio``, ``order``).
+        Histories from :func:`grow_leaf_level` (``leaf_pages``, ``hit_ratio``, ``order``).
     buffer_pages : int
         The pool size the runs used (a dotted line where the index outgrows it).
     ax : matplotlib.axes.Axes, optional
@@ -1451,7 +1453,7 @@ def sweep_buffer_pool(
     rows = []
     for pages in sizes:
         for order in ("random", "sequential"):
-            history, level = simulate_inserts(
+            history, level = grow_leaf_level(
                 n_keys,
                 order=order,
                 capacity_keys=capacity_keys,

@@ -8,7 +8,7 @@ The write-ahead log that makes the memtable durable is real and lives in
   a sparse index (first key of every block) and a Bloom filter
   (:class:`syslab.bloom.BloomFilter`); compaction is *leveled* (one run per level,
   size ratio T, a full level merges into the next) or *tiered* (up to T runs per
-  level merge into one run of the next level). :func:`simulate_lsm` drives it and
+  level merge into one run of the next level). :func:`build_lsm_tree` drives it and
   records one row per flush or compaction; :func:`simulate_reads` counts the blocks a
   point lookup reads with and without filters.
 
@@ -41,7 +41,7 @@ __all__ = [
     "plot_amplification",
     "plot_size_ratio_sweep",
     "sweep_size_ratio",
-    "simulate_lsm",
+    "build_lsm_tree",
     "summarize_amplification",
     "theory_amplification",
     "theory_leveled_write_amp",
@@ -364,14 +364,14 @@ class LSMTree:
 # =========================================================================== experiments
 
 
-def simulate_lsm(
+def build_lsm_tree(
     config: LSMConfig | None = None,
     *,
     n_writes: int = 1_000_000,
     key_space: int | None = None,
     seed: int | np.random.Generator | None = 0,
 ) -> tuple[LSMTree, pd.DataFrame]:
-    """Write ``n_writes`` keys drawn uniformly from ``key_space`` ids (None: all distinct) and flush.
+    """The model tree after ``n_writes`` keys drawn uniformly from ``key_space`` ids (None: all distinct), flushed, and its event log.
 
     The key written for id ``i`` is ``2 i``.
 
@@ -607,7 +607,7 @@ def simulate_reads(
     """Point lookups of present and absent keys, with and without Bloom filters.
 
     Half the lookups ask for even keys ``2 i``, ``i`` in ``[0, key_space)`` (present if
-    written by :func:`simulate_lsm`), half for odd keys (never written, but inside the key
+    written by :func:`build_lsm_tree`), half for odd keys (never written, but inside the key
     range of every run, so only a Bloom filter can rule a run out without reading a block).
 
     Parameters
@@ -646,7 +646,7 @@ def plot_amplification(events: dict[str, pd.DataFrame], ax: Axes | None = None) 
     Parameters
     ----------
     events : dict of str to pandas.DataFrame
-        Policy name to :func:`simulate_lsm`'s events.
+        Policy name to :func:`build_lsm_tree`'s events.
     ax : matplotlib.axes.Axes, optional
 
     Returns
@@ -683,7 +683,7 @@ def sweep_size_ratio(
     policies : tuple of str
         "leveled" and/or "tiered".
     n_writes, key_space, memtable_entries, l0_trigger :
-        As for :func:`simulate_lsm` and :class:`LSMConfig`.
+        As for :func:`build_lsm_tree` and :class:`LSMConfig`.
     seed : int, numpy.random.Generator or None
 
     Returns
@@ -710,7 +710,7 @@ def sweep_size_ratio(
             config = LSMConfig(
                 policy=policy, memtable_entries=memtable_entries, size_ratio=t, l0_trigger=l0_trigger
             )
-            tree, events = simulate_lsm(config, n_writes=n_writes, key_space=key_space, seed=base_seed)
+            tree, events = build_lsm_tree(config, n_writes=n_writes, key_space=key_space, seed=base_seed)
             summary = summarize_amplification(tree, live_keys(tree))
             rows.append((policy, t, summary["write_amp"], summary["space_amp"], float(events["runs"].mean())))
     return pd.DataFrame(rows, columns=["policy", "size_ratio", "write_amp", "space_amp", "mean_runs"])
@@ -1026,7 +1026,7 @@ def plot_rocksdb_amplification(
         :func:`measure_rocksdb`'s frame (``user_bytes``, ``write_amp``, ``write_amp_segment``,
         ``write_amp_with_debt``).
     model_events : pandas.DataFrame, optional
-        :func:`simulate_lsm`'s events for the same load (``user_writes``, ``entries_written``).
+        :func:`build_lsm_tree`'s events for the same load (``user_writes``, ``entries_written``).
     ax : matplotlib.axes.Axes, optional
     entry_bytes : int
         Bytes per model entry, to put the model on the same x axis.
