@@ -77,19 +77,24 @@ def test_postgres_soft_delete_slower_than_delete_with_indexes(pg_run):
 
 def test_mariadb_delete_pays_per_index_and_soft_delete_does_not():
     my = _engine("mariadb")
-    run = soft_delete.measure_mariadb_deletes(my, n_rows=5_000, n_ops=1_000, index_counts=(0, 8), repeats=3)
+    run = soft_delete.measure_mariadb_deletes(my, n_rows=5_000, n_ops=1_000, index_counts=(0, 8), repeats=5)
     assert run.environment["engine"].startswith(("MariaDB ", "MySQL "))
-    med = run.frame.groupby(["indexes", "method"])["us_per_row"].median()
-    # InnoDB delete-marks 8 secondary records per row; the soft delete changes one clustered record.
-    assert med[(8, "delete")] > 1.2 * med[(8, "soft")]
-    assert med[(8, "delete")] > med[(0, "delete")]
-    # The redo log, read from Innodb_lsn_current around each statement, shows the same mechanism
-    # without a clock: the DELETE's redo grows with the indexes, the soft delete's does not.
+    # The mechanism, without a clock: InnoDB's redo (Innodb_lsn_current around each statement)
+    # grows with the secondary records the DELETE delete-marks; the soft delete's does not.
     redo = run.frame.groupby(["indexes", "method"])["redo_bytes_per_row"].median()
     assert redo[(8, "delete")] > redo[(0, "delete")] + 8 * 5
     assert abs(redo[(8, "soft")] - redo[(0, "soft")]) < 0.1 * redo[(0, "soft")]
     record = soft_delete.mariadb_redo_record(run.frame)
     assert record["redo_delete_per_index"] == pytest.approx((redo[(8, "delete")] - redo[(0, "delete")]) / 8)
+    # The clock, compared so that a busy machine cannot turn it: the best of five runs (other work
+    # only adds time), and growth with the indexes rather than one point against another. Idle,
+    # the DELETE's time grows ~4x from 0 to 8 indexes and the soft delete's ~1.4x; on a loaded
+    # 2-core box single points came within 5% of each other.
+    best = run.frame.groupby(["indexes", "method"])["us_per_row"].min()
+    delete_growth = best[(8, "delete")] / best[(0, "delete")]
+    soft_growth = best[(8, "soft")] / best[(0, "soft")]
+    assert delete_growth > 1.5
+    assert delete_growth > soft_growth
 
 
 def test_read_side_on_postgres():
