@@ -125,14 +125,24 @@ def write_notebooks_zip(app, exception) -> None:
         return
     import zipfile
 
+    import nbformat
     from syslab_prebuild import toc_notebooks
+    from syslab_publish import _set_repository, build_commit
 
     srcdir = Path(app.srcdir)
     target = Path(app.outdir) / "notebooks.zip"
+    commit = build_commit()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("the-systems-lab/README.txt", NOTEBOOKS_README)
         for path in toc_notebooks(srcdir):
-            archive.write(path, "the-systems-lab/" + path.relative_to(srcdir).as_posix())
+            name = "the-systems-lab/" + path.relative_to(srcdir).as_posix()
+            if commit is None:
+                archive.write(path, name)
+                continue
+            # A published build: the archived chapters install the library at the build's commit.
+            nb = nbformat.read(str(path), as_version=4)
+            _set_repository().pin_notebook(nb, commit)
+            archive.writestr(name, nbformat.writes(nb))
         for extra in ["requirements.txt", *sorted((srcdir / "data").rglob("*"))]:
             path = srcdir / extra if isinstance(extra, str) else extra
             if path.is_file() and "__pycache__" not in path.parts:
@@ -152,12 +162,14 @@ def setup(app):
     # (after myst-nb's own builder-inited handler has set the cache path).
     import syslab_eval
     import syslab_prebuild
+    import syslab_publish
     import syslab_report
 
     syslab_eval.setup(app)  # {eval}`f"{recorded.key:.1f}"` rendered from glue data
 
     app.connect("builder-inited", syslab_prebuild.on_builder_inited, priority=900)
     syslab_report.setup(app)
+    syslab_publish.setup(app)  # Binder, Colab and downloads pinned to the build's commit (publishing only)
     app.connect("build-finished", write_notebooks_zip)
     app.connect("doctree-resolved", describe_images)
     app.connect("build-finished", drop_duplicate_scripts)

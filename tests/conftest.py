@@ -39,6 +39,11 @@ def toc_chapters() -> list[Path]:
     return [ROOT / f"{name}.ipynb" for name in toc_files() if name.startswith("chapters/")]
 
 
+# The commit and branch the test build pretends to publish (any full commit id will do).
+PUBLISHED_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+PUBLISHED_COLAB_REF = "colab-pages"
+
+
 def all_chapter_notebooks() -> list[Path]:
     return sorted((ROOT / "chapters").glob("*.ipynb"))
 
@@ -57,11 +62,16 @@ def built_book(tmp_path_factory) -> Path:
     if jupyter_book is None:
         pytest.fail("jupyter-book is not installed: pip install -r requirements-dev.txt")
     out = tmp_path_factory.mktemp("book")
+    # Built as the publishing workflow builds it (.github/workflows/book.yml): launch links and
+    # downloads pinned to a commit, Colab links to the pinned-notebooks branch. Only links and
+    # install cells differ from a local build; tests/test_book.py checks them.
+    published = {"SYSLAB_BUILD_COMMIT": PUBLISHED_COMMIT, "SYSLAB_COLAB_REF": PUBLISHED_COLAB_REF}
     result = subprocess.run(
         [jupyter_book, "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"],
         capture_output=True,
         text=True,
         timeout=1800,
+        env={**os.environ, **published},
     )
     log = result.stdout + result.stderr
     (out / "build.log").write_text(log)

@@ -304,3 +304,22 @@ def test_chapters_were_executed_in_parallel_before_reading(built_book):
         chapter.name for chapter in toc_chapters() if f"{chapter.name}: Executing notebook" in log
     ]
     assert not executed_on_read, f"Sphinx executed these itself (cache miss): {executed_on_read}"
+
+
+def test_published_pages_launch_and_download_the_commit_they_were_built_from(built_book):
+    # The test build is a published build (tests/conftest.py): Binder launches the commit, Colab
+    # opens the pinned-notebooks branch, and every notebook offered for download installs the
+    # library at the commit; the edit link still edits the branch.
+    from conftest import PUBLISHED_COLAB_REF, PUBLISHED_COMMIT
+
+    page = (built_book / "chapters" / "c10k.html").read_text()
+    binder = re.findall(r'href="(https://mybinder\.org/v2/gh/[^"]+)"', page)
+    colab = re.findall(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', page)
+    assert binder and all(f"/{PUBLISHED_COMMIT}?" in html.unescape(url) for url in binder), binder
+    assert colab and all(f"/blob/{PUBLISHED_COLAB_REF}/chapters/c10k.ipynb" in url for url in colab), colab
+    assert re.search(r'href="https://github\.com/[^"]+/edit/main/chapters/c10k\.ipynb"', page)
+    pinned = f'@{PUBLISHED_COMMIT}\\"'
+    download = built_book / "_sources" / "chapters" / "c10k.ipynb"
+    assert download.exists() and pinned in download.read_text()
+    archive = zipfile.ZipFile(built_book / "notebooks.zip")
+    assert pinned in archive.read("the-systems-lab/chapters/c10k.ipynb").decode()
