@@ -46,8 +46,16 @@ def test_real_race_fails_only_between_the_timeout_and_the_fin():
     med = frame.groupby("outcome")["gap_s"].median()
     assert {"ok", "reconnect"} <= set(med.index)
     assert med["ok"] < med["reconnect"]
+    # The timer slack (how late this run's sleeps woke) blurs the borders between the zones on a
+    # busy machine: with two CPU hogs on two cores the 502 and reconnect medians came 0.1 ms
+    # apart the wrong way round while sleeps woke ~4 ms late. Order them within that slack.
+    slack_s = max(run.summary["timer_slack_ms"], 0.0) / 1000
+    assert 0 <= slack_s < 0.5
+    assert ((frame["gap_s"] - frame["planned_gap_s"]) > -1e-3).all()  # a sleep never wakes early
     if "502" in med.index:
-        assert med["ok"] <= med["502"] <= med["reconnect"]
+        assert med["ok"] <= med["502"] + slack_s
+        assert med["502"] <= med["reconnect"] + slack_s
+        # A request cannot fail before the backend's timer has fired.
         assert (frame.loc[frame["outcome"] == "502", "gap_s"] > 0.029).all()
     assert 0 <= run.summary["window_ms"] < 2.0
     with pytest.raises(ValueError, match="spread_ms"):

@@ -728,9 +728,10 @@ def measure_idle_race(
     -------
     syslab.experiment.Run
         ``frame``: one row per trial: ``gap_s`` (idle time before the reuse, measured),
-        ``outcome`` (``ok``, ``502`` or ``reconnect``). ``summary``: ``n_trials``,
-        ``n_502``, ``window_ms`` (estimated width of the race window: ``2 * spread_ms``
-        times the share of 502s), ``backend_idle_timeout_s``.
+        ``planned_gap_s`` (the gap drawn), ``outcome`` (``ok``, ``502`` or ``reconnect``).
+        ``summary``: ``n_trials``, ``n_502``, ``window_ms`` (estimated width of the race window:
+        ``2 * spread_ms`` times the share of 502s), ``backend_idle_timeout_s`` and
+        ``timer_slack_ms`` (median of measured minus planned gap, ms: how late sleeps woke).
     """
     idle = validate.float_in_range("backend_idle_timeout_s", backend_idle_timeout_s, 0.005, MAX_RACE_IDLE_S)
     spread = validate.float_in_range("spread_ms", spread_ms, 0.05, 100.0) / 1000
@@ -761,13 +762,22 @@ def measure_idle_race(
         listener.close()
         backend.join(timeout=2.0)
     frame = pd.DataFrame(rows, columns=["outcome", "gap_s"])
+    frame["planned_gap_s"] = gaps[: len(frame)]  # pool.map keeps the order of the gaps
     frame = frame[frame["outcome"] != "setup_failed"].reset_index(drop=True)
     n_done = len(frame)
     n_502 = int((frame["outcome"] == "502").sum())
     window_ms = 2 * spread * 1000 * n_502 / n_done if n_done else math.nan
-    return experiment.Run.create(
-        frame, {"n_trials": n_done, "n_502": n_502, "window_ms": window_ms, "backend_idle_timeout_s": idle}
-    )
+    # How late this machine's sleeps woke up (median): on a busy machine the measured gaps, and the
+    # backend's own timer, drift by about this much, which blurs the borders between the outcomes.
+    slack_ms = float(1000 * (frame["gap_s"] - frame["planned_gap_s"]).median()) if n_done else math.nan
+    summary = {
+        "n_trials": n_done,
+        "n_502": n_502,
+        "window_ms": window_ms,
+        "backend_idle_timeout_s": idle,
+        "timer_slack_ms": slack_ms,
+    }
+    return experiment.Run.create(frame, summary)
 
 
 # --------------------------------------------------------------------------- model: the 502 race
