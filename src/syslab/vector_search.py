@@ -170,11 +170,16 @@ def _top_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_d, order, axis=1)
 
 
-def _rerank(query: np.ndarray, base: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` rows (of ``rows``) nearest ``query`` (one vector), nearest first."""
-    candidates = base[rows]
-    distances = _squared_distances(query[None, :], candidates, np.einsum("ij,ij->i", candidates, candidates))
-    top, _ = _top_k(distances, min(k, rows.size))
+def _rerank(query: np.ndarray, base: np.ndarray, norms: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` rows (of ``rows``) nearest ``query`` (one vector), nearest first.
+
+    ``norms`` holds every base row's squared norm, computed once when the index is built.
+    ``||x||^2 - 2 q.x`` orders the rows as ``||q - x||^2`` does (``||q||^2`` is the same for
+    all). The product is an einsum, not a BLAS call: one small product per query must not wait
+    for a second BLAS thread on a busy machine (the indexes run on one thread, as FAISS's do).
+    """
+    distances = norms[rows] - 2.0 * np.einsum("ij,j->i", base[rows], query)
+    top, _ = _top_k(distances[None, :], min(k, rows.size))
     return rows[top[0]]
 
 
@@ -238,8 +243,15 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
         raise ValueError(
             f"found and truth must be 2-D with one row per query, got {found.shape} and {truth.shape}"
         )
-    hits = [np.intersect1d(f[f >= 0], t).size for f, t in zip(found, truth, strict=True)]
-    return float(np.sum(hits) / truth.size)
+    if found.dtype.kind not in "iu" or truth.dtype.kind not in "iu":
+        raise TypeError(f"found and truth must hold integer ids, got {found.dtype} and {truth.dtype}")
+    # All queries at once: tag each id with its query's row, then count the true (row, id) pairs
+    # the index returned; an id repeated within a row counts once, as in a set intersection.
+    span = max(int(found.max(initial=0)), int(truth.max(initial=0))) + 2
+    rows = np.arange(truth.shape[0], dtype=np.int64)[:, None] * span
+    returned = (rows + found)[found >= 0]
+    wanted = np.unique((rows + truth)[truth >= 0])
+    return float(np.isin(wanted, returned).sum() / truth.size)
 
 
 def simulate_distance_contrast(
@@ -379,12 +391,19 @@ class IVFIndex:
         Original row number of each reordered vector.
     offsets : numpy.ndarray
         Cell c holds rows ``offsets[c]:offsets[c + 1]``.
+    norms : numpy.ndarray, optional
+        Squared norm of each reordered vector (computed from ``vectors`` when omitted).
     """
 
     centroids: np.ndarray
     vectors: np.ndarray
     ids: np.ndarray
     offsets: np.ndarray
+    norms: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.norms is None:
+            self.norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
 
     @classmethod
     def build(
@@ -461,12 +480,12 @@ class IVFIndex:
             rows = np.concatenate([np.arange(self.offsets[c], self.offsets[c + 1]) for c in cells])
             scanned += rows.size
             if rows.size:
-                top = _rerank(queries[i], self.vectors, rows, k)
+                top = _rerank(queries[i], self.vectors, self.norms, rows, k)
                 result[i, : top.size] = self.ids[top]
         return result, scanned / (queries.shape[0] * self.vectors.shape[0])
 
     def memory_bytes_per_vector(self) -> float:
-        """Stored bytes per vector: the float32 vector, its int64 id, and the centroids amortised.
+        """Stored bytes per vector: the float32 vector, its norm and int64 id, and the centroids amortised.
 
         Returns
         -------
@@ -474,7 +493,13 @@ class IVFIndex:
             Bytes per vector.
         """
         n_vectors = self.vectors.shape[0]
-        total = self.vectors.nbytes + self.ids.nbytes + self.centroids.nbytes + self.offsets.nbytes
+        total = (
+            self.vectors.nbytes
+            + self.ids.nbytes
+            + self.norms.nbytes
+            + self.centroids.nbytes
+            + self.offsets.nbytes
+        )
         return total / n_vectors
 
 
@@ -529,6 +554,8 @@ class LSHIndex:
         "hyperplane" or "pstable".
     bucket_width : float
         ``w`` of the p-stable functions (unused for hyperplanes).
+    norms : numpy.ndarray, optional
+        Squared norm of each base vector (computed from ``base`` when omitted).
     """
 
     projections: np.ndarray
@@ -538,7 +565,12 @@ class LSHIndex:
     center: np.ndarray
     family: str = "hyperplane"
     bucket_width: float = 1.0
+    norms: np.ndarray | None = field(default=None, repr=False)
     _empty: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.norms is None:
+            self.norms = np.einsum("ij,ij->i", self.base, self.base)
 
     @classmethod
     def build(
@@ -582,8 +614,7 @@ class LSHIndex:
         if family == "pstable":
             offsets = rng.uniform(0.0, bucket_width, size=(n_tables, n_bits)).astype(np.float32)
         index = cls(projections, offsets, [], base, center, family, bucket_width)
-        for table in range(n_tables):
-            codes = index._codes(base, table)
+        for codes in index._codes(base):
             order = np.argsort(codes, kind="stable")
             sorted_codes = codes[order]
             starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
@@ -591,18 +622,31 @@ class LSHIndex:
             index.tables.append({int(sorted_codes[s]): order[s:e] for s, e in zip(starts, ends, strict=True)})
         return index
 
-    def _codes(self, vectors: np.ndarray, table: int) -> np.ndarray:
-        """One integer signature per vector for ``table``."""
+    def _codes(self, vectors: np.ndarray, table: int | None = None) -> np.ndarray:
+        """One integer signature per vector: shape (n_tables, n_vectors), or (n_vectors,) for one ``table``.
+
+        Every table's functions are applied in one matrix product (not one product per table).
+        """
+        tables = list(range(self.projections.shape[0])) if table is None else [table]
+        n_tables, n_bits, n_dims = self.projections[tables].shape
+        functions = self.projections[tables].reshape(n_tables * n_bits, n_dims)
         if self.family == "hyperplane":
-            bits = hyperplane_bits(vectors - self.center, self.projections[table])
-            return bits.astype(np.int64) @ (1 << np.arange(bits.shape[1], dtype=np.int64))
-        slots = np.floor((vectors @ self.projections[table].T + self.offsets[table]) / self.bucket_width)
-        # Combine the n_bits slot numbers into one 63-bit signature with the shared mixer.
-        shifted = (slots.astype(np.int64) + 2**31).astype(np.uint64)
-        code = np.zeros(vectors.shape[0], dtype=np.uint64)
-        for j in range(shifted.shape[1]):
-            code = hashing.mix64(code ^ shifted[:, j], salt=j + 1)
-        return (code >> np.uint64(1)).astype(np.int64)
+            bits = hyperplane_bits(vectors - self.center, functions).reshape(-1, n_tables, n_bits)
+            code = np.zeros(bits.shape[:2], dtype=np.int64)
+            for j in range(n_bits):  # the bits read as a binary number
+                code |= bits[:, :, j].astype(np.int64) << j
+        else:
+            offsets = self.offsets[tables].reshape(n_tables * n_bits)
+            slots = np.floor((vectors @ functions.T + offsets) / self.bucket_width).reshape(
+                -1, n_tables, n_bits
+            )
+            # Combine the n_bits slot numbers into one 63-bit signature with the shared mixer.
+            shifted = (slots.astype(np.int64) + 2**31).astype(np.uint64)
+            mixed = np.zeros(shifted.shape[:2], dtype=np.uint64)
+            for j in range(n_bits):
+                mixed = hashing.mix64(mixed ^ shifted[:, :, j], salt=j + 1)
+            code = (mixed >> np.uint64(1)).astype(np.int64)
+        return code.T if table is None else code[:, 0]
 
     def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, float]:
         """Approximate k nearest neighbours: the union of the query's buckets, re-ranked exactly.
@@ -622,7 +666,7 @@ class LSHIndex:
         queries = _as_matrix("queries", queries, max_rows=MAX_QUERIES)
         _same_dims(queries, self.base)
         k = validate.bounded_int("k", k, MAX_K)
-        codes = [self._codes(queries, t) for t in range(len(self.tables))]
+        codes = self._codes(queries)
         result = np.full((queries.shape[0], k), -1, dtype=np.int64)
         scanned = 0
         for i in range(queries.shape[0]):
@@ -630,7 +674,7 @@ class LSHIndex:
             rows = np.unique(np.concatenate(buckets))
             scanned += rows.size
             if rows.size:
-                top = _rerank(queries[i], self.base, rows, k)
+                top = _rerank(queries[i], self.base, self.norms, rows, k)
                 result[i, : top.size] = top
         return result, scanned / (queries.shape[0] * self.base.shape[0])
 
@@ -738,7 +782,8 @@ class FaissIndexes:
     indexes : dict
         Name ("Flat", "IVFFlat", "HNSW", "IVFPQ") to the FAISS index.
     build_s : dict
-        Name to build time (training plus adding), seconds.
+        Name to build time (training plus adding), seconds. IVFPQ reuses IVFFlat's coarse
+        k-means when both are built; its time includes that training, as if built alone.
     memory_bytes : dict
         Name to the serialised index size, bytes (vectors, links, codes, centroids).
     n_vectors : int
@@ -826,6 +871,7 @@ def build_faiss_indexes(
     try:
         sample = base[np.sort(rng.choice(n_vectors, size=train_size, replace=False))]
         built, build_s = {}, {}
+        coarse = {}  # IVFFlat's trained k-means centroids and the seconds its training took
 
         def timed(name: str, make: Callable[[], object]) -> None:
             started = time.perf_counter()
@@ -839,12 +885,20 @@ def build_faiss_indexes(
 
         def ivf(pq: bool):
             quantizer = faiss.IndexFlatL2(n_dims)
+            if pq and coarse:
+                # IVFFlat's k-means already split this sample into nlist cells: IVFPQ starts from those
+                # centroids (FAISS does not retrain a filled quantizer) instead of repeating the k-means.
+                quantizer.add(coarse["centroids"])
             if pq:
                 index = faiss.IndexIVFPQ(quantizer, n_dims, nlist, pq_m, pq_bits)
             else:
                 index = faiss.IndexIVFFlat(quantizer, n_dims, nlist)
             index.cp.seed = int(rng.integers(2**31))
+            started = time.perf_counter()
             index.train(sample)
+            if not pq:
+                coarse["train_s"] = time.perf_counter() - started
+                coarse["centroids"] = quantizer.reconstruct_n(0, nlist)
             index.add(base)
             return index
 
@@ -858,6 +912,8 @@ def build_faiss_indexes(
         for kind in FAISS_KINDS:
             if kind in kinds:
                 timed(kind, makers[kind])
+        if "IVFPQ" in built and coarse:
+            build_s["IVFPQ"] += coarse["train_s"]  # what building IVFPQ alone costs
         memory = {name: _index_bytes(faiss, index) for name, index in built.items()}
     finally:
         faiss.omp_set_num_threads(previous)
@@ -892,6 +948,7 @@ def measure_faiss(
     *,
     nprobes: Sequence[int] = (1, 4, 16, 64),
     ef_searches: Sequence[int] = (16, 32, 64, 128),
+    pq_nprobes: Sequence[int] | None = None,
     repeats: int = 3,
 ) -> experiment.Run:
     """Recall@k and queries per second of each FAISS index at each query-time setting.
@@ -905,9 +962,12 @@ def measure_faiss(
     queries : array_like, shape (n_queries, n_dims)
     truth : array_like of int, shape (n_queries, k)
     nprobes : sequence of int
-        IVF cells scanned per query (IVFFlat and IVFPQ), each 1 to nlist.
+        IVF cells scanned per query (IVFFlat, and IVFPQ unless ``pq_nprobes`` is given), each 1 to nlist.
     ef_searches : sequence of int
         HNSW candidate-list lengths, each k to 10,000.
+    pq_nprobes : sequence of int or None
+        IVFPQ's own nprobe values, each 1 to nlist (None: ``nprobes``). IVFPQ scans its cells
+        slower than IVFFlat, so a long IVFFlat sweep need not be repeated on it.
     repeats : int
         Timed calls per setting (median kept), 1 to ``MAX_REPEATS``.
 
@@ -928,12 +988,17 @@ def measure_faiss(
     ef_searches = [validate.int_in_range("ef_searches", e, k, 10_000) for e in ef_searches]
     if not nprobes or not ef_searches or len(nprobes) + len(ef_searches) > MAX_SETTINGS:
         raise ValueError(f"nprobes and ef_searches must each hold 1 to {MAX_SETTINGS} values")
+    if pq_nprobes is None:
+        pq_nprobes = nprobes
+    pq_nprobes = [validate.int_in_range("pq_nprobes", p, 1, nlist) for p in pq_nprobes]
+    if not 1 <= len(pq_nprobes) <= MAX_SETTINGS:
+        raise ValueError(f"pq_nprobes must hold 1 to {MAX_SETTINGS} values")
     repeats = validate.bounded_int("repeats", repeats, MAX_REPEATS)
     faiss, previous = _faiss(indexes.n_threads)
     plan = [("Flat", "-", 0)]
     plan += [("IVFFlat", "nprobe", p) for p in nprobes]
     plan += [("HNSW", "efSearch", e) for e in ef_searches]
-    plan += [("IVFPQ", "nprobe", p) for p in nprobes]
+    plan += [("IVFPQ", "nprobe", p) for p in pq_nprobes]
     plan = [step for step in plan if step[0] in indexes.indexes]
     rows = []
     try:
@@ -1101,22 +1166,27 @@ def measure_brute_force(
     rows = []
     try:
         for n_dims in dims:
+            # One data set per dimension, at the largest size; each size takes a prefix of it (the
+            # vectors are independent draws, so a prefix is a sample of the same distribution).
+            largest, queries = make_clustered_vectors(
+                max(sizes),
+                n_dims,
+                n_clusters=n_clusters,
+                center_scale=center_scale,
+                n_queries=n_queries,
+                seed=rng,
+            )
             for n_vectors in sizes:
-                base, queries = make_clustered_vectors(
-                    n_vectors,
-                    n_dims,
-                    n_clusters=n_clusters,
-                    center_scale=center_scale,
-                    n_queries=n_queries,
-                    seed=rng,
-                )
+                base = largest[:n_vectors]
                 flat = faiss.IndexFlatL2(n_dims)
                 flat.add(base)
                 for library, call in (
                     ("numpy", lambda base=base, queries=queries: brute_force_knn(base, queries, k)),
                     ("FAISS Flat", lambda flat=flat, queries=queries: flat.search(queries, k)),
                 ):
-                    seconds = timing.median_seconds(call, repeats=3, max_total_s=2.0)
+                    # Median of 3; a point whose call alone takes over 0.5 s (a whole batch over the
+                    # largest collection) stops after 2, which already span a second of work.
+                    seconds = timing.median_seconds(call, repeats=3, max_total_s=1.0)
                     rows.append(
                         {
                             "library": library,
@@ -1232,13 +1302,15 @@ def measure_filtered_search(
                     faiss.SearchParametersIVF(sel=selector, nprobe=nprobe),
                 ),
             }
-            truth = pre_filter()
+            truth = None
             for strategy, call in strategies.items():
                 found: list = []
                 seconds = timing.median_seconds(
                     lambda call=call, found=found: found.append(call()), repeats=3, max_total_s=5.0
                 )
                 result = found[-1]
+                if truth is None:  # the pre-filter runs first: its answer is the exact one, not recomputed
+                    truth = result
                 rows.append(
                     {
                         "allowed_share": share,
