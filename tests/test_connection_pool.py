@@ -109,8 +109,11 @@ def test_real_pool_shares_cores(tmp_path, monkeypatch):
     measured = connection_pool.measure_pool_sizes([1, cpus, big], clients=big, duration_s=0.5, rows=100_000)
     summary = connection_pool.summarize_measurements(measured).set_index("pool_size")
     cpu_s = summary.loc[big, "cpu_per_query_ms"] / 1000
-    # Queries are CPU work, not waits (the wrong mental model would have cpu ~ 0).
-    assert cpu_s > 0.2 * summary.loc[1, "p50_query_ms"] / 1000
+    # Queries are CPU work, not waits (the wrong mental model would have cpu ~ 0): with one
+    # connection, the least disturbed query spent most of its wall time on a CPU. (Not the median:
+    # with two CPU hogs beside it a 5 ms query took 70 ms of wall time, waiting for a core.)
+    alone = measured.frame[(measured.frame["pool_size"] == 1) & (measured.frame["outcome"] == "served")]
+    assert (alone["query_cpu_s"] / alone["query_s"]).max() > 0.5
     # Capacity is cores / CPU per query, however many connections: a 15% margin for timer
     # granularity and the query that straddles the end of the run.
     assert summary.loc[big, "throughput_per_s"] * cpu_s <= 1.15 * cpus

@@ -215,5 +215,12 @@ def test_real_thread_pod_follows_erlang_c_at_high_load():
     assert (table["requests"] > 500).all()
     low, high = table.iloc[0], table.iloc[1]
     assert high["mean_wait_ms"] > low["mean_wait_ms"]
-    assert high["mean_wait_ms_theory"] / 2.5 < high["mean_wait_ms"] < 2.5 * high["mean_wait_ms_theory"]
     assert high["waited_share"] > low["waited_share"]
+    # Theory is Erlang C at the *measured* rate and service time. On a machine so busy that the
+    # sleeps overshoot by a quarter, the measured load reaches saturation, where Erlang C's wait
+    # is infinite and there is nothing finite to compare (seen with two CPU hogs and a book build
+    # on two cores); the ordering above still holds there.
+    at_high = run.frame[run.frame["utilisation"] == 0.8]
+    measured_load = at_high["arrival_rate_per_s"] * at_high["mean_service_ms"] / 1000 / 4
+    if (measured_load < 0.95).all():
+        assert high["mean_wait_ms_theory"] / 2.5 < high["mean_wait_ms"] < 2.5 * high["mean_wait_ms_theory"]
