@@ -940,5 +940,8 @@ def plot_scale_out(run: pd.DataFrame, ax: Axes | None = None, *, scale_out_s: fl
         ax.plot(smooth.index, smooth.values, label=f"backend {backend}")
     if scale_out_s is not None:
         ax.axvline(scale_out_s, color="0.5", ls=":")
-    label(ax, "time (s)", "requests per second", legend=True)
+    label(ax, "time (s)", "requests per second")
+    # Beside the axes, not loc="best": that scans every point of every line on each draw (most of
+    # an explorer update with 12 backends), and no corner is free of lines here.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return ax
