@@ -233,3 +233,19 @@ def test_query_latency_one_at_a_time_and_batched(faiss_run):
     assert set(frame.index) == {"Flat", "IVFFlat", "HNSW", "IVFPQ"}
     assert (frame["single_p99_ms"] >= frame["single_p50_ms"]).all()
     assert (frame[["batch_qps", "single_qps"]] > 0).all().all()
+
+
+def test_latency_reuses_the_batch_timing_of_measure_faiss(faiss_run):
+    base, queries, truth, indexes = faiss_run
+    run = vs.measure_faiss(
+        indexes, queries, truth, nprobes=[1, 8], ef_searches=[32], pq_nprobes=[8], repeats=1
+    )
+    frame = run.frame.set_index(["method", "setting"])
+    # IVFPQ is swept over its own nprobes; IVFFlat over nprobes.
+    assert list(frame.loc["IVFPQ"].index) == [8] and list(frame.loc["IVFFlat"].index) == [1, 8]
+    latency = vs.measure_query_latency(indexes, queries, nprobe=8, ef_search=32, batch=run).frame
+    reused = latency.set_index("method")["batch_qps"]
+    for method, setting in (("Flat", 0), ("IVFFlat", 8), ("HNSW", 32), ("IVFPQ", 8)):
+        assert reused[method] == pytest.approx(frame.loc[(method, setting), "qps"])
+    with pytest.raises(ValueError, match="batch"):
+        vs.measure_query_latency(indexes, queries[:10], batch=run)
