@@ -46,9 +46,10 @@ def test_real_race_fails_only_between_the_timeout_and_the_fin():
     med = frame.groupby("outcome")["gap_s"].median()
     assert {"ok", "reconnect"} <= set(med.index)
     assert med["ok"] < med["reconnect"]
-    # The timer slack (how late this run's sleeps woke) blurs the borders between the zones on a
-    # busy machine: with two CPU hogs on two cores the 502 and reconnect medians came 0.1 ms
-    # apart the wrong way round while sleeps woke ~4 ms late. Order them within that slack.
+    # The timer slack (how late this run's sleeps woke plus how late the backend's closes came)
+    # blurs the borders between the zones on a busy machine: with two CPU hogs on two cores the
+    # 502 median came 1 ms past the reconnect median while closes ran ~7 ms late. Order them
+    # within that slack; the physical bounds (no failure before the timeout) are exact.
     slack_s = max(run.summary["timer_slack_ms"], 0.0) / 1000
     assert 0 <= slack_s < 0.5
     assert ((frame["gap_s"] - frame["planned_gap_s"]) > -1e-3).all()  # a sleep never wakes early

@@ -631,16 +631,22 @@ MAX_RACE_TRIALS = 5_000  # reuse attempts in one real race measurement
 MAX_RACE_IDLE_S = 2.0  # the backend's idle timeout in the real race (it is waited out per trial)
 
 
-def _race_backend(listener: socket.socket, idle_s: float, stop: threading.Event) -> None:
+def _race_backend(
+    listener: socket.socket, idle_s: float, stop: threading.Event, late_s: list[float] | None = None
+) -> None:
     # A keep-alive backend: answer each request line, then wait up to idle_s for the next one and
-    # close the connection when the wait runs out (as Node's keepAliveTimeout does).
+    # close the connection when the wait runs out (as Node's keepAliveTimeout does). late_s
+    # collects how much later than idle_s each close happened (a busy machine delays the thread).
     def serve(conn: socket.socket) -> None:
         with conn:
             conn.settimeout(idle_s)
+            answered = time.perf_counter()
             while not stop.is_set():
                 try:
                     data = conn.recv(64)
                 except TimeoutError:
+                    if late_s is not None:
+                        late_s.append(time.perf_counter() - answered - idle_s)
                     return  # idle too long: close (an RST if a request slipped in meanwhile)
                 except OSError:
                     return
@@ -650,6 +656,7 @@ def _race_backend(listener: socket.socket, idle_s: float, stop: threading.Event)
                     conn.sendall(b"OK\n")
                 except OSError:
                     return
+                answered = time.perf_counter()
 
     listener.settimeout(0.1)
     while not stop.is_set():
@@ -730,8 +737,10 @@ def measure_idle_race(
         ``frame``: one row per trial: ``gap_s`` (idle time before the reuse, measured),
         ``planned_gap_s`` (the gap drawn), ``outcome`` (``ok``, ``502`` or ``reconnect``).
         ``summary``: ``n_trials``, ``n_502``, ``window_ms`` (estimated width of the race window:
-        ``2 * spread_ms`` times the share of 502s), ``backend_idle_timeout_s`` and
-        ``timer_slack_ms`` (median of measured minus planned gap, ms: how late sleeps woke).
+        ``2 * spread_ms`` times the share of 502s), ``backend_idle_timeout_s``,
+        ``client_late_ms`` (median of measured minus planned gap), ``backend_late_ms`` (90th
+        percentile of how late the backend's closes came) and ``timer_slack_ms`` (their sum, ms:
+        how far this run's timing blurs the borders between the outcomes).
     """
     idle = validate.float_in_range("backend_idle_timeout_s", backend_idle_timeout_s, 0.005, MAX_RACE_IDLE_S)
     spread = validate.float_in_range("spread_ms", spread_ms, 0.05, 100.0) / 1000
@@ -745,7 +754,8 @@ def measure_idle_race(
     deadline = time.monotonic() + limit
     stop = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0), backlog=256)
-    backend = threading.Thread(target=_race_backend, args=(listener, idle, stop), daemon=True)
+    late_s: list[float] = []
+    backend = threading.Thread(target=_race_backend, args=(listener, idle, stop, late_s), daemon=True)
     backend.start()
     rows: list[tuple[str, float]] = []
     try:
@@ -767,15 +777,19 @@ def measure_idle_race(
     n_done = len(frame)
     n_502 = int((frame["outcome"] == "502").sum())
     window_ms = 2 * spread * 1000 * n_502 / n_done if n_done else math.nan
-    # How late this machine's sleeps woke up (median): on a busy machine the measured gaps, and the
-    # backend's own timer, drift by about this much, which blurs the borders between the outcomes.
-    slack_ms = float(1000 * (frame["gap_s"] - frame["planned_gap_s"]).median()) if n_done else math.nan
+    # How late this run's timers fired: the client's sleeps (median) and the backend's closes (90th
+    # percentile). On a busy machine (or with threads queueing for the GIL) the borders between the
+    # outcomes blur by about their sum.
+    client_ms = float(1000 * (frame["gap_s"] - frame["planned_gap_s"]).median()) if n_done else math.nan
+    backend_ms = float(1000 * np.percentile(late_s, 90)) if late_s else 0.0
     summary = {
         "n_trials": n_done,
         "n_502": n_502,
         "window_ms": window_ms,
         "backend_idle_timeout_s": idle,
-        "timer_slack_ms": slack_ms,
+        "client_late_ms": client_ms,
+        "backend_late_ms": backend_ms,
+        "timer_slack_ms": max(client_ms, 0.0) + max(backend_ms, 0.0),
     }
     return experiment.Run.create(frame, summary)
 
