@@ -669,9 +669,12 @@ class LSHIndex:
         codes = self._codes(queries)
         result = np.full((queries.shape[0], k), -1, dtype=np.int64)
         scanned = 0
+        candidate = np.zeros(self.base.shape[0], dtype=bool)  # the union of a query's buckets
         for i in range(queries.shape[0]):
             buckets = [self.tables[t].get(int(codes[t][i]), self._empty) for t in range(len(self.tables))]
-            rows = np.unique(np.concatenate(buckets))
+            candidate[np.concatenate(buckets)] = True
+            rows = np.flatnonzero(candidate)  # each candidate once, in row order
+            candidate[rows] = False
             scanned += rows.size
             if rows.size:
                 top = _rerank(queries[i], self.base, self.norms, rows, k)
