@@ -238,11 +238,11 @@ def test_query_latency_one_at_a_time_and_batched(faiss_run):
 def test_latency_reuses_the_batch_timing_of_measure_faiss(faiss_run):
     base, queries, truth, indexes = faiss_run
     run = vs.measure_faiss(
-        indexes, queries, truth, nprobes=[1, 8], ef_searches=[32], pq_nprobes=[8], repeats=1
+        indexes, queries, truth, nprobes=[1, 8], ef_searches=[32], pq_nprobes=[8], once_nprobes=[2, 8]
     )
     frame = run.frame.set_index(["method", "setting"])
-    # IVFPQ is swept over its own nprobes; IVFFlat over nprobes.
-    assert list(frame.loc["IVFPQ"].index) == [8] and list(frame.loc["IVFFlat"].index) == [1, 8]
+    # IVFPQ is swept over its own nprobes; IVFFlat over nprobes and the once-timed extras, in order.
+    assert list(frame.loc["IVFPQ"].index) == [8] and list(frame.loc["IVFFlat"].index) == [1, 2, 8]
     latency = vs.measure_query_latency(indexes, queries, nprobe=8, ef_search=32, batch=run).frame
     reused = latency.set_index("method")["batch_qps"]
     for method, setting in (("Flat", 0), ("IVFFlat", 8), ("HNSW", 32), ("IVFPQ", 8)):

@@ -952,6 +952,7 @@ def measure_faiss(
     nprobes: Sequence[int] = (1, 4, 16, 64),
     ef_searches: Sequence[int] = (16, 32, 64, 128),
     pq_nprobes: Sequence[int] | None = None,
+    once_nprobes: Sequence[int] = (),
     repeats: int = 3,
 ) -> experiment.Run:
     """Recall@k and queries per second of each FAISS index at each query-time setting.
@@ -971,6 +972,10 @@ def measure_faiss(
     pq_nprobes : sequence of int or None
         IVFPQ's own nprobe values, each 1 to nlist (None: ``nprobes``). IVFPQ scans its cells
         slower than IVFFlat, so a long IVFFlat sweep need not be repeated on it.
+    once_nprobes : sequence of int
+        More IVFFlat nprobe values, each 1 to nlist, timed with one call each: settings a page
+        only displays (an explorer's slider) need no median. Values also in ``nprobes`` get
+        ``repeats`` calls.
     repeats : int
         Timed calls per setting (median kept), 1 to ``MAX_REPEATS``.
 
@@ -996,10 +1001,13 @@ def measure_faiss(
     pq_nprobes = [validate.int_in_range("pq_nprobes", p, 1, nlist) for p in pq_nprobes]
     if not 1 <= len(pq_nprobes) <= MAX_SETTINGS:
         raise ValueError(f"pq_nprobes must hold 1 to {MAX_SETTINGS} values")
+    once = {validate.int_in_range("once_nprobes", p, 1, nlist) for p in once_nprobes} - set(nprobes)
+    if len(once) > MAX_SETTINGS:
+        raise ValueError(f"once_nprobes must hold at most {MAX_SETTINGS} values")
     repeats = validate.bounded_int("repeats", repeats, MAX_REPEATS)
     faiss, previous = _faiss(indexes.n_threads)
     plan = [("Flat", "-", 0)]
-    plan += [("IVFFlat", "nprobe", p) for p in nprobes]
+    plan += [("IVFFlat", "nprobe", p) for p in (sorted({*nprobes, *once}) if once else nprobes)]
     plan += [("HNSW", "efSearch", e) for e in ef_searches]
     plan += [("IVFPQ", "nprobe", p) for p in pq_nprobes]
     plan = [step for step in plan if step[0] in indexes.indexes]
@@ -1018,7 +1026,7 @@ def measure_faiss(
                 lambda index=index, params=params, found=found: found.append(
                     _faiss_search(faiss, index, queries, k, params)
                 ),
-                repeats=repeats,
+                repeats=1 if method == "IVFFlat" and setting in once else repeats,
                 max_total_s=0.4,  # a batch that alone takes over 0.2 s is timed fewer than 3 times
             )
             rows.append(
