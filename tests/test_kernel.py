@@ -126,9 +126,7 @@ def test_claim_mode_typo_is_an_error(monkeypatch):
 
 def test_record_glues_plain_values_and_shows_them(monkeypatch):
     glued = {}
-    import myst_nb
-
-    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display=True: glued.update({key: value}))
+    monkeypatch.setattr(notebook, "_glue", lambda key, value, display=True: glued.update({key: value}))
     shown = []
     import IPython.display
 
@@ -270,3 +268,26 @@ def test_a_child_dies_with_a_kernel_killed_by_sigkill():
     finally:
         kernel.kill()
         kernel.wait(timeout=10)
+
+
+@pytest.mark.parametrize("display", [False, True])
+@pytest.mark.parametrize("value", [3, 2.5, "a phrase", True])
+def test_record_glues_exactly_as_myst_nb_does(monkeypatch, value, display):
+    # syslab.notebook writes myst-nb's glue outputs itself (importing myst_nb's glue costs ~2 s
+    # per chapter); the book reads them with myst-nb, so the two must emit the same display call.
+    import IPython.display
+    import myst_nb.ext.glue as myst_glue
+
+    from syslab import notebook
+
+    calls = []
+
+    def capture(*args, **kwargs):
+        calls.append((args, kwargs))
+
+    monkeypatch.setattr(myst_glue, "ipy_display", capture)
+    monkeypatch.setattr(IPython.display, "display", capture)
+    myst_glue.glue("key_a", value, display=display)
+    notebook._glue("key_a", value, display=display)
+    assert len(calls) == 2
+    assert calls[0] == calls[1]

@@ -82,13 +82,28 @@ def record(**values: object) -> None:
     """
     if not values:
         raise ValueError("record needs at least one key=value")
-    from myst_nb import glue
-
     plain = {key: _plain(key, value) for key, value in values.items()}
     for key, value in plain.items():
-        glue(key, value, display=False)
+        _glue(key, value, display=False)
         setattr(recorded, key, value)
     _display_markdown(" · ".join(f"`{key}` = {_format(value)}" for key, value in plain.items()))
+
+
+# myst-nb's glue protocol (``myst_nb.glue`` in myst-nb 1.x), written out here: importing
+# myst_nb's glue imports nbformat, whose jsonschema import compiles 38 rfc3987 grammars with lark,
+# about 2 s of every chapter's first record (6 s under load). The book reads these outputs with
+# myst-nb itself; tests/test_kernel.py holds this function's output equal to myst_nb.glue's.
+_GLUE_PREFIX = "application/papermill.record/"
+
+
+def _glue(key: str, value: object, *, display: bool) -> None:
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else _GLUE_PREFIX
+    metadata["scrapbook"] = {"name": key, "mime_prefix": prefix}
+    ipy_display({prefix + mime: data for mime, data in bundle.items()}, raw=True, metadata=metadata)
 
 
 def _display_markdown(text: str) -> None:
@@ -121,7 +136,6 @@ def figure(key: str, artist: object) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from myst_nb import glue
 
     target = artist
     if isinstance(target, np.ndarray):
@@ -134,7 +148,7 @@ def figure(key: str, artist: object) -> None:
         fig = target
     else:
         raise TypeError(f"artist must be a matplotlib Figure or Axes, got {type(artist).__name__}")
-    glue(key, fig, display=True)
+    _glue(key, fig, display=True)
     plt.close(fig)
 
 
