@@ -249,3 +249,24 @@ def test_latency_reuses_the_batch_timing_of_measure_faiss(faiss_run):
         assert reused[method] == pytest.approx(frame.loc[(method, setting), "qps"])
     with pytest.raises(ValueError, match="batch"):
         vs.measure_query_latency(indexes, queries[:10], batch=run)
+
+
+def test_exact_batch_sentence_follows_the_measurement_and_faiss_threshold():
+    import pandas as pd
+
+    def latency(batch_qps, threshold):
+        frame = pd.DataFrame(
+            {"method": ["Flat", "HNSW"], "batch_qps": [batch_qps, 9.0], "single_qps": [100.0, 8.0]}
+        )
+        summary = {"faiss_version": "1.15.1", "n_threads": 1, "blas_threshold": threshold}
+        return experiment.Run.create(frame, summary)
+
+    assert "paid" in vs.exact_batch_sentence(latency(150.0, 20), 200)
+    below = vs.exact_batch_sentence(latency(101.0, 128_000), 200)
+    assert "128,000" in below and "these 200" in below
+    above = vs.exact_batch_sentence(latency(101.0, 20), 200)
+    assert "BLAS path" in above and "tuned" in above
+    with pytest.raises(TypeError, match="latency"):
+        vs.exact_batch_sentence(pd.DataFrame(), 200)
+    with pytest.raises(ValueError, match="n_queries"):
+        vs.exact_batch_sentence(latency(150.0, 20), 0)
