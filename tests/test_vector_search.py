@@ -261,7 +261,8 @@ def test_exact_batch_sentence_follows_the_measurement_and_faiss_threshold():
         summary = {"faiss_version": "1.15.1", "n_threads": 1, "blas_threshold": threshold}
         return experiment.Run.create(frame, summary)
 
-    assert "paid" in vs.exact_batch_sentence(latency(150.0, 20), 200)
+    assert "shared one matrix product" in vs.exact_batch_sentence(latency(150.0, 20), 200)
+    assert "fewer calls alone" in vs.exact_batch_sentence(latency(150.0, 128_000), 200)
     below = vs.exact_batch_sentence(latency(101.0, 128_000), 200)
     assert "128,000" in below and "these 200" in below
     above = vs.exact_batch_sentence(latency(101.0, 20), 200)
