@@ -1529,13 +1529,19 @@ def plot_latency_histogram(df: pd.DataFrame, ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
-        The axes drawn on: requests against latency (ms), log-spaced bins from 0.01 to 2000 ms.
+        The axes drawn on: requests against latency (ms), one filled outline over 69 log-spaced
+        bins from 0.01 to 2000 ms.
     """
     validate.frame_columns("df", df, ["latency_ms", "paused_ms"])
     ax = axes_or_new(ax, figsize=(6, 3.4))
     s = summarize_latency(df)
-    ax.hist(df["latency_ms"], bins=np.geomspace(0.01, 2000, 70), log=True)
-    ax.set_xscale("log")
+    # One outline instead of 69 bars, and plain tick labels on the log axes: most of an explorer
+    # update was matplotlib drawing the bars and formatting log ticks (0.35-0.6 s of CPU).
+    counts, edges = np.histogram(df["latency_ms"], bins=np.geomspace(0.01, 2000, 70))
+    ax.stairs(counts, edges, fill=True)
+    ax.set(xscale="log", yscale="log")
+    ax.xaxis.set_major_formatter("{x:g}")
+    ax.yaxis.set_major_formatter("{x:g}")
     label(ax, "request latency (ms)", "requests")
     ax.text(0.02, 0.9, f"p99 {s.p99_ms:.1f} ms, p99.9 {s.p999_ms:.1f} ms", transform=ax.transAxes)
     return ax
