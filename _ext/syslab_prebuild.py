@@ -114,37 +114,15 @@ def _execute(path: str, timeout: int, allow_errors: bool) -> dict:
     }
 
 
-def _benchmarked_seconds(srcdir: Path) -> dict[str, float]:
-    """Chapter slug -> seconds at full size, from the committed benchmarks/latest.csv (may be empty)."""
-    import csv
-
-    table = srcdir / "benchmarks" / "latest.csv"
-    seconds: dict[str, float] = {}
-    try:
-        with table.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    seconds[row["what"]] = float(row["seconds"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-    except OSError:
-        pass
-    return seconds
-
-
-def _expected_seconds(cache, path: Path, benchmarked: dict[str, float] | None = None) -> float:
-    """Expected execution time of ``path``: the cache's last run, else the committed benchmark.
-
-    Longest first keeps the pool busy to the end; on a cold build (an empty cache) the benchmark's
-    figures give the order, so the slowest chapters do not start last and leave one worker alone.
-    """
+def _expected_seconds(cache, path: Path) -> float:
+    """Last known execution time of ``path`` (longest first keeps the pool busy to the end)."""
     try:
         for record in cache.list_cache_records():
             if record.uri == str(path):
                 return float(record.data.get("execution_seconds") or 0.0)
     except Exception:  # noqa: BLE001 - an old or odd cache only loses the ordering hint
         pass
-    return (benchmarked or {}).get(Path(path).stem, 0.0)
+    return 0.0
 
 
 def prebuild(srcdir: Path, cache_path: Path, *, timeout: int, allow_errors: bool, workers: int, log) -> dict:
@@ -169,8 +147,7 @@ def prebuild(srcdir: Path, cache_path: Path, *, timeout: int, allow_errors: bool
             todo.append(path)
     if not todo or workers <= 1:
         return summary
-    benchmarked = _benchmarked_seconds(srcdir)
-    todo.sort(key=lambda path: _expected_seconds(cache, path, benchmarked), reverse=True)
+    todo.sort(key=lambda path: _expected_seconds(cache, path), reverse=True)
     log(f"[syslab] executing {len(todo)} notebook(s), {workers} at a time, into {cache_path}")
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
