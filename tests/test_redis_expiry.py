@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -263,12 +264,13 @@ def test_real_lazy_expiry_and_ttl_replies():
 @pytest.mark.real
 def test_real_del_blocks_and_unlink_does_not():
     servers = _redis_pair()
-    run = rx.measure_delete_cost(servers[10], [100_000])
-    by = run.frame.set_index("command")
-    # DEL frees 100,000 fields on the event loop (tens to hundreds of ms); UNLINK hands them to a thread
-    # and takes microseconds -- unless a busy box preempts the server for a few ms, hence only 3x.
-    assert by.loc["DEL", "server_ms"] > 3 * by.loc["UNLINK", "server_ms"]
-    assert by.loc["DEL", "ns_per_field"] > 50  # the CPython-dict proxy said about 16 ns
+    runs = [rx.measure_delete_cost(servers[10], [100_000]).frame for _ in range(2)]
+    # DEL frees 100,000 fields on the event loop (tens of ms); UNLINK hands them to a thread and
+    # takes microseconds -- unless a busy box preempts the server mid-command (an UNLINK once took
+    # 5.7 ms beside a book build), hence the best of two runs and only 3x.
+    best = pd.concat(runs).groupby("command")[["server_ms", "ns_per_field"]].min()
+    assert best.loc["DEL", "server_ms"] > 3 * best.loc["UNLINK", "server_ms"]
+    assert best.loc["DEL", "ns_per_field"] > 50  # the CPython-dict proxy said about 16 ns
     with pytest.raises(ValueError, match="n_fields"):
         rx.measure_delete_cost(servers[10], [10**9])
 
