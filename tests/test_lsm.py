@@ -153,6 +153,9 @@ def test_rocksdb_counts_flush_and_compaction_bytes():
     assert last["flush_bytes"] > 0.3 * last["user_bytes"]
     # 100,000 keys (10 MiB, more than a memtable) overwritten 3 times: compaction has run.
     assert last["compact_bytes"] > 0 and summary["write_amp"] > 1.0
+    segments = run.frame["write_amp_segment"]
+    assert summary["write_amp_first_segment"] == segments.iloc[0]
+    assert summary["write_amp_later_segments"] == pytest.approx(segments.iloc[2:].median())
     # The filter: ~1% false positives at 10 bits/key (generous bounds), and far fewer block reads.
     assert 0.2 < summary["false_positive_pct"] < 3.0
     assert summary["block_reads_per_lookup_filter"] < 0.3 * summary["block_reads_per_lookup_no_filter"]

@@ -870,7 +870,8 @@ def measure_rocksdb(
         same over the segment since the previous checkpoint), ``write_amp_with_debt``
         (segment writes plus the change in pending compaction bytes, over segment user bytes).
         Summary: ``rocksdb_version``, ``user_bytes``, ``live_bytes``, ``write_amp``,
-        ``write_amp_last_segment``, ``write_amp_steady_estimate`` (last segment with debt),
+        ``write_amp_first_segment``, ``write_amp_later_segments`` (median of the second half of
+        the segments), ``write_amp_last_segment``, ``write_amp_steady_estimate`` (last segment with debt),
         ``pending_compaction_bytes``, ``levels`` (levels holding files), ``level_files``
         (text), ``bloom_useful``, ``bloom_positive``, ``bloom_true_positive``,
         ``false_positive_pct``, ``block_reads_per_lookup_filter``,
@@ -983,6 +984,10 @@ def measure_rocksdb(
         "user_bytes": int(last["user_bytes"]),
         "live_bytes": int(key_space * (8 + value_bytes)),
         "write_amp": float(last["write_amp"]),
+        "write_amp_first_segment": float(frame["write_amp_segment"].iloc[0]),
+        # The second half of the segments, median: what the load cost once levels were filling
+        # (single segments swing with how far background compaction had got at each reading).
+        "write_amp_later_segments": float(frame["write_amp_segment"].iloc[len(frame) // 2 :].median()),
         "write_amp_last_segment": float(last["write_amp_segment"]),
         "write_amp_steady_estimate": float(last["write_amp_with_debt"]),
         "pending_compaction_bytes": int(last["pending_compaction_bytes"]),
