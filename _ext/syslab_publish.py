@@ -17,6 +17,7 @@ holds by the time they click. Local builds change nothing; the publishing workfl
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -26,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
+@functools.cache
 def _set_repository():
-    """tools/set_repository.py as a module (it owns the install cell's text)."""
+    """tools/set_repository.py as a module (it owns the install cell's text), loaded once per build."""
     spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
